@@ -1,0 +1,973 @@
+"""Data sources for Latent Lab: built-in sets, the user's .npz files and image folders.
+
+Every source ends up as a `DataSplit`: a train and a test `Dataset` of float32 images (N, C, H, W)
+in [0, 1] with int64 class labels, plus a JSON-able `spec` from which `load_from_spec` rebuilds
+exactly the same split later (a checkpoint stores it).
+
+    split = load_data("digits", seed=0)           # built-in: digits, shapes, shapes64, mnist, fashion-mnist
+    split = load_data("my_images.npz")            # x (N, H, W[, C]), optional y and label_names
+    split = load_data("pets.zip", image_size=32)  # one sub-folder per class, as a directory or a .zip
+
+User input is untrusted: files are parsed without pickle, sizes are bounded before anything big is
+read or unpacked, and every problem is reported as a one-line `DataError` that says what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import io
+import math
+import os
+import socket
+import tempfile
+import threading
+import urllib.parse
+import zipfile
+from dataclasses import dataclass
+from pathlib import PurePosixPath, PureWindowsPath
+from typing import BinaryIO, Iterator
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from vae_core.errors import DataError
+
+BUILTIN_SOURCES: tuple[str, ...] = ("digits", "shapes", "shapes64", "mnist", "fashion-mnist")
+
+# Limits on user data. They keep a bad or hostile file from exhausting memory or disk, and keep
+# training on a 2-core laptop sensible.
+MIN_IMAGES = 10  # fewest images in a data set: enough for a train part of >= 2 and a test part of >= 1
+MAX_SIDE = 256  # largest image height or width, in pixels
+MAX_VALUES = 200_000_000  # largest N * C * H * W (800 MB as float32)
+MAX_CLASSES = 100
+MAX_FILE_BYTES = 1 << 30  # largest .npz or .zip file read into memory, in bytes
+MAX_ZIP_FILES = 20_000  # most files a .zip may hold (ignored system files not counted)
+MAX_UNZIPPED_BYTES = 512 << 20  # largest total uncompressed size of a .zip, in bytes
+MAX_COMPRESSION_RATIO = 200  # larger ratios on big members are zip bombs, not images
+MAX_IMAGE_PIXELS = 40_000_000  # largest single image in an image folder, in pixels (40 megapixels)
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm")
+
+# The procedural shapes set (dSprites-like): fixed content, whatever the split seed.
+SHAPE_NAMES: tuple[str, ...] = ("square", "ellipse", "heart")
+SHAPE_FACTOR_NAMES: tuple[str, ...] = ("shape", "scale", "orientation", "pos_x", "pos_y")
+SHAPE_FACTOR_SIZES: tuple[int, ...] = (3, 6, 40, 32, 32)
+SHAPES_COUNT = 20_000
+_SHAPES_GENERATION_SEED = 0
+_SHAPE_RADIUS = 0.2  # radius of the disc that holds a sprite at max scale, as a fraction of the image side
+_RENDER_CHUNK = 4096  # sprites rendered at once: bounds the float temporaries to ~13 MB each at 64x64
+
+_MNIST_LIKE = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}  # source id -> torchvision class
+_NETWORK_PROBE_SECONDS = 3.0
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: comparing tensor fields with == would be ambiguous
+class Dataset:
+    """Images, class labels and, for shapes, the ground-truth generative factors."""
+
+    x: torch.Tensor  # (N, C, H, W) float32 in [0, 1]
+    y: torch.Tensor  # (N,) int64 class indices 0..K-1
+    label_names: tuple[str, ...]  # K names
+    factors: torch.Tensor | None = None  # (N, F) int64 factor indices (shapes only)
+    factor_names: tuple[str, ...] = ()
+    factor_sizes: tuple[int, ...] = ()  # number of distinct values of each factor
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+
+@dataclass(frozen=True, eq=False)
+class DataSplit:
+    """A train and a test set, and the recipe (`spec`) that loads the same split again."""
+
+    train: Dataset
+    test: Dataset
+    spec: dict  # JSON-able; see load_from_spec
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """Shape of one image: (channels, height, width)."""
+        c, h, w = self.train.x.shape[1:]
+        return (c, h, w)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes K."""
+        return len(self.train.label_names)
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        """Class names, indexed by label."""
+        return self.train.label_names
+
+    @property
+    def name(self) -> str:
+        """Short human name: a built-in id or the user file's base name."""
+        return self.spec["name"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry points
+# ---------------------------------------------------------------------------------------------
+
+
+def load_data(
+    source: str | os.PathLike,
+    *,
+    seed: int = 0,
+    image_size: int | None = None,
+    test_fraction: float = 0.2,
+    cache_dir: str | None = None,
+) -> DataSplit:
+    """Load a built-in data set by id, or a user .npz file, .zip or folder by path, split by `seed`."""
+    if isinstance(source, str) and source in BUILTIN_SOURCES:
+        return _load_builtin(source, seed=seed, image_size=image_size, test_fraction=test_fraction, cache_dir=cache_dir)
+    path = os.fspath(source)
+    if path.lower().endswith(".npz"):
+        split = load_npz(path, seed=seed, test_fraction=test_fraction)
+        _check_native_size(split.name, split.input_shape[1], image_size)
+        return split
+    if path.lower().endswith(".zip") or os.path.isdir(path):
+        return load_image_folder(path, image_size=image_size or 32, seed=seed, test_fraction=test_fraction)
+    known = ", ".join(repr(s) for s in BUILTIN_SOURCES)
+    problem = "no such file or folder" if not os.path.exists(path) else "not a .npz file, .zip or folder"
+    raise DataError(
+        f"unknown data source {path!r} ({problem}): use one of {known}, "
+        "or the path of a .npz file, a .zip of class folders or a folder of class folders"
+    )
+
+
+def load_from_spec(spec: dict, *, file: BinaryIO | None = None, cache_dir: str | None = None) -> DataSplit:
+    """Reload the split a checkpoint was trained on; refuse a user file that is missing or changed.
+
+    `file` is needed only for data that was uploaded rather than loaded from a path.
+    """
+    source, seed, test_fraction, image_size, fingerprint = _parse_spec(spec)
+    if source in BUILTIN_SOURCES:
+        split = _load_builtin(
+            source, seed=seed, image_size=image_size, test_fraction=test_fraction, cache_dir=cache_dir
+        )
+        if fingerprint is not None and split.spec["fingerprint"] != fingerprint:
+            raise DataError(
+                f"the built-in data set {source!r} differs from the one this model was trained on "
+                "(made by another version of the library): train the model again"
+            )
+        return split
+
+    path, name = spec.get("path"), spec.get("name") or "data"
+    if path is None and file is None:
+        raise DataError(f"the model was trained on the uploaded file {name!r}: upload {name!r} again to reload its data")
+    if file is None and not os.path.exists(path):
+        raise DataError(f"the data file {path!r} the model was trained on is missing: put it back, or train a new model")
+    blob, abs_path, name = _open_user_data(file if file is not None else path, name)
+    actual = _sha256(blob) if blob is not None else _hash_tree(abs_path)
+    if actual != fingerprint:
+        raise DataError(
+            f"the data {name!r} changed since the model was trained (its content hash differs): "
+            "restore the original file, or train a new model on the new data"
+        )
+    if source == "npz":
+        return _npz_split(blob, path=abs_path, name=name, seed=seed, test_fraction=test_fraction)
+    return _folder_split(blob, abs_path, name, image_size=image_size, seed=seed, test_fraction=test_fraction)
+
+
+def load_npz(
+    file: str | os.PathLike | BinaryIO, *, seed: int = 0, test_fraction: float = 0.2, name: str | None = None
+) -> DataSplit:
+    """Load images from a .npz file (a path or a binary file-like object, e.g. an upload)."""
+    blob, path, name = _open_user_data(file, name)
+    if blob is None:
+        raise DataError(f"{name!r} is a folder, not a .npz file: give the path of a .npz file")
+    return _npz_split(blob, path=path, name=name, seed=seed, test_fraction=test_fraction)
+
+
+def load_image_folder(
+    path_or_file: str | os.PathLike | BinaryIO,
+    *,
+    image_size: int = 32,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    name: str | None = None,
+) -> DataSplit:
+    """Load a folder (or .zip) with one sub-folder of images per class, resized to image_size pixels."""
+    _check_int("image_size", image_size, 4, MAX_SIDE)
+    blob, path, name = _open_user_data(path_or_file, name)
+    return _folder_split(blob, path, name, image_size=image_size, seed=seed, test_fraction=test_fraction)
+
+
+# ---------------------------------------------------------------------------------------------
+# Splitting and building tensors
+# ---------------------------------------------------------------------------------------------
+
+
+def _split_indices(n: int, seed: int, test_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic random (train, test) index arrays, each sorted, for n items."""
+    if n < MIN_IMAGES:
+        raise DataError(f"only {n} images: need at least {MIN_IMAGES} to split into train and test sets; add more")
+    # A private generator, not the global RNG: several threads may load data at once.
+    perm = np.random.default_rng(seed).permutation(n)
+    n_test = min(max(1, round(n * test_fraction)), n - 2)  # keep >= 1 test and >= 2 train images
+    return np.sort(perm[n_test:]), np.sort(perm[:n_test])
+
+
+def _to_tensor(x: np.ndarray, scale: float) -> torch.Tensor:
+    """(N, H, W, C) array of values in [0, scale] -> (N, C, H, W) float32 tensor in [0, 1]."""
+    out = np.ascontiguousarray(np.moveaxis(x, -1, 1), dtype=np.float32)
+    if scale != 1:
+        out /= scale
+    return torch.from_numpy(out)
+
+
+def _dataset(
+    x: np.ndarray,
+    y: np.ndarray,
+    label_names: tuple[str, ...],
+    scale: float,
+    factors: np.ndarray | None = None,
+    factor_names: tuple[str, ...] = (),
+    factor_sizes: tuple[int, ...] = (),
+) -> Dataset:
+    """Wrap (N, H, W, C) images in [0, scale] and labels 0..K-1 as a Dataset of tensors."""
+    return Dataset(
+        x=_to_tensor(x, scale),
+        y=torch.from_numpy(np.asarray(y, dtype=np.int64).copy()),
+        label_names=label_names,
+        factors=None if factors is None else torch.from_numpy(np.asarray(factors, dtype=np.int64).copy()),
+        factor_names=factor_names,
+        factor_sizes=factor_sizes,
+    )
+
+
+def _random_split(
+    x: np.ndarray,
+    y: np.ndarray,
+    label_names: tuple[str, ...],
+    scale: float,
+    spec: dict,
+    factors: np.ndarray | None = None,
+    **factor_info,
+) -> DataSplit:
+    """Split one pool of (N, H, W, C) images by spec['seed'] and spec['test_fraction']."""
+    train, test = _split_indices(len(x), spec["seed"], spec["test_fraction"])
+    parts = []
+    for idx in (train, test):  # index before converting to float: halves the peak memory
+        f = None if factors is None else factors[idx]
+        parts.append(_dataset(x[idx], y[idx], label_names, scale, f, **factor_info))
+    return DataSplit(train=parts[0], test=parts[1], spec=spec)
+
+
+def _given_split(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    label_names: tuple[str, ...],
+    scale: float,
+    spec: dict,
+) -> DataSplit:
+    """Keep a split that came with the data (MNIST, Keras-style .npz)."""
+    if len(x_train) < 2 or len(x_test) < 1 or len(x_train) + len(x_test) < MIN_IMAGES:
+        raise DataError(
+            f"{len(x_train)} train and {len(x_test)} test images: need at least 2 train, 1 test "
+            f"and {MIN_IMAGES} in all; add more images"
+        )
+    return DataSplit(
+        train=_dataset(x_train, y_train, label_names, scale),
+        test=_dataset(x_test, y_test, label_names, scale),
+        spec=spec,
+    )
+
+
+def _make_spec(source: str, name: str, seed: int, test_fraction: float, image_size: int, fingerprint: str, **extra) -> dict:
+    """The JSON-able recipe stored with a model; `load_from_spec` reads it back."""
+    _check_int("seed", seed, 0, 2**63 - 1)
+    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 < test_fraction < 1:
+        raise DataError(f"test_fraction is {test_fraction!r}: use a number between 0 and 1, e.g. 0.2")
+    return {
+        "source": source,
+        "name": name,
+        "seed": int(seed),
+        "test_fraction": float(test_fraction),
+        "image_size": int(image_size),
+        "fingerprint": fingerprint,
+        **extra,
+    }
+
+
+def _parse_spec(spec: dict) -> tuple[str, int, float, int | None, str | None]:
+    """Check a stored spec's fields: (source, seed, test_fraction, image_size, fingerprint)."""
+    if not isinstance(spec, dict) or "source" not in spec:
+        raise DataError("the data recipe is malformed (no 'source'): train the model again")
+    source = spec["source"]
+    if source not in BUILTIN_SOURCES and source not in ("npz", "image_folder"):
+        raise DataError(f"the data recipe names an unknown source {source!r}: train the model again")
+    if source not in BUILTIN_SOURCES and not isinstance(spec.get("fingerprint"), str):
+        raise DataError("the data recipe has no content hash for its file: train the model again")
+    return (
+        source,
+        spec.get("seed", 0),
+        spec.get("test_fraction", 0.2),
+        spec.get("image_size"),
+        spec.get("fingerprint"),
+    )
+
+
+def _check_int(what: str, value: object, low: int, high: int) -> None:
+    """Raise DataError unless value is an int in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        raise DataError(f"{what} is {value!r}: use a whole number from {low} to {high}")
+
+
+def _check_native_size(name: str, native: int, image_size: int | None) -> None:
+    """Sources of fixed size accept image_size only when it matches (resizing is for image folders)."""
+    if image_size is not None and image_size != native:
+        raise DataError(
+            f"image_size={image_size} does not apply to {name!r} (its images are {native}x{native}): "
+            "leave image_size unset, or use an image folder, which is resized"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Built-in sources
+# ---------------------------------------------------------------------------------------------
+
+
+def _load_builtin(source: str, *, seed: int, image_size: int | None, test_fraction: float, cache_dir: str | None) -> DataSplit:
+    """Dispatch a built-in id to its loader."""
+    if source == "digits":
+        return _load_digits(seed, image_size, test_fraction)
+    if source in ("shapes", "shapes64"):
+        return _load_shapes(source, seed, image_size, test_fraction)
+    return _load_mnist_like(source, seed, image_size, test_fraction, cache_dir)
+
+
+def _load_digits(seed: int, image_size: int | None, test_fraction: float) -> DataSplit:
+    """scikit-learn's 8x8 handwritten digits (1,797 images, shipped with the package: offline)."""
+    _check_native_size("digits", 8, image_size)
+    x, y = _digits_arrays()
+    spec = _make_spec("digits", "digits", seed, test_fraction, 8, _sha256_arrays(x, y))
+    return _random_split(x[..., None], y, tuple(str(d) for d in range(10)), 16.0, spec)
+
+
+@functools.lru_cache(maxsize=1)
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """Digits as read-only (1797, 8, 8) uint8 values 0..16 and (1797,) int64 labels."""
+    from sklearn.datasets import load_digits  # imported here: sklearn takes a second to import
+
+    bunch = load_digits()
+    x, y = bunch.images.astype(np.uint8), bunch.target.astype(np.int64)
+    x.flags.writeable = y.flags.writeable = False  # shared by every caller through the cache
+    return x, y
+
+
+def _load_shapes(source: str, seed: int, image_size: int | None, test_fraction: float) -> DataSplit:
+    """The procedural shapes set at 32x32 ('shapes') or 64x64 ('shapes64'), split by `seed`."""
+    size = 64 if source == "shapes64" else 32
+    _check_native_size(source, size, image_size)
+    images, factors, fingerprint = _shapes_arrays(size)
+    spec = _make_spec(source, source, seed, test_fraction, size, fingerprint)
+    return _random_split(
+        images[..., None],
+        factors[:, 0],
+        SHAPE_NAMES,
+        1.0,
+        spec,
+        factors=factors,
+        factor_names=SHAPE_FACTOR_NAMES,
+        factor_sizes=SHAPE_FACTOR_SIZES,
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def _shapes_arrays(image_size: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """The fixed shapes set as read-only arrays, with its content hash (cached: the app reloads often)."""
+    images, factors = make_shapes(SHAPES_COUNT, image_size, seed=_SHAPES_GENERATION_SEED)
+    images.flags.writeable = factors.flags.writeable = False
+    return images, factors, _sha256_arrays(images, factors)
+
+
+def _load_mnist_like(source: str, seed: int, image_size: int | None, test_fraction: float, cache_dir: str | None) -> DataSplit:
+    """MNIST or Fashion-MNIST from torchvision, with their own 60k/10k split; downloaded once into the cache."""
+    _check_native_size(source, 28, image_size)
+    train_x, train_y, test_x, test_y, classes = _mnist_arrays(source, cache_dir)
+    names = tuple(str(d) for d in range(10)) if source == "mnist" else tuple(classes)
+    fingerprint = _sha256_arrays(train_x, train_y, test_x, test_y)
+    spec = _make_spec(source, source, seed, test_fraction, 28, fingerprint)
+    return _given_split(train_x[..., None], train_y, test_x[..., None], test_y, names, 255.0, spec)
+
+
+def _mnist_arrays(source: str, cache_dir: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """(train images, train labels, test images, test labels, class names) from the cache, downloading if needed."""
+    import torchvision.datasets  # imported here: only these two sources need torchvision
+
+    cls = getattr(torchvision.datasets, _MNIST_LIKE[source])
+    root = cache_dir or os.environ.get("LATENT_LAB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "latent_lab")
+    title = "MNIST" if source == "mnist" else "Fashion-MNIST"
+    try:
+        parts = [cls(root, train=train, download=False) for train in (True, False)]
+    except RuntimeError:  # torchvision's "Dataset not found": not in the cache yet
+        parts = None
+    except Exception as e:  # a half-written or corrupt cache
+        raise DataError(f"the cached {title} files in {root} are unreadable ({e}): delete that folder and try again") from e
+    if parts is None:
+        offline = (
+            f"could not download {title} (no network?): use 'digits' or 'shapes', "
+            "or bring your own .npz or image folder"
+        )
+        # torchvision retries each mirror with no time-out; a short probe first makes offline fail fast.
+        if not _any_reachable(cls.mirrors):
+            raise DataError(offline)
+        try:
+            parts = [cls(root, train=train, download=True) for train in (True, False)]
+        except Exception as e:  # URLError, HTTP errors, checksum failures, a full disk...
+            raise DataError(f"{offline} [{type(e).__name__}: {e}]") from e
+    train, test = parts
+    return train.data.numpy(), train.targets.numpy(), test.data.numpy(), test.targets.numpy(), list(cls.classes)
+
+
+def _any_reachable(urls: list[str], timeout: float = _NETWORK_PROBE_SECONDS) -> bool:
+    """True if a TCP connection to any of the URLs' hosts opens within `timeout` seconds."""
+    reached = threading.Event()
+
+    def probe(url: str) -> None:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            with socket.create_connection((parts.hostname, port), timeout=timeout):
+                reached.set()
+        except (OSError, UnicodeError):
+            pass
+
+    # Daemon threads, because a DNS look-up ignores socket time-outs and could hang the caller.
+    for url in urls:
+        threading.Thread(target=probe, args=(url,), daemon=True).start()
+    return reached.wait(timeout + 0.5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Procedural shapes
+# ---------------------------------------------------------------------------------------------
+
+
+def make_shapes(n: int, image_size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n random sprites: images (n, S, S) uint8 in {0, 1} and their factor indices (n, 5) int64."""
+    _check_int("n", n, 1, 10_000_000)
+    _check_int("image_size", image_size, 8, MAX_SIDE)
+    rng = np.random.default_rng(seed)
+    factors = rng.integers(0, np.array(SHAPE_FACTOR_SIZES), size=(n, len(SHAPE_FACTOR_SIZES)), dtype=np.int64)
+    return render_shapes(factors, image_size), factors
+
+
+def render_shapes(factors: np.ndarray, image_size: int) -> np.ndarray:
+    """Draw one sprite per row of factor indices (shape, scale, orientation, pos_x, pos_y): (n, S, S) uint8."""
+    factors = np.asarray(factors, dtype=np.int64).reshape(-1, len(SHAPE_FACTOR_SIZES))
+    if (factors < 0).any() or (factors >= np.array(SHAPE_FACTOR_SIZES)).any():
+        raise DataError(f"shape factor indices out of range: each column must be below {SHAPE_FACTOR_SIZES}")
+    s = image_size
+    images = np.zeros((len(factors), s, s), dtype=np.uint8)
+    r_max = _SHAPE_RADIUS * s  # pixels
+    # Only a window around each sprite is evaluated, not the whole frame: 5x less work at 64x64.
+    win = min(s, math.ceil(2 * r_max) + 2)
+    for start in range(0, len(factors), _RENDER_CHUNK):
+        _render_chunk(images, factors[start : start + _RENDER_CHUNK], start, r_max, win)
+    return images
+
+
+def _render_chunk(images: np.ndarray, factors: np.ndarray, start: int, r_max: float, win: int) -> None:
+    """Render factors into images[start : start + len(factors)] by testing each window pixel's centre."""
+    s = images.shape[1]
+    shape, scale, orient, pos_x, pos_y = factors.T
+    radius = r_max * (0.5 + 0.5 * scale / (SHAPE_FACTOR_SIZES[1] - 1))  # pixels, 0.5..1.0 of the max
+    theta = 2 * np.pi * orient / SHAPE_FACTOR_SIZES[2]  # radians in [0, 2 pi)
+    # Positions in [0, 1] map to centres that keep a sprite at max scale (and any rotation) in frame.
+    cx = r_max + pos_x / (SHAPE_FACTOR_SIZES[3] - 1) * (s - 2 * r_max)
+    cy = r_max + pos_y / (SHAPE_FACTOR_SIZES[4] - 1) * (s - 2 * r_max)
+    x0 = np.clip(np.floor(cx - r_max).astype(np.int64), 0, s - win)  # window corner, pixels
+    y0 = np.clip(np.floor(cy - r_max).astype(np.int64), 0, s - win)
+    grid = np.arange(win)
+    # Pixel centres relative to the sprite centre, in units of its radius (the sprite's unit disc).
+    dx = ((x0[:, None] + grid + 0.5 - cx[:, None]) / radius[:, None]).astype(np.float32)
+    dy = ((y0[:, None] + grid + 0.5 - cy[:, None]) / radius[:, None]).astype(np.float32)
+    cos, sin = np.cos(theta).astype(np.float32), np.sin(theta).astype(np.float32)
+    for k, inside in enumerate(_SHAPE_TESTS):
+        sel = np.flatnonzero(shape == k)
+        c, sn = cos[sel, None, None], sin[sel, None, None]
+        u = c * dx[sel, None, :] + sn * dy[sel, :, None]  # (m, rows, cols): rotate into the sprite frame
+        v = c * dy[sel, :, None] - sn * dx[sel, None, :]
+        rows = (y0[sel, None] + grid)[:, :, None]
+        cols = (x0[sel, None] + grid)[:, None, :]
+        images[(start + sel)[:, None, None], rows, cols] = inside(u, v)
+
+
+def _inside_square(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Square whose corners touch the unit disc."""
+    return np.maximum(np.abs(u), np.abs(v)) <= np.float32(1 / math.sqrt(2))
+
+
+def _inside_ellipse(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Ellipse with semi-axes 1 (along u) and 0.5, so orientation shows."""
+    return u * u + 4 * v * v <= 1
+
+
+def _inside_heart(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Heart (x^2 + y^2 - 1)^3 - x^2 y^3 <= 0, lobes up, scaled and shifted into the unit disc."""
+    # The curve spans x in [-1.14, 1.14], y in [-1, 1.24]; its smallest enclosing circle is centred
+    # at (0, 0.25) with radius 1.25. Image v points down, so y = -v.
+    x = 1.25 * u
+    y = 0.25 - 1.25 * v
+    q = x * x + y * y - 1
+    return q * q * q - x * x * y * y * y <= 0
+
+
+_SHAPE_TESTS = (_inside_square, _inside_ellipse, _inside_heart)  # in the order of SHAPE_NAMES
+
+
+# ---------------------------------------------------------------------------------------------
+# User files: reading, hashing
+# ---------------------------------------------------------------------------------------------
+
+
+def _open_user_data(source: str | os.PathLike | BinaryIO, name: str | None) -> tuple[bytes | None, str | None, str]:
+    """(file bytes or None for a directory, absolute path or None for an upload, display name)."""
+    if isinstance(source, (str, os.PathLike)):
+        path = os.path.abspath(os.fspath(source))
+        display = name or os.path.basename(path.rstrip(os.sep)) or path
+        if os.path.isdir(path):
+            return None, path, display
+        if not os.path.isfile(path):
+            raise DataError(f"file not found: {path!r}: check the path")
+        size = os.path.getsize(path)
+        if size > MAX_FILE_BYTES:
+            raise DataError(f"{display!r} is {size / 2**20:.0f} MiB, over the {MAX_FILE_BYTES >> 20} MiB limit: use a smaller file")
+        with open(path, "rb") as f:
+            return f.read(), path, display
+    display = os.path.basename(name or getattr(source, "name", None) or "upload") or "upload"
+    return _read_upload(source, display), None, display
+
+
+def _read_upload(file: BinaryIO, display: str) -> bytes:
+    """All bytes of an uploaded file-like object (Streamlit's UploadedFile has getvalue())."""
+    if hasattr(file, "getvalue"):
+        blob = file.getvalue()
+    else:
+        if hasattr(file, "seek"):
+            file.seek(0)
+        blob = file.read(MAX_FILE_BYTES + 1)
+    if not isinstance(blob, (bytes, bytearray, memoryview)):
+        raise DataError(f"{display!r} was not opened in binary mode: pass the uploaded file or open(path, 'rb')")
+    if len(blob) > MAX_FILE_BYTES:
+        raise DataError(f"{display!r} is over the {MAX_FILE_BYTES >> 20} MiB limit: use a smaller file")
+    return bytes(blob)
+
+
+def _sha256(blob: bytes) -> str:
+    """Hex sha256 of some bytes."""
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _sha256_arrays(*arrays: np.ndarray) -> str:
+    """Hex sha256 of arrays' dtypes, shapes and contents (the fingerprint of a built-in set)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.data)
+    return h.hexdigest()
+
+
+def _hash_tree(root: str) -> str:
+    """Hex sha256 of every non-ignored file's relative path and content under a directory."""
+    h = hashlib.sha256()
+    for rel in _walk_files(root):
+        h.update(rel.encode("utf-8", "surrogateescape") + b"\0")
+        with open(os.path.join(root, rel), "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _is_ignored(name: str) -> bool:
+    """Hidden files and folders and OS clutter (.DS_Store, __MACOSX/, Thumbs.db) are skipped."""
+    return name.startswith(".") or name in ("__MACOSX", "Thumbs.db", "desktop.ini")
+
+
+def _walk_files(root: str) -> list[str]:
+    """Sorted '/'-separated relative paths of the non-ignored files under root."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not _is_ignored(d))  # prune, and walk in a fixed order
+        rel_dir = os.path.relpath(dirpath, root)
+        for f in sorted(filenames):
+            if not _is_ignored(f):
+                found.append(f if rel_dir == "." else f"{rel_dir}/{f}".replace(os.sep, "/"))
+    return sorted(found)
+
+
+# ---------------------------------------------------------------------------------------------
+# .npz files
+# ---------------------------------------------------------------------------------------------
+
+
+def _npz_split(blob: bytes, *, path: str | None, name: str, seed: int, test_fraction: float) -> DataSplit:
+    """Parse .npz bytes (layout x/y/label_names or Keras-style x_train/y_train/x_test/y_test) and split."""
+    npz = _open_npz(blob, name)
+    with npz:
+        keys = set(npz.files)
+        spec_args = dict(path=path)
+        if "x" in keys:
+            x = _npz_images(npz, "x", name)
+            y = _npz_labels(npz, "y", len(x), name) if "y" in keys else np.zeros(len(x), np.int64)
+            y, names = _remap_labels([y], _npz_label_names(npz, name) if "label_names" in keys else None, "y" in keys, name)
+            y = y[0]
+            x, scale = _normalise_values(x, "x", name)
+            spec = _make_spec("npz", name, seed, test_fraction, x.shape[1], _sha256(blob), **spec_args)
+            return _random_split(x, y, names, scale, spec)
+        if {"x_train", "x_test"} <= keys:
+            return _keras_split(npz, blob, name, seed, test_fraction, spec_args)
+    found = ", ".join(sorted(keys)) or "nothing"
+    raise DataError(
+        f"{name!r} has no array named 'x' (found: {found}): save it with np.savez(path, x=images, y=labels) "
+        "or with x_train, y_train, x_test, y_test"
+    )
+
+
+def _keras_split(npz, blob: bytes, name: str, seed: int, test_fraction: float, spec_args: dict) -> DataSplit:
+    """The Keras-style layout: the file's own train/test split is kept."""
+    keys = set(npz.files)
+    x_train, x_test = _npz_images(npz, "x_train", name), _npz_images(npz, "x_test", name)
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise DataError(
+            f"x_train images are {x_train.shape[1:]} but x_test images are {x_test.shape[1:]} in {name!r}: "
+            "make both the same size and channel count"
+        )
+    has_y = {"y_train", "y_test"} & keys
+    if has_y and has_y != {"y_train", "y_test"}:
+        raise DataError(f"{name!r} has {has_y.pop()} but not its partner: save both y_train and y_test, or neither")
+    if has_y:
+        ys = [_npz_labels(npz, "y_train", len(x_train), name), _npz_labels(npz, "y_test", len(x_test), name)]
+    else:
+        ys = [np.zeros(len(x_train), np.int64), np.zeros(len(x_test), np.int64)]
+    names_given = _npz_label_names(npz, name) if "label_names" in keys else None
+    (y_train, y_test), names = _remap_labels(ys, names_given, bool(has_y), name)
+    x_train, scale = _normalise_values(x_train, "x_train", name)
+    x_test, scale_test = _normalise_values(x_test, "x_test", name, int_like=scale != 1)
+    spec = _make_spec("npz", name, seed, test_fraction, x_train.shape[1], _sha256(blob), **spec_args)
+    return _given_split(x_train, y_train, x_test, y_test, names, scale, spec)
+
+
+def _open_npz(blob: bytes, name: str) -> np.lib.npyio.NpzFile:
+    """np.load the bytes, never unpickling; anything but an .npz archive is a DataError."""
+    try:
+        loaded = np.load(io.BytesIO(blob), allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(
+            f"{name!r} is not a readable .npz file ({type(e).__name__}): save the images with np.savez(path, x=images)"
+        ) from e
+    if isinstance(loaded, np.ndarray):
+        raise DataError(f"{name!r} is a single .npy array, not an .npz archive: save it with np.savez(path, x=images)")
+    return loaded
+
+
+def _npz_header(npz, key: str, name: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of an .npz member, read from its header without loading the data."""
+    try:
+        with npz.zip.open(key + ".npy") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(f)
+    except Exception as e:  # any parse failure means a corrupt member
+        raise DataError(f"array {key!r} in {name!r} is corrupt ({type(e).__name__}): save the file again") from e
+    return shape, dtype
+
+
+def _npz_array(npz, key: str, name: str, max_values: int) -> np.ndarray:
+    """Load one .npz member after checking its header: no objects, bounded size."""
+    shape, dtype = _npz_header(npz, key, name)
+    if dtype.hasobject:
+        raise DataError(
+            f"array {key!r} in {name!r} holds Python objects (pickled data), which is refused: "
+            "save plain numeric arrays (e.g. np.asarray(images, dtype=np.uint8))"
+        )
+    if math.prod(shape) > max_values or dtype.itemsize > 1024:
+        raise DataError(
+            f"array {key!r} in {name!r} is too large ({shape}, {dtype}): keep N*C*H*W within {MAX_VALUES:,} values"
+        )
+    try:
+        return npz[key]
+    except Exception as e:  # truncated data, CRC errors...
+        raise DataError(f"array {key!r} in {name!r} cannot be read ({type(e).__name__}: {e}): save the file again") from e
+
+
+def _npz_images(npz, key: str, name: str) -> np.ndarray:
+    """Load and shape-check an image array: (N, H, W) or (N, H, W, C) -> (N, H, W, C), C in {1, 3}."""
+    x = _npz_array(npz, key, name, MAX_VALUES)
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4:
+        raise DataError(f"{key} has {x.ndim} dimensions {x.shape}; expected (N, H, W) or (N, H, W, C) images")
+    n, h, w, c = x.shape
+    if c not in (1, 3):
+        hint = "move channels last with np.moveaxis(x, 1, -1)" if h in (1, 3) else "use 1 (grey) or 3 (RGB) channels"
+        hint = "drop the alpha channel with x[..., :3]" if c == 4 else hint
+        raise DataError(f"{key} has {c} channels (shape {x.shape}); expected 1 or 3 channels last: {hint}")
+    if n == 0 or h == 0 or w == 0:
+        raise DataError(f"{key} is empty (shape {x.shape}): save at least {MIN_IMAGES} images")
+    if h > MAX_SIDE or w > MAX_SIDE:
+        raise DataError(f"{key} images are {h}x{w}, over the {MAX_SIDE}-pixel limit per side: resize them first")
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"{key} has dtype {x.dtype}; expected uint8 values 0-255 or floats in [0, 1]")
+    return x
+
+
+def _normalise_values(x: np.ndarray, key: str, name: str, int_like: bool | None = None) -> tuple[np.ndarray, float]:
+    """Check pixel values; return (images, scale): ints 0..255 -> scale 255, floats in [0, 1] -> 1."""
+    if x.dtype.kind == "b":
+        return x.astype(np.uint8), 1.0
+    if x.dtype.kind in "iu":
+        lo, hi = int(x.min()), int(x.max())
+        if lo < 0 or hi > 255:
+            raise DataError(f"{key} has integer values from {lo} to {hi}; expected 0-255: clip or rescale the images")
+        return x, 255.0
+    if not np.isfinite(x).all():
+        raise DataError(f"{key} contains NaN or inf values: replace them (e.g. np.nan_to_num) before saving")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0 or hi > 1:
+        hint = "divide by 255, or save uint8 images" if hi <= 255 and lo >= 0 else "rescale them to [0, 1]"
+        raise DataError(f"{key} has float values from {lo:g} to {hi:g}; expected [0, 1]: {hint}")
+    return x, 1.0
+
+
+def _npz_labels(npz, key: str, n: int, name: str) -> np.ndarray:
+    """Load labels: (N,) or (N, 1) integers, integral floats or strings."""
+    y = _npz_array(npz, key, name, MAX_VALUES)
+    if y.ndim == 2 and y.shape[1] == 1:  # Keras's CIFAR files store (N, 1)
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise DataError(f"{key} has shape {y.shape}; expected one label per image, shape ({n},)")
+    if len(y) != n:
+        raise DataError(f"{key} has {len(y)} labels but there are {n} images: give one label per image")
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all() or (y != np.round(y)).any():
+            raise DataError(f"{key} has non-integral labels (e.g. 0.5 or NaN): use whole-number class labels")
+        return y.astype(np.int64)
+    if y.dtype.kind not in "biuUS":
+        raise DataError(f"{key} has dtype {y.dtype}; expected integer class labels")
+    return y
+
+
+def _npz_label_names(npz, name: str) -> list[str]:
+    """Load label_names as a list of strings."""
+    names = _npz_array(npz, "label_names", name, 10_000)
+    if names.ndim != 1:
+        raise DataError(f"label_names has shape {names.shape}; expected a 1-D list of class names")
+    return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in names.tolist()]
+
+
+def _remap_labels(
+    ys: list[np.ndarray], names: list[str] | None, has_y: bool, name: str
+) -> tuple[list[np.ndarray], tuple[str, ...]]:
+    """Map label values (over all parts) to 0..K-1 in sorted order; names from label_names or the values."""
+    values, inverse = np.unique(np.concatenate(ys), return_inverse=True)
+    k = len(values)
+    if k > MAX_CLASSES:
+        raise DataError(f"{name!r} has {k} classes, over the limit of {MAX_CLASSES}: merge classes or drop the labels")
+    if names is not None:
+        if len(names) != k:
+            raise DataError(f"label_names has {len(names)} names but the labels have {k} distinct values: give one name per class")
+        label_names = tuple(names)
+    elif not has_y:
+        label_names = ("all",)
+    else:
+        label_names = tuple(str(v.item() if hasattr(v, "item") else v) for v in values)
+    splits = np.cumsum([len(y) for y in ys])[:-1]
+    return [part.astype(np.int64) for part in np.split(inverse.reshape(-1), splits)], label_names
+
+
+# ---------------------------------------------------------------------------------------------
+# Image folders and .zip files
+# ---------------------------------------------------------------------------------------------
+
+
+def _folder_split(
+    blob: bytes | None, path: str | None, name: str, *, image_size: int, seed: int, test_fraction: float
+) -> DataSplit:
+    """Read a class-folder tree (a directory when blob is None, else a .zip's bytes) and split it."""
+    if blob is None:
+        fingerprint = _hash_tree(path)
+        x, y, names = _read_class_folders(path, image_size, name)
+    else:
+        fingerprint = _sha256(blob)
+        with _extracted_zip(blob, name) as root:
+            x, y, names = _read_class_folders(root, image_size, name)
+    spec = _make_spec("image_folder", name, seed, test_fraction, image_size, fingerprint, path=path)
+    return _random_split(x, y, names, 255.0, spec)
+
+
+@contextlib.contextmanager
+def _extracted_zip(blob: bytes, name: str) -> Iterator[str]:
+    """Unpack a .zip safely into a temporary directory, yield its path, and delete it afterwards."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(blob))
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise DataError(f"{name!r} is not a valid .zip file ({e}): zip the class folders again") from e
+    with archive, tempfile.TemporaryDirectory(prefix="latent_lab_") as tmp:
+        for info, parts in _safe_members(archive, name):
+            target = os.path.join(tmp, *parts)
+            if not os.path.realpath(target).startswith(os.path.realpath(tmp) + os.sep):  # defence in depth
+                raise DataError(f"{name!r} contains an unsafe path {info.filename!r}: refusing to unpack it")
+            try:
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                with archive.open(info) as src, open(target, "wb") as dst:
+                    while chunk := src.read(1 << 20):  # zipfile stops at the declared size
+                        dst.write(chunk)
+            except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError, ValueError) as e:
+                raise DataError(f"cannot unpack {info.filename!r} from {name!r} ({e}): zip the class folders again") from e
+        yield tmp
+
+
+def _safe_members(archive: zipfile.ZipFile, name: str) -> list[tuple[zipfile.ZipInfo, list[str]]]:
+    """The files to unpack with their path parts; refuses unsafe names and zip bombs before writing anything."""
+    members, total = [], 0
+    for info in archive.infolist():
+        parts = _safe_parts(info.filename, name)
+        if info.is_dir() or any(_is_ignored(p) for p in parts):
+            continue
+        if info.flag_bits & 0x1:
+            raise DataError(f"{info.filename!r} in {name!r} is encrypted: zip the class folders without a password")
+        total += info.file_size
+        big = info.file_size > (1 << 20)
+        if big and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
+            raise DataError(
+                f"{info.filename!r} in {name!r} expands {info.file_size // max(info.compress_size, 1)}x "
+                "(a zip bomb?): refusing it; zip ordinary image files"
+            )
+        members.append((info, parts))
+    if len(members) > MAX_ZIP_FILES:
+        raise DataError(f"{name!r} holds {len(members)} files, over the limit of {MAX_ZIP_FILES:,}: use fewer images")
+    if total > MAX_UNZIPPED_BYTES:
+        raise DataError(
+            f"{name!r} would unpack to {total / 2**20:,.0f} MiB, over the {MAX_UNZIPPED_BYTES >> 20} MiB limit "
+            "(a zip bomb?): use fewer or smaller images"
+        )
+    return members
+
+
+def _safe_parts(filename: str, name: str) -> list[str]:
+    """Split a zip member name into path parts; refuse absolute paths and '..' (path traversal)."""
+    norm = filename.replace("\\", "/")
+    if PurePosixPath(norm).is_absolute() or PureWindowsPath(filename).drive or PureWindowsPath(filename).is_absolute():
+        raise DataError(f"{name!r} contains an absolute path {filename!r}: refusing to unpack it; zip relative paths only")
+    parts = [p for p in norm.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise DataError(f"{name!r} contains a path with '..' ({filename!r}), which could escape the folder: refusing it")
+    return parts
+
+
+def _read_class_folders(root: str, image_size: int, name: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Images (N, S, S, C) uint8 with C = 1 if all are grey else 3, labels (N,), and the class names."""
+    classes = _class_files(root, name)
+    n = sum(len(files) for _, files in classes)
+    if n * image_size * image_size > MAX_VALUES:
+        raise DataError(f"{n} images of {image_size}x{image_size} are too many: use fewer images or a smaller image_size")
+    images, labels, grey = [], [], True
+    for label, (class_dir, files) in enumerate(classes):
+        for rel in files:
+            rgb, is_grey = _read_image(os.path.join(root, class_dir, rel), f"{class_dir}/{rel}", image_size, name)
+            images.append(rgb)
+            labels.append(label)
+            grey &= is_grey
+    x = np.stack(images)
+    if grey:
+        x = x[..., :1]
+    elif x.size > MAX_VALUES:
+        raise DataError(f"{n} colour images of {image_size}x{image_size} are too many: use fewer images or a smaller image_size")
+    return x, np.array(labels, dtype=np.int64), tuple(c for c, _ in classes)
+
+
+def _class_files(root: str, name: str) -> list[tuple[str, list[str]]]:
+    """[(class folder name, sorted image paths relative to it)] in sorted class order."""
+    root = _unwrap_single_folder(root)
+    entries = sorted(e for e in os.listdir(root) if not _is_ignored(e))
+    stray = [e for e in entries if not os.path.isdir(os.path.join(root, e))]
+    dirs = [e for e in entries if os.path.isdir(os.path.join(root, e))]
+    if stray:
+        raise DataError(
+            f"{stray[0]!r} in {name!r} is not inside a class folder: put each class's images in its own sub-folder"
+        )
+    if len(dirs) < 2:
+        found = f"one class ({dirs[0]!r})" if dirs else "no class folders"
+        raise DataError(
+            f"{name!r} has {found}; need at least 2 classes: put each class in its own sub-folder (e.g. cats/, dogs/)"
+        )
+    if len(dirs) > MAX_CLASSES:
+        raise DataError(f"{name!r} has {len(dirs)} class folders, over the limit of {MAX_CLASSES}: merge classes")
+    classes, total = [], 0
+    for d in dirs:
+        files = _walk_files(os.path.join(root, d))
+        for rel in files:
+            if not rel.lower().endswith(IMAGE_EXTENSIONS):
+                raise DataError(
+                    f"{d}/{rel} in {name!r} is not an image ({', '.join(e[1:] for e in IMAGE_EXTENSIONS[:5])}, ...): "
+                    "remove it or move it out of the folder"
+                )
+        if not files:
+            raise DataError(f"class folder {d!r} in {name!r} has no images: add images or remove the folder")
+        total += len(files)
+        if total > MAX_ZIP_FILES:
+            raise DataError(f"{name!r} has over {MAX_ZIP_FILES:,} images: use fewer")
+        classes.append((d, files))
+    return classes
+
+
+def _unwrap_single_folder(root: str) -> str:
+    """Step into a lone top-level folder that only wraps the class folders (common when zipping a folder)."""
+    entries = [e for e in os.listdir(root) if not _is_ignored(e)]
+    if len(entries) != 1 or not os.path.isdir(os.path.join(root, entries[0])):
+        return root
+    inner = os.path.join(root, entries[0])
+    inner_entries = [e for e in os.listdir(inner) if not _is_ignored(e)]
+    # A lone folder holding images is one class (reported as such), not a wrapper.
+    if inner_entries and all(os.path.isdir(os.path.join(inner, e)) for e in inner_entries):
+        return inner
+    return root
+
+
+def _read_image(path: str, rel: str, image_size: int, name: str) -> tuple[np.ndarray, bool]:
+    """One image file -> ((S, S, 3) uint8 RGB, whether it is greyscale)."""
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            if w * h > MAX_IMAGE_PIXELS:
+                raise DataError(
+                    f"{rel} in {name!r} is {w}x{h} pixels, over the {MAX_IMAGE_PIXELS // 1_000_000} megapixel limit: "
+                    "shrink it first"
+                )
+            img.draft(None, (image_size, image_size))  # JPEG decodes at reduced size: much faster for photos
+            img = ImageOps.exif_transpose(img)  # phone photos store their rotation in EXIF
+            img = _to_l_or_rgb(img)
+            img = img.resize((image_size, image_size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+            rgb = np.asarray(img.convert("RGB"))
+    except DataError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise DataError(f"{rel} in {name!r} is too many pixels ({e}): shrink it first") from e
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise DataError(f"cannot read image {rel} in {name!r} ({e}): remove it or save it again as PNG or JPEG") from e
+    grey = bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
+    return rgb, grey
+
+
+def _to_l_or_rgb(img: Image.Image) -> Image.Image:
+    """Convert any PIL mode to 'L' (grey) or 'RGB', dropping alpha and scaling 16-bit grey to 8 bits."""
+    if img.mode in ("1", "L", "LA", "La"):
+        return img.convert("L")
+    if img.mode.startswith("I") or img.mode == "F":  # 16/32-bit grey: PIL's convert would clip, not scale
+        a = np.asarray(img, dtype=np.float64)
+        top = 1.0 if img.mode == "F" and a.max() <= 1 else (65535.0 if a.max() > 255 else 255.0)
+        return Image.fromarray(np.clip(a / top * 255 + 0.5, 0, 255).astype(np.uint8), mode="L")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")  # PIL warns when palette transparency goes straight to RGB
+    return img.convert("RGB")
