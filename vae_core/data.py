@@ -20,9 +20,11 @@ import hashlib
 import io
 import math
 import os
+import queue
 import socket
 import tempfile
 import threading
+import time
 import urllib.parse
 import zipfile
 from dataclasses import dataclass
@@ -61,6 +63,8 @@ _RENDER_CHUNK = 4096  # sprites rendered at once: bounds the float temporaries t
 
 _MNIST_LIKE = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}  # source id -> torchvision class
 _NETWORK_PROBE_SECONDS = 3.0
+_DOWNLOAD_SOCKET_SECONDS = 20.0  # a stalled download fails after this long without data
+_socket_timeout_lock = threading.Lock()
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: comparing tensor fields with == would be ambiguous
@@ -156,11 +160,17 @@ def load_from_spec(spec: dict, *, file: BinaryIO | None = None, cache_dir: str |
             )
         return split
 
-    path, name = spec.get("path"), spec.get("name") or "data"
+    path, name = spec.get("path"), str(spec.get("name") or "data")
+    if path is not None and not isinstance(path, str):
+        raise DataError(f"the data recipe has a malformed path {path!r}: train the model again")
     if path is None and file is None:
-        raise DataError(f"the model was trained on the uploaded file {name!r}: upload {name!r} again to reload its data")
+        raise DataError(
+            f"the model was trained on the uploaded file {name!r}: upload {name!r} again to reload its data"
+        )
     if file is None and not os.path.exists(path):
-        raise DataError(f"the data file {path!r} the model was trained on is missing: put it back, or train a new model")
+        raise DataError(
+            f"the data file {path!r} the model was trained on is missing: put it back, or train a new model"
+        )
     blob, abs_path, name = _open_user_data(file if file is not None else path, name)
     actual = _sha256(blob) if blob is not None else _hash_tree(abs_path)
     if actual != fingerprint:
@@ -170,6 +180,7 @@ def load_from_spec(spec: dict, *, file: BinaryIO | None = None, cache_dir: str |
         )
     if source == "npz":
         return _npz_split(blob, path=abs_path, name=name, seed=seed, test_fraction=test_fraction)
+    _check_int("image_size", image_size, 4, MAX_SIDE)
     return _folder_split(blob, abs_path, name, image_size=image_size, seed=seed, test_fraction=test_fraction)
 
 
@@ -177,6 +188,7 @@ def load_npz(
     file: str | os.PathLike | BinaryIO, *, seed: int = 0, test_fraction: float = 0.2, name: str | None = None
 ) -> DataSplit:
     """Load images from a .npz file (a path or a binary file-like object, e.g. an upload)."""
+    _check_split_settings(seed, test_fraction)
     blob, path, name = _open_user_data(file, name)
     if blob is None:
         raise DataError(f"{name!r} is a folder, not a .npz file: give the path of a .npz file")
@@ -193,6 +205,7 @@ def load_image_folder(
 ) -> DataSplit:
     """Load a folder (or .zip) with one sub-folder of images per class, resized to image_size pixels."""
     _check_int("image_size", image_size, 4, MAX_SIDE)
+    _check_split_settings(seed, test_fraction)
     blob, path, name = _open_user_data(path_or_file, name)
     return _folder_split(blob, path, name, image_size=image_size, seed=seed, test_fraction=test_fraction)
 
@@ -232,9 +245,9 @@ def _dataset(
     """Wrap (N, H, W, C) images in [0, scale] and labels 0..K-1 as a Dataset of tensors."""
     return Dataset(
         x=_to_tensor(x, scale),
-        y=torch.from_numpy(np.asarray(y, dtype=np.int64).copy()),
+        y=torch.from_numpy(np.array(y, dtype=np.int64)),
         label_names=label_names,
-        factors=None if factors is None else torch.from_numpy(np.asarray(factors, dtype=np.int64).copy()),
+        factors=None if factors is None else torch.from_numpy(np.array(factors, dtype=np.int64)),
         factor_names=factor_names,
         factor_sizes=factor_sizes,
     )
@@ -264,27 +277,34 @@ def _given_split(
     x_test: np.ndarray,
     y_test: np.ndarray,
     label_names: tuple[str, ...],
-    scale: float,
+    scales: tuple[float, float],
     spec: dict,
 ) -> DataSplit:
-    """Keep a split that came with the data (MNIST, Keras-style .npz)."""
+    """Keep a split that came with the data (MNIST, Keras-style .npz); scales: value range of each part."""
     if len(x_train) < 2 or len(x_test) < 1 or len(x_train) + len(x_test) < MIN_IMAGES:
         raise DataError(
             f"{len(x_train)} train and {len(x_test)} test images: need at least 2 train, 1 test "
             f"and {MIN_IMAGES} in all; add more images"
         )
     return DataSplit(
-        train=_dataset(x_train, y_train, label_names, scale),
-        test=_dataset(x_test, y_test, label_names, scale),
+        train=_dataset(x_train, y_train, label_names, scales[0]),
+        test=_dataset(x_test, y_test, label_names, scales[1]),
         spec=spec,
     )
 
 
-def _make_spec(source: str, name: str, seed: int, test_fraction: float, image_size: int, fingerprint: str, **extra) -> dict:
-    """The JSON-able recipe stored with a model; `load_from_spec` reads it back."""
+def _check_split_settings(seed: object, test_fraction: object) -> None:
+    """Raise DataError unless seed is an int >= 0 and 0 < test_fraction < 1 (checked before slow loading)."""
     _check_int("seed", seed, 0, 2**63 - 1)
     if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 < test_fraction < 1:
         raise DataError(f"test_fraction is {test_fraction!r}: use a number between 0 and 1, e.g. 0.2")
+
+
+def _make_spec(
+    source: str, name: str, seed: int, test_fraction: float, image_size: int, fingerprint: str, **extra
+) -> dict:
+    """The JSON-able recipe stored with a model; `load_from_spec` reads it back."""
+    _check_split_settings(seed, test_fraction)
     return {
         "source": source,
         "name": name,
@@ -334,8 +354,11 @@ def _check_native_size(name: str, native: int, image_size: int | None) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _load_builtin(source: str, *, seed: int, image_size: int | None, test_fraction: float, cache_dir: str | None) -> DataSplit:
+def _load_builtin(
+    source: str, *, seed: int, image_size: int | None, test_fraction: float, cache_dir: str | None
+) -> DataSplit:
     """Dispatch a built-in id to its loader."""
+    _check_split_settings(seed, test_fraction)
     if source == "digits":
         return _load_digits(seed, image_size, test_fraction)
     if source in ("shapes", "shapes64"):
@@ -388,29 +411,37 @@ def _shapes_arrays(image_size: int) -> tuple[np.ndarray, np.ndarray, str]:
     return images, factors, _sha256_arrays(images, factors)
 
 
-def _load_mnist_like(source: str, seed: int, image_size: int | None, test_fraction: float, cache_dir: str | None) -> DataSplit:
+def _load_mnist_like(
+    source: str, seed: int, image_size: int | None, test_fraction: float, cache_dir: str | None
+) -> DataSplit:
     """MNIST or Fashion-MNIST from torchvision, with their own 60k/10k split; downloaded once into the cache."""
     _check_native_size(source, 28, image_size)
     train_x, train_y, test_x, test_y, classes = _mnist_arrays(source, cache_dir)
     names = tuple(str(d) for d in range(10)) if source == "mnist" else tuple(classes)
     fingerprint = _sha256_arrays(train_x, train_y, test_x, test_y)
     spec = _make_spec(source, source, seed, test_fraction, 28, fingerprint)
-    return _given_split(train_x[..., None], train_y, test_x[..., None], test_y, names, 255.0, spec)
+    return _given_split(train_x[..., None], train_y, test_x[..., None], test_y, names, (255.0, 255.0), spec)
 
 
-def _mnist_arrays(source: str, cache_dir: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+def _mnist_arrays(
+    source: str, cache_dir: str | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """(train images, train labels, test images, test labels, class names) from the cache, downloading if needed."""
     import torchvision.datasets  # imported here: only these two sources need torchvision
 
     cls = getattr(torchvision.datasets, _MNIST_LIKE[source])
-    root = cache_dir or os.environ.get("LATENT_LAB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "latent_lab")
+    root = (
+        cache_dir or os.environ.get("LATENT_LAB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "latent_lab")
+    )
     title = "MNIST" if source == "mnist" else "Fashion-MNIST"
     try:
         parts = [cls(root, train=train, download=False) for train in (True, False)]
     except RuntimeError:  # torchvision's "Dataset not found": not in the cache yet
         parts = None
     except Exception as e:  # a half-written or corrupt cache
-        raise DataError(f"the cached {title} files in {root} are unreadable ({e}): delete that folder and try again") from e
+        raise DataError(
+            f"the cached {title} files in {root} are unreadable ({e}): delete that folder and try again"
+        ) from e
     if parts is None:
         offline = (
             f"could not download {title} (no network?): use 'digits' or 'shapes', "
@@ -420,30 +451,52 @@ def _mnist_arrays(source: str, cache_dir: str | None) -> tuple[np.ndarray, np.nd
         if not _any_reachable(cls.mirrors):
             raise DataError(offline)
         try:
-            parts = [cls(root, train=train, download=True) for train in (True, False)]
+            with _socket_timeout(_DOWNLOAD_SOCKET_SECONDS):
+                parts = [cls(root, train=train, download=True) for train in (True, False)]
         except Exception as e:  # URLError, HTTP errors, checksum failures, a full disk...
             raise DataError(f"{offline} [{type(e).__name__}: {e}]") from e
     train, test = parts
     return train.data.numpy(), train.targets.numpy(), test.data.numpy(), test.targets.numpy(), list(cls.classes)
 
 
+@contextlib.contextmanager
+def _socket_timeout(seconds: float) -> Iterator[None]:
+    """Give sockets opened meanwhile a default time-out: torchvision's urlopen calls set none."""
+    # The default is process-wide, so it is set only if unset and always restored; the lock keeps
+    # two concurrent downloads from restoring each other's value.
+    with _socket_timeout_lock:
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(seconds if previous is None else previous)
+        try:
+            yield
+        finally:
+            socket.setdefaulttimeout(previous)
+
+
 def _any_reachable(urls: list[str], timeout: float = _NETWORK_PROBE_SECONDS) -> bool:
     """True if a TCP connection to any of the URLs' hosts opens within `timeout` seconds."""
-    reached = threading.Event()
+    results: queue.SimpleQueue[bool] = queue.SimpleQueue()
 
     def probe(url: str) -> None:
         parts = urllib.parse.urlsplit(url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
             with socket.create_connection((parts.hostname, port), timeout=timeout):
-                reached.set()
+                results.put(True)
         except (OSError, UnicodeError):
-            pass
+            results.put(False)
 
     # Daemon threads, because a DNS look-up ignores socket time-outs and could hang the caller.
     for url in urls:
         threading.Thread(target=probe, args=(url,), daemon=True).start()
-    return reached.wait(timeout + 0.5)
+    deadline = time.monotonic() + timeout + 0.5
+    for _ in urls:  # return at the first success, or once every probe has failed
+        try:
+            if results.get(timeout=max(0.0, deadline - time.monotonic())):
+                return True
+        except queue.Empty:
+            return False
+    return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -540,9 +593,16 @@ def _open_user_data(source: str | os.PathLike | BinaryIO, name: str | None) -> t
             raise DataError(f"file not found: {path!r}: check the path")
         size = os.path.getsize(path)
         if size > MAX_FILE_BYTES:
-            raise DataError(f"{display!r} is {size / 2**20:.0f} MiB, over the {MAX_FILE_BYTES >> 20} MiB limit: use a smaller file")
-        with open(path, "rb") as f:
-            return f.read(), path, display
+            raise DataError(
+                f"{display!r} is {size / 2**20:.0f} MiB, over the {MAX_FILE_BYTES >> 20} MiB limit: use a smaller file"
+            )
+        try:
+            with open(path, "rb") as f:
+                return f.read(), path, display
+        except OSError as e:
+            raise DataError(f"cannot read {path!r} ({e.strerror}): check the file's permissions") from e
+    if not (hasattr(source, "getvalue") or hasattr(source, "read")):
+        raise TypeError(f"expected a path or a binary file-like object, got {type(source).__name__}")
     display = os.path.basename(name or getattr(source, "name", None) or "upload") or "upload"
     return _read_upload(source, display), None, display
 
@@ -616,17 +676,18 @@ def _npz_split(blob: bytes, *, path: str | None, name: str, seed: int, test_frac
     npz = _open_npz(blob, name)
     with npz:
         keys = set(npz.files)
-        spec_args = dict(path=path)
         if "x" in keys:
             x = _npz_images(npz, "x", name)
             y = _npz_labels(npz, "y", len(x), name) if "y" in keys else np.zeros(len(x), np.int64)
-            y, names = _remap_labels([y], _npz_label_names(npz, name) if "label_names" in keys else None, "y" in keys, name)
+            y, names = _remap_labels(
+                [y], _npz_label_names(npz, name) if "label_names" in keys else None, "y" in keys, name
+            )
             y = y[0]
             x, scale = _normalise_values(x, "x", name)
-            spec = _make_spec("npz", name, seed, test_fraction, x.shape[1], _sha256(blob), **spec_args)
+            spec = _make_spec("npz", name, seed, test_fraction, x.shape[1], _sha256(blob), path=path)
             return _random_split(x, y, names, scale, spec)
         if {"x_train", "x_test"} <= keys:
-            return _keras_split(npz, blob, name, seed, test_fraction, spec_args)
+            return _keras_split(npz, blob, path, name, seed, test_fraction)
     found = ", ".join(sorted(keys)) or "nothing"
     raise DataError(
         f"{name!r} has no array named 'x' (found: {found}): save it with np.savez(path, x=images, y=labels) "
@@ -634,7 +695,7 @@ def _npz_split(blob: bytes, *, path: str | None, name: str, seed: int, test_frac
     )
 
 
-def _keras_split(npz, blob: bytes, name: str, seed: int, test_fraction: float, spec_args: dict) -> DataSplit:
+def _keras_split(npz, blob: bytes, path: str | None, name: str, seed: int, test_fraction: float) -> DataSplit:
     """The Keras-style layout: the file's own train/test split is kept."""
     keys = set(npz.files)
     x_train, x_test = _npz_images(npz, "x_train", name), _npz_images(npz, "x_test", name)
@@ -652,10 +713,10 @@ def _keras_split(npz, blob: bytes, name: str, seed: int, test_fraction: float, s
         ys = [np.zeros(len(x_train), np.int64), np.zeros(len(x_test), np.int64)]
     names_given = _npz_label_names(npz, name) if "label_names" in keys else None
     (y_train, y_test), names = _remap_labels(ys, names_given, bool(has_y), name)
-    x_train, scale = _normalise_values(x_train, "x_train", name)
-    x_test, scale_test = _normalise_values(x_test, "x_test", name, int_like=scale != 1)
-    spec = _make_spec("npz", name, seed, test_fraction, x_train.shape[1], _sha256(blob), **spec_args)
-    return _given_split(x_train, y_train, x_test, y_test, names, scale, spec)
+    x_train, scale_train = _normalise_values(x_train, "x_train", name)
+    x_test, scale_test = _normalise_values(x_test, "x_test", name)
+    spec = _make_spec("npz", name, seed, test_fraction, x_train.shape[1], _sha256(blob), path=path)
+    return _given_split(x_train, y_train, x_test, y_test, names, (scale_train, scale_test), spec)
 
 
 def _open_npz(blob: bytes, name: str) -> np.lib.npyio.NpzFile:
@@ -698,7 +759,9 @@ def _npz_array(npz, key: str, name: str, max_values: int) -> np.ndarray:
     try:
         return npz[key]
     except Exception as e:  # truncated data, CRC errors...
-        raise DataError(f"array {key!r} in {name!r} cannot be read ({type(e).__name__}: {e}): save the file again") from e
+        raise DataError(
+            f"array {key!r} in {name!r} cannot be read ({type(e).__name__}: {e}): save the file again"
+        ) from e
 
 
 def _npz_images(npz, key: str, name: str) -> np.ndarray:
@@ -722,7 +785,7 @@ def _npz_images(npz, key: str, name: str) -> np.ndarray:
     return x
 
 
-def _normalise_values(x: np.ndarray, key: str, name: str, int_like: bool | None = None) -> tuple[np.ndarray, float]:
+def _normalise_values(x: np.ndarray, key: str, name: str) -> tuple[np.ndarray, float]:
     """Check pixel values; return (images, scale): ints 0..255 -> scale 255, floats in [0, 1] -> 1."""
     if x.dtype.kind == "b":
         return x.astype(np.uint8), 1.0
@@ -770,18 +833,24 @@ def _remap_labels(
     ys: list[np.ndarray], names: list[str] | None, has_y: bool, name: str
 ) -> tuple[list[np.ndarray], tuple[str, ...]]:
     """Map label values (over all parts) to 0..K-1 in sorted order; names from label_names or the values."""
+    if len({"U" if y.dtype.kind in "US" else "n" for y in ys}) > 1:
+        raise DataError(f"{name!r} mixes text and number labels between y_train and y_test: use one kind")
+    if ys[0].dtype.kind == "S":
+        ys = [y.astype(str) for y in ys]  # bytes labels -> text, for names and sorting
     values, inverse = np.unique(np.concatenate(ys), return_inverse=True)
     k = len(values)
     if k > MAX_CLASSES:
         raise DataError(f"{name!r} has {k} classes, over the limit of {MAX_CLASSES}: merge classes or drop the labels")
     if names is not None:
         if len(names) != k:
-            raise DataError(f"label_names has {len(names)} names but the labels have {k} distinct values: give one name per class")
+            raise DataError(
+                f"label_names has {len(names)} names but the labels have {k} distinct values: give one name per class"
+            )
         label_names = tuple(names)
     elif not has_y:
         label_names = ("all",)
     else:
-        label_names = tuple(str(v.item() if hasattr(v, "item") else v) for v in values)
+        label_names = tuple(str(v) for v in values.tolist())
     splits = np.cumsum([len(y) for y in ys])[:-1]
     return [part.astype(np.int64) for part in np.split(inverse.reshape(-1), splits)], label_names
 
@@ -796,8 +865,8 @@ def _folder_split(
 ) -> DataSplit:
     """Read a class-folder tree (a directory when blob is None, else a .zip's bytes) and split it."""
     if blob is None:
-        fingerprint = _hash_tree(path)
         x, y, names = _read_class_folders(path, image_size, name)
+        fingerprint = _hash_tree(path)  # after reading: a malformed folder is reported before hashing it all
     else:
         fingerprint = _sha256(blob)
         with _extracted_zip(blob, name) as root:
@@ -824,7 +893,9 @@ def _extracted_zip(blob: bytes, name: str) -> Iterator[str]:
                     while chunk := src.read(1 << 20):  # zipfile stops at the declared size
                         dst.write(chunk)
             except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError, ValueError) as e:
-                raise DataError(f"cannot unpack {info.filename!r} from {name!r} ({e}): zip the class folders again") from e
+                raise DataError(
+                    f"cannot unpack {info.filename!r} from {name!r} ({e}): zip the class folders again"
+                ) from e
         yield tmp
 
 
@@ -846,7 +917,7 @@ def _safe_members(archive: zipfile.ZipFile, name: str) -> list[tuple[zipfile.Zip
             )
         members.append((info, parts))
     if len(members) > MAX_ZIP_FILES:
-        raise DataError(f"{name!r} holds {len(members)} files, over the limit of {MAX_ZIP_FILES:,}: use fewer images")
+        raise DataError(f"{name!r} holds {len(members):,} files, over the limit of {MAX_ZIP_FILES:,}: use fewer images")
     if total > MAX_UNZIPPED_BYTES:
         raise DataError(
             f"{name!r} would unpack to {total / 2**20:,.0f} MiB, over the {MAX_UNZIPPED_BYTES >> 20} MiB limit "
@@ -859,19 +930,26 @@ def _safe_parts(filename: str, name: str) -> list[str]:
     """Split a zip member name into path parts; refuse absolute paths and '..' (path traversal)."""
     norm = filename.replace("\\", "/")
     if PurePosixPath(norm).is_absolute() or PureWindowsPath(filename).drive or PureWindowsPath(filename).is_absolute():
-        raise DataError(f"{name!r} contains an absolute path {filename!r}: refusing to unpack it; zip relative paths only")
+        raise DataError(
+            f"{name!r} contains an absolute path {filename!r}: refusing to unpack it; zip relative paths only"
+        )
     parts = [p for p in norm.split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise DataError(f"{name!r} contains a path with '..' ({filename!r}), which could escape the folder: refusing it")
+        raise DataError(
+            f"{name!r} contains a path with '..' ({filename!r}), which could escape the folder: refusing it"
+        )
     return parts
 
 
 def _read_class_folders(root: str, image_size: int, name: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """Images (N, S, S, C) uint8 with C = 1 if all are grey else 3, labels (N,), and the class names."""
+    root = _unwrap_single_folder(root)
     classes = _class_files(root, name)
     n = sum(len(files) for _, files in classes)
     if n * image_size * image_size > MAX_VALUES:
-        raise DataError(f"{n} images of {image_size}x{image_size} are too many: use fewer images or a smaller image_size")
+        raise DataError(
+            f"{n} images of {image_size}x{image_size} are too many: use fewer images or a smaller image_size"
+        )
     images, labels, grey = [], [], True
     for label, (class_dir, files) in enumerate(classes):
         for rel in files:
@@ -883,24 +961,26 @@ def _read_class_folders(root: str, image_size: int, name: str) -> tuple[np.ndarr
     if grey:
         x = x[..., :1]
     elif x.size > MAX_VALUES:
-        raise DataError(f"{n} colour images of {image_size}x{image_size} are too many: use fewer images or a smaller image_size")
+        raise DataError(
+            f"{n} colour images of {image_size}x{image_size} are too many: use fewer images or a smaller image_size"
+        )
     return x, np.array(labels, dtype=np.int64), tuple(c for c, _ in classes)
 
 
 def _class_files(root: str, name: str) -> list[tuple[str, list[str]]]:
     """[(class folder name, sorted image paths relative to it)] in sorted class order."""
-    root = _unwrap_single_folder(root)
     entries = sorted(e for e in os.listdir(root) if not _is_ignored(e))
     stray = [e for e in entries if not os.path.isdir(os.path.join(root, e))]
     dirs = [e for e in entries if os.path.isdir(os.path.join(root, e))]
+    if len(dirs) < 2:
+        found = f"one class ({dirs[0]!r})" if dirs else "no class folders"
+        found = "its images directly inside, so one class" if stray and not dirs else found
+        raise DataError(
+            f"{name!r} has {found}; need at least 2 classes: put each class in its own sub-folder (e.g. cats/, dogs/)"
+        )
     if stray:
         raise DataError(
             f"{stray[0]!r} in {name!r} is not inside a class folder: put each class's images in its own sub-folder"
-        )
-    if len(dirs) < 2:
-        found = f"one class ({dirs[0]!r})" if dirs else "no class folders"
-        raise DataError(
-            f"{name!r} has {found}; need at least 2 classes: put each class in its own sub-folder (e.g. cats/, dogs/)"
         )
     if len(dirs) > MAX_CLASSES:
         raise DataError(f"{name!r} has {len(dirs)} class folders, over the limit of {MAX_CLASSES}: merge classes")
@@ -967,7 +1047,7 @@ def _to_l_or_rgb(img: Image.Image) -> Image.Image:
     if img.mode.startswith("I") or img.mode == "F":  # 16/32-bit grey: PIL's convert would clip, not scale
         a = np.asarray(img, dtype=np.float64)
         top = 1.0 if img.mode == "F" and a.max() <= 1 else (65535.0 if a.max() > 255 else 255.0)
-        return Image.fromarray(np.clip(a / top * 255 + 0.5, 0, 255).astype(np.uint8), mode="L")
+        return Image.fromarray(np.clip(a / top * 255 + 0.5, 0, 255).astype(np.uint8))
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")  # PIL warns when palette transparency goes straight to RGB
     return img.convert("RGB")
