@@ -182,6 +182,10 @@ class TestBuiltinSources:
     def test_builtin_sources_listed(self):
         assert BUILTIN_SOURCES == ("digits", "shapes", "shapes64", "mnist", "fashion-mnist")
 
+    def test_hand_made_split_has_a_name(self):
+        digits = load_data("digits")
+        assert DataSplit(digits.train, digits.test, {"source": "bench"}).name == "bench"
+
 
 # ---------------------------------------------------------------------------------------------
 # Splits
@@ -401,10 +405,11 @@ class TestNpzFiles:
         assert plain.name == "given.npz"
 
     def test_load_data_dispatches_npz(self, tmp_path):
-        path = write_npz(tmp_path / "d.npz", x=images_u8(12))
+        path = write_npz(tmp_path / "d.npz", x=images_u8(12, 8, 10))
         split = load_data(str(path), seed=3)
         assert split.spec["source"] == "npz" and split.spec["path"] == str(path)
-        with pytest.raises(DataError, match="image_size=16 does not apply"):
+        assert load_data(path, image_size=10).input_shape == (1, 8, 10)  # a side that matches is fine
+        with pytest.raises(DataError, match="image_size=16 does not apply.*8x10"):
             load_data(path, image_size=16)
 
 

@@ -9,13 +9,13 @@ from vae_core.checkpoint import load_checkpoint, save_checkpoint
 from vae_core.config import KINDS, LIKELIHOODS, TrainConfig, model_config_for
 from vae_core.data import BUILTIN_SOURCES, load_data, load_from_spec
 from vae_core.errors import DataError, UserInputError
-from vae_core.metrics import evaluate_elbo, iwae_log_likelihood
+from vae_core.metrics import evaluate_model
 from vae_core.models import build_model
 from vae_core.train import Trainer, training_meta
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    for add in (add_train, add_evaluate, add_info):
+    for add in (add_train, add_evaluate, add_info, add_zoo):
         add(sub)
 
 
@@ -94,23 +94,6 @@ def run_evaluate(args) -> dict:
     return evaluate_model(model, data.test, iwae_samples=args.iwae_samples)
 
 
-def evaluate_model(model, test, *, iwae_samples: int = 0, seed: int = 0) -> dict:
-    """The evaluate command's numbers for a model on a test set (nats per example)."""
-    if tuple(test.x.shape[1:]) != tuple(model.config.input_shape):
-        raise DataError(f"the data's images are {'x'.join(map(str, test.x.shape[1:]))} but the model expects "
-                        f"{'x'.join(map(str, model.config.input_shape))}: use the data set it was trained on")
-    if model.config.is_conditional and int(test.y.max()) >= model.config.num_classes:
-        raise DataError(f"the data has labels up to {int(test.y.max())} but the CVAE knows {model.config.num_classes} classes")
-    metrics = evaluate_elbo(model, test.x, test.y, seed=seed)
-    out = {k: metrics[k] for k in ("elbo", "recon", "kl", "active_units")}
-    out["kl_per_dim"] = metrics["kl_per_dim"]
-    out["nll"] = None
-    if iwae_samples > 0 and model.config.is_variational:
-        out["nll"] = float(-iwae_log_likelihood(model, test.x, test.y, k=iwae_samples, seed=seed).mean())
-    out["n_test"] = len(test.x)
-    return out
-
-
 # -- info ---------------------------------------------------------------------------------------------------------
 def add_info(sub) -> None:
     p = sub.add_parser("info", help="print a checkpoint's metadata")
@@ -122,6 +105,45 @@ def add_info(sub) -> None:
 def run_info(args) -> dict:
     model, meta = load_checkpoint(args.checkpoint)
     return {"model_config": model.config.to_dict(), **meta}
+
+
+# -- zoo ----------------------------------------------------------------------------------------------------------
+def add_zoo(sub) -> None:
+    p = sub.add_parser("zoo", help="build or list the bundled model zoo")
+    zoo_sub = p.add_subparsers(dest="zoo_command", required=True, parser_class=type(p))
+    build = zoo_sub.add_parser("build", help="train every zoo model into checkpoints/ (about 5 minutes)")
+    build.add_argument("--only", nargs="+", default=None, help="build only these zoo models")
+    build.add_argument("--out", default=None, help="folder (default: checkpoints/)")
+    _add_output_flags(build)
+    build.set_defaults(handler=run_zoo_build)
+    listing = zoo_sub.add_parser("list", help="the zoo's models and their cards")
+    listing.add_argument("--folder", default=None)
+    _add_output_flags(listing)
+    listing.set_defaults(handler=run_zoo_list)
+
+
+def run_zoo_build(args) -> dict:
+    from vae_core import zoo
+
+    folder = Path(args.out) if args.out else zoo.ZOO_DIR
+    try:
+        cards = zoo.build_zoo(folder, args.only, log=(lambda _: None) if args.json else print)
+    except KeyError as exc:
+        raise UserInputError(str(exc).strip("'\"")) from None
+    return {"folder": str(folder), "models": len(cards)} if not args.json else {"folder": str(folder), "cards": cards}
+
+
+def run_zoo_list(args) -> dict:
+    from vae_core import zoo
+
+    cards = zoo.list_zoo(Path(args.folder) if args.folder else zoo.ZOO_DIR)
+    if args.json:
+        return {"models": cards}
+    for c in cards:
+        nll = f"{c['nll']:.2f}" if c.get("nll") is not None else "n/a"
+        print(f"{c['name']:<20} {c['title']:<34} ELBO {c['test_elbo']:8.2f}  NLL {nll:>7}  KL {c['test_kl']:6.2f}  "
+              f"active {c['active_units']}" + (f"  MIG {c['mig']:.3f}" if "mig" in c else ""))
+    return {}
 
 
 # -- shared flags -------------------------------------------------------------------------------------------------

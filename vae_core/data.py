@@ -109,7 +109,7 @@ class DataSplit:
     @property
     def name(self) -> str:
         """Short human name: a built-in id or the user file's base name."""
-        return self.spec["name"]
+        return str(self.spec.get("name") or self.spec.get("source") or "data")  # hand-made splits may lack a name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,7 +131,7 @@ def load_data(
     path = os.fspath(source)
     if path.lower().endswith(".npz"):
         split = load_npz(path, seed=seed, test_fraction=test_fraction)
-        _check_native_size(split.name, split.input_shape[1], image_size)
+        _check_native_size(split.name, *split.input_shape[1:], image_size)
         return split
     if path.lower().endswith(".zip") or os.path.isdir(path):
         return load_image_folder(path, image_size=image_size or 32, seed=seed, test_fraction=test_fraction)
@@ -146,7 +146,10 @@ def load_data(
 def load_from_spec(spec: dict, *, file: BinaryIO | None = None, cache_dir: str | None = None) -> DataSplit:
     """Reload the split a checkpoint was trained on; refuse a user file that is missing or changed.
 
-    `file` is needed only for data that was uploaded rather than loaded from a path.
+    A spec has "source" (a built-in id, "npz" or "image_folder"), "name", "seed", "test_fraction",
+    "image_size" (pixels) and "fingerprint" (sha256 of the file's bytes, of a folder's files, or of a
+    built-in set's arrays); user sources add "path" (absolute, or None for an upload). `file` is
+    needed only for data that was uploaded rather than loaded from a path.
     """
     source, seed, test_fraction, image_size, fingerprint = _parse_spec(spec)
     if source in BUILTIN_SOURCES:
@@ -340,11 +343,11 @@ def _check_int(what: str, value: object, low: int, high: int) -> None:
         raise DataError(f"{what} is {value!r}: use a whole number from {low} to {high}")
 
 
-def _check_native_size(name: str, native: int, image_size: int | None) -> None:
-    """Sources of fixed size accept image_size only when it matches (resizing is for image folders)."""
-    if image_size is not None and image_size != native:
+def _check_native_size(name: str, height: int, width: int, image_size: int | None) -> None:
+    """Sources of fixed size accept image_size only when it matches a side (resizing is for image folders)."""
+    if image_size is not None and image_size not in (height, width):
         raise DataError(
-            f"image_size={image_size} does not apply to {name!r} (its images are {native}x{native}): "
+            f"image_size={image_size} does not apply to {name!r} (its images are {height}x{width}): "
             "leave image_size unset, or use an image folder, which is resized"
         )
 
@@ -368,7 +371,7 @@ def _load_builtin(
 
 def _load_digits(seed: int, image_size: int | None, test_fraction: float) -> DataSplit:
     """scikit-learn's 8x8 handwritten digits (1,797 images, shipped with the package: offline)."""
-    _check_native_size("digits", 8, image_size)
+    _check_native_size("digits", 8, 8, image_size)
     x, y = _digits_arrays()
     spec = _make_spec("digits", "digits", seed, test_fraction, 8, _sha256_arrays(x, y))
     return _random_split(x[..., None], y, tuple(str(d) for d in range(10)), 16.0, spec)
@@ -388,7 +391,7 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
 def _load_shapes(source: str, seed: int, image_size: int | None, test_fraction: float) -> DataSplit:
     """The procedural shapes set at 32x32 ('shapes') or 64x64 ('shapes64'), split by `seed`."""
     size = 64 if source == "shapes64" else 32
-    _check_native_size(source, size, image_size)
+    _check_native_size(source, size, size, image_size)
     images, factors, fingerprint = _shapes_arrays(size)
     spec = _make_spec(source, source, seed, test_fraction, size, fingerprint)
     return _random_split(
@@ -415,7 +418,7 @@ def _load_mnist_like(
     source: str, seed: int, image_size: int | None, test_fraction: float, cache_dir: str | None
 ) -> DataSplit:
     """MNIST or Fashion-MNIST from torchvision, with their own 60k/10k split; downloaded once into the cache."""
-    _check_native_size(source, 28, image_size)
+    _check_native_size(source, 28, 28, image_size)
     train_x, train_y, test_x, test_y, classes = _mnist_arrays(source, cache_dir)
     names = tuple(str(d) for d in range(10)) if source == "mnist" else tuple(classes)
     fingerprint = _sha256_arrays(train_x, train_y, test_x, test_y)

@@ -8,6 +8,7 @@ import math
 
 import torch
 
+from vae_core.errors import DataError
 from vae_core.losses import elbo_terms, kl_normal, reconstruction_nll
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: a unit is active when Cov_x(E_q[z_d | x]) > 0.01
@@ -118,3 +119,26 @@ def _log_importance_weights(model, x, y, mu, logvar, s, generator) -> torch.Tens
 def kl_per_dimension(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """Mean KL of each latent dimension over a set (D,), in nats."""
     return kl_normal(mu, logvar).mean(0)
+
+
+def evaluate_model(model, test, *, iwae_samples: int = 0, iwae_examples: int | None = None, seed: int = 0) -> dict:
+    """ELBO, recon, KL, active units and (K > 0) the importance-weighted -log p(x) on a test set, nats per example.
+
+    The numbers of `python -m vae_core evaluate` and of the zoo's model cards; `iwae_examples` limits the
+    (costly) importance-weighted estimate to the first examples.
+    """
+    if tuple(test.x.shape[1:]) != tuple(model.config.input_shape):
+        raise DataError(f"the data's images are {'x'.join(map(str, test.x.shape[1:]))} but the model expects "
+                        f"{'x'.join(map(str, model.config.input_shape))}: use the data set it was trained on")
+    if model.config.is_conditional and int(test.y.max()) >= model.config.num_classes:
+        raise DataError(f"the data has labels up to {int(test.y.max())} but the CVAE knows {model.config.num_classes} classes")
+    metrics = evaluate_elbo(model, test.x, test.y, seed=seed)
+    out = {k: metrics[k] for k in ("elbo", "recon", "kl", "active_units")}
+    out["kl_per_dim"] = metrics["kl_per_dim"]
+    out["nll"] = None
+    if iwae_samples > 0 and model.config.is_variational:
+        n = len(test.x) if iwae_examples is None else min(iwae_examples, len(test.x))
+        out["nll"] = float(-iwae_log_likelihood(model, test.x[:n], test.y[:n], k=iwae_samples, seed=seed).mean())
+        out["nll_samples"], out["nll_examples"] = iwae_samples, n
+    out["n_test"] = len(test.x)
+    return out

@@ -1,0 +1,239 @@
+"""Background training jobs for the app: a thread per job, a server-wide cap, no Streamlit calls inside.
+
+    limiter = JobLimiter(max_running=2)          # one per server (the app keeps it in st.cache_resource)
+    job = TrainingJob(model_config, train_config, data, limiter, save_to=folder / "model.pt").start()
+    job.snapshot()   # a consistent copy of state, progress, history, latest map and reconstructions
+    job.cancel()     # stops within one mini-batch; what was learnt is kept and saved
+
+The UI polls `snapshot()`; the worker writes under a lock and never waits on the UI.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from vae_core.checkpoint import save_checkpoint
+from vae_core.config import ModelConfig, TrainConfig
+from vae_core.models import build_model
+from vae_core.train import Trainer, TrainEvent, training_meta
+
+STATES = ("queued", "running", "done", "failed", "cancelled")
+MAX_STEP_POINTS = 2000  # step metrics kept for the live curve; older ones are thinned
+
+
+class JobLimiter:
+    """At most `max_running` jobs train at once; the others wait in first-come order and know their place."""
+
+    def __init__(self, max_running: int | None = None):
+        self.max_running = max(1, max_running or os.cpu_count() or 1)
+        self._cond = threading.Condition()
+        self._running: set[str] = set()
+        self._queue: deque[str] = deque()
+
+    def acquire(self, job_id: str, cancel: threading.Event) -> bool:
+        """Wait for a slot; False if cancelled while waiting."""
+        with self._cond:
+            self._queue.append(job_id)
+            while not cancel.is_set():
+                if self._queue[0] == job_id and len(self._running) < self.max_running:
+                    self._queue.popleft()
+                    self._running.add(job_id)
+                    self._cond.notify_all()
+                    return True
+                self._cond.wait(timeout=0.2)  # wake up now and then to notice a cancel
+            self._queue.remove(job_id)
+            self._cond.notify_all()
+            return False
+
+    def release(self, job_id: str) -> None:
+        with self._cond:
+            self._running.discard(job_id)
+            self._cond.notify_all()
+
+    def position(self, job_id: str) -> int | None:
+        """1 for the next job to start, None if not waiting."""
+        with self._cond:
+            return self._queue.index(job_id) + 1 if job_id in self._queue else None
+
+    @property
+    def running(self) -> int:
+        with self._cond:
+            return len(self._running)
+
+    @property
+    def waiting(self) -> int:
+        with self._cond:
+            return len(self._queue)
+
+
+@dataclass
+class JobSnapshot:
+    """What the UI needs to draw one poll; copies, safe to read without the lock."""
+
+    id: str
+    state: str
+    queue_position: int | None
+    progress: float
+    epoch: int
+    epochs: int
+    samples_per_s: float
+    eta_seconds: float | None
+    steps: list[dict]
+    history: list[dict]
+    latent: dict | None  # {"mu": (N, D) tensor, "y": (N,) tensor, "epoch": int} of the test set, latest epoch
+    recon: dict | None  # {"x": (8, C, H, W), "x_hat": (8, C, H, W), "epoch": int}
+    message: str
+    checkpoint: Path | None
+    seconds: float
+
+
+class TrainingJob:
+    """One training run in a daemon thread: waits for a slot, trains, saves its checkpoint."""
+
+    def __init__(self, model_config: ModelConfig, train_config: TrainConfig, data, limiter: JobLimiter, *,
+                 save_to: Path | None = None, name: str = "", on_finish: Callable[["TrainingJob"], None] | None = None,
+                 preview_size: int = 8):
+        self.id = uuid.uuid4().hex[:12]
+        self.name = name or model_config.label
+        self.model_config = model_config
+        self.train_config = train_config
+        self.data = data
+        self.limiter = limiter
+        self.save_to = Path(save_to) if save_to else None
+        self.on_finish = on_finish
+        self.model = build_model(model_config, seed=train_config.seed)
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._work, name=f"train-{self.id}", daemon=True)
+        self._preview_x = data.test.x[:preview_size]
+        self._preview_y = data.test.y[:preview_size]
+        self._start_time = time.time()
+        # State below is written by the worker under the lock.
+        self._state = "queued"
+        self._progress = 0.0
+        self._epoch = 0
+        self._samples_per_s = 0.0
+        self._eta: float | None = None
+        self._steps: list[dict] = []
+        self._history: list[dict] = []
+        self._latent: dict | None = None
+        self._recon: dict | None = None
+        self._message = ""
+        self._checkpoint: Path | None = None
+        self.finished = threading.Event()
+
+    # -- control from the UI --------------------------------------------------------------------------------------
+    def start(self) -> "TrainingJob":
+        self._thread.start()
+        return self
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        return self.finished.wait(timeout)
+
+    @property
+    def state(self) -> str:
+        with self._lock:
+            return self._state
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ("queued", "running")
+
+    def snapshot(self) -> JobSnapshot:
+        with self._lock:
+            return JobSnapshot(
+                id=self.id, state=self._state, queue_position=self.limiter.position(self.id) if self._state == "queued" else None,
+                progress=self._progress, epoch=self._epoch, epochs=self.train_config.epochs,
+                samples_per_s=self._samples_per_s, eta_seconds=self._eta, steps=list(self._steps),
+                history=list(self._history), latent=self._latent, recon=self._recon, message=self._message,
+                checkpoint=self._checkpoint, seconds=time.time() - self._start_time)
+
+    # -- the worker -----------------------------------------------------------------------------------------------
+    def _work(self) -> None:
+        try:
+            if not self.limiter.acquire(self.id, self._cancel):
+                self._set(state="cancelled", message="cancelled before it started")
+                return
+            try:
+                self._train()
+            finally:
+                self.limiter.release(self.id)
+        except Exception as exc:  # never die silently: the student sees the error
+            self._set(state="failed", message=f"training failed: {type(exc).__name__}: {exc}")
+        finally:
+            self.finished.set()
+            if self.on_finish:
+                try:
+                    self.on_finish(self)
+                except Exception:
+                    pass
+
+    def _train(self) -> None:
+        # Threads per job: all cores when alone, a fair share when others train too (set per thread: OpenMP).
+        cores = os.cpu_count() or 1
+        torch.set_num_threads(self.train_config.num_threads or max(1, cores // max(1, self.limiter.running)))
+        self._set(state="running")
+        result = Trainer(self.model, self.data, self.train_config).run([self._on_event], self._cancel)
+        checkpoint = None
+        if self.save_to and result.history:  # a stopped run keeps and saves what it learnt
+            meta = training_meta(self.data, self.train_config, result)
+            meta["name"] = self.name
+            checkpoint = save_checkpoint(self.save_to, self.model, meta)
+        message = result.message
+        if result.status == "cancelled" and not result.history:
+            message = "stopped before the first epoch ended: nothing to keep"
+        self._set(state=result.status, message=message, checkpoint=checkpoint)
+
+    def _on_event(self, event: TrainEvent) -> None:
+        m = event.metrics
+        if event.kind == "step":
+            with self._lock:
+                self._steps.append({"step": event.step, "epoch": event.epoch, **{k: m[k] for k in ("loss", "recon", "kl", "elbo")}})
+                if len(self._steps) > MAX_STEP_POINTS:
+                    self._steps = self._steps[::2]
+                self._progress = m["progress"]
+                self._samples_per_s = m["samples_per_s"]
+                self._epoch = event.epoch
+        elif event.kind == "epoch":
+            latent, recon = self._previews(event.epoch)
+            with self._lock:
+                self._history.append(m)
+                self._progress = m["progress"]
+                self._samples_per_s = m["samples_per_s"]
+                self._eta = m["eta_seconds"]
+                self._epoch = event.epoch
+                self._latent, self._recon = latent, recon
+
+    @torch.no_grad()
+    def _previews(self, epoch: int) -> tuple[dict, dict]:
+        """The test set's latent means and a strip of reconstructions, for the live map and strip."""
+        model = self.model.eval()
+        test = self.data.test
+        cond = model.config.is_conditional
+        mu = torch.cat([model.encode(test.x[i:i + 1024], test.y[i:i + 1024] if cond else None)[0]
+                        for i in range(0, len(test.x), 1024)])
+        y = self._preview_y if cond else None
+        mu_preview = model.encode(self._preview_x, y)[0]
+        x_hat = model.decode_mean(mu_preview, y)
+        model.train()
+        return ({"mu": mu.clone(), "y": test.y.clone(), "epoch": epoch},
+                {"x": self._preview_x.clone(), "x_hat": x_hat.clone(), "epoch": epoch})
+
+    def _set(self, **fields) -> None:
+        with self._lock:
+            for key, value in fields.items():
+                setattr(self, f"_{key}", value)
+
+
+__all__ = ["JobLimiter", "TrainingJob", "JobSnapshot", "STATES"]

@@ -1,0 +1,127 @@
+"""The bundled model zoo: a declarative list, built by `python -m vae_core zoo build` into `checkpoints/`.
+
+Each checkpoint carries a model card in its metadata ("card"): data set, config, seed, training time, test ELBO,
+reconstruction and KL, importance-weighted NLL, active units and, for `shapes`, MIG and DCI. The card's figures
+come from the same `evaluate_model` as `python -m vae_core evaluate`, so a fresh evaluation reproduces them.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from vae_core.checkpoint import load_checkpoint, save_checkpoint
+from vae_core.config import TrainConfig, model_config_for
+from vae_core.data import load_data
+from vae_core.metrics import evaluate_model
+from vae_core.models import build_model
+from vae_core.train import Trainer, training_meta
+
+ZOO_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
+DIGITS_MLP = {"arch": "mlp", "hidden": (256, 128)}  # shared by the AE / VAE / β-VAE lesson models
+SHAPES_CONV = {"arch": "conv", "latent_dim": 8}
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    name: str  # file stem and id
+    title: str  # what a teacher sees in the picker
+    dataset: str
+    model: dict  # model_config_for settings
+    train: dict  # TrainConfig settings
+    about: str  # one sentence: what this model is for
+    iwae: tuple[int, int | None] = (1000, None)  # (K, examples) of the card's importance-weighted NLL
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+DIGITS_TRAIN = {"epochs": 60, "batch_size": 64, "lr": 2e-3, "seed": 0}
+SHAPES_TRAIN = {"epochs": 12, "batch_size": 64, "lr": 1e-3, "seed": 0}
+
+ZOO: tuple[ZooModel, ...] = (
+    ZooModel("digits-vae-2d", "Digits VAE (2-D latent)", "digits", {"kind": "vae", "latent_dim": 2, **DIGITS_MLP},
+             DIGITS_TRAIN, "The plain VAE: a 2-D latent space you can see whole."),
+    ZooModel("digits-ae-2d", "Digits autoencoder (2-D)", "digits", {"kind": "ae", "latent_dim": 2, **DIGITS_MLP},
+             DIGITS_TRAIN, "The same network and seed without the KL term: a code with holes, not a generator."),
+    ZooModel("digits-betavae-2d", "Digits β-VAE (β = 4, 2-D)", "digits",
+             {"kind": "vae", "latent_dim": 2, "beta": 4.0, **DIGITS_MLP}, DIGITS_TRAIN,
+             "A heavier KL weight: a smoother, more prior-like map with blurrier images."),
+    ZooModel("digits-cvae-2d", "Digits CVAE (2-D)", "digits", {"kind": "cvae", "latent_dim": 2, **DIGITS_MLP},
+             DIGITS_TRAIN, "Told the digit class: the latent space keeps only the style."),
+    ZooModel("digits-vae-10d", "Digits VAE (10-D latent)", "digits", {"kind": "vae", "latent_dim": 10, **DIGITS_MLP},
+             DIGITS_TRAIN, "More latent dimensions: the map is a PCA view, and some units stay inactive."),
+    ZooModel("shapes-vae", "Shapes VAE (conv, 8-D)", "shapes", {"kind": "vae", **SHAPES_CONV}, SHAPES_TRAIN,
+             "A conv VAE on procedural shapes with known factors: position, scale, rotation, shape.",
+             iwae=(100, 500)),
+    ZooModel("shapes-betavae", "Shapes β-VAE (conv, 8-D, β = 6)", "shapes", {"kind": "vae", "beta": 6.0, **SHAPES_CONV},
+             SHAPES_TRAIN, "A β-VAE whose traversals separate the factors: compare its MIG with the VAE's.",
+             iwae=(100, 500)),
+)
+
+
+def zoo_model(name: str) -> ZooModel:
+    for spec in ZOO:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"no zoo model {name!r}; known: {', '.join(s.name for s in ZOO)}")
+
+
+def build_one(spec: ZooModel, folder: Path = ZOO_DIR, log: Callable[[str], None] = print) -> dict:
+    """Train, evaluate and save one zoo model; returns its card."""
+    data = load_data(spec.dataset, seed=spec.train["seed"])
+    config = model_config_for(data.input_shape, data.num_classes, **spec.model)
+    train_config = TrainConfig(**spec.train)
+    model = build_model(config, seed=train_config.seed)
+    start = time.perf_counter()
+    result = Trainer(model, data, train_config).run()
+    if result.status != "done":
+        raise RuntimeError(f"{spec.name}: {result.message}")
+    card = model_card(spec, model, data, train_seconds=time.perf_counter() - start)
+    meta = training_meta(data, train_config, result)
+    meta.update(name=spec.title, zoo_name=spec.name, about=spec.about, card=card)
+    save_checkpoint(folder / f"{spec.name}.pt", model, meta)
+    log(f"{spec.name}: test ELBO {card['test_elbo']:.2f} nats, NLL {card['nll']}, KL {card['test_kl']:.2f}, "
+        f"active {card['active_units']}/{config.latent_dim}, {card['train_seconds']:.0f} s")
+    return card
+
+
+def model_card(spec: ZooModel, model, data, *, train_seconds: float) -> dict:
+    """The card's figures, from the same code path as `evaluate` (and MIG/DCI where the data has factors)."""
+    k, n = spec.iwae
+    metrics = evaluate_model(model, data.test, iwae_samples=k, iwae_examples=n)
+    card = {
+        "dataset": spec.dataset, "config": model.config.to_dict(), "seed": spec.train["seed"],
+        "train_config": dict(spec.train), "train_seconds": round(train_seconds, 1),
+        "test_elbo": metrics["elbo"], "test_recon": metrics["recon"], "test_kl": metrics["kl"],
+        "nll": metrics["nll"], "nll_samples": metrics.get("nll_samples"), "nll_examples": metrics.get("nll_examples"),
+        "active_units": metrics["active_units"], "kl_per_dim": metrics["kl_per_dim"],
+    }
+    if data.test.factors is not None:
+        card.update(disentanglement_card(model, data.test))
+    return card
+
+
+def disentanglement_card(model, dataset) -> dict:
+    from vae_core.disentanglement import evaluate_disentanglement
+
+    d = evaluate_disentanglement(model, dataset, max_samples=4000, seed=0)
+    return {"mig": d["mig"], "dci_disentanglement": d["dci_disentanglement"],
+            "dci_completeness": d["dci_completeness"], "dci_informativeness": d["dci_informativeness"],
+            "factor_per_dim": d["factor_per_dim"]}
+
+
+def build_zoo(folder: Path = ZOO_DIR, names: list[str] | None = None, log: Callable[[str], None] = print) -> list[dict]:
+    """Build every zoo model (or the named ones) into `folder`."""
+    specs = [zoo_model(n) for n in names] if names else list(ZOO)
+    return [build_one(spec, folder, log) for spec in specs]
+
+
+def list_zoo(folder: Path = ZOO_DIR) -> list[dict]:
+    """The cards of the checkpoints present in `folder`, in the declared order."""
+    out = []
+    for spec in ZOO:
+        path = folder / f"{spec.name}.pt"
+        if path.is_file():
+            _, meta = load_checkpoint(path)
+            out.append({"name": spec.name, "title": spec.title, "path": str(path), **meta.get("card", {})})
+    return out
