@@ -1,4 +1,4 @@
-"""MIG and DCI on codes whose answer is known, the MI estimate against a contingency table, and the model entry point."""
+"""MIG and DCI on codes with a known answer, MI against a contingency table, and the model-level entry point."""
 import math
 
 import numpy as np

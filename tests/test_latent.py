@@ -232,12 +232,12 @@ class TestViews:
             torch.testing.assert_close(one[0], images[i], rtol=0, atol=1e-6)
 
     def test_tsne_view_only(self):
-        mu = _correlated_codes(n=120)
-        view = fit_view(mu, "tsne", max_tsne_points=60)
+        mu = _correlated_codes(n=60)
+        view = fit_view(mu, "tsne", max_tsne_points=30)
         assert view.method == "tsne" and not view.decodable and "view only" in view.axis_labels[0]
-        assert len(view.indices_) == 60 and torch.equal(view.indices_, view.indices_.sort().values)
-        assert torch.equal(fit_view(mu, "tsne", max_tsne_points=60, seed=0).indices_, view.indices_)  # deterministic
-        assert torch.equal(view.transform(mu[view.indices_]), view.embedding_) and view.embedding_.shape == (60, 2)
+        assert len(view.indices_) == 30 and torch.equal(view.indices_, view.indices_.sort().values)
+        assert torch.equal(latent._subsample(60, 30, seed=0), view.indices_)  # deterministic
+        assert torch.equal(view.transform(mu[view.indices_]), view.embedding_) and view.embedding_.shape == (30, 2)
         with pytest.raises(ValueError, match="no inverse"):
             view.inverse_transform(torch.zeros(1, 2))
         with pytest.raises(ValueError, match="fitted"):
@@ -293,7 +293,8 @@ class TestGrid:
         x_min, x_max, y_min, y_max = grid_extent(view, mode="prior", k=2)
         center = view.transform(torch.zeros(1, 5))[0]  # the prior mean in the view
         torch.testing.assert_close(torch.tensor([x_min + x_max, y_min + y_max]) / 2, center)
-        torch.testing.assert_close(torch.tensor([x_max - x_min, y_max - y_min]), torch.tensor([4.0, 4.0]))  # ±2σ, σ=1
+        width = torch.tensor([x_max - x_min, y_max - y_min])
+        torch.testing.assert_close(width, torch.tensor([4.0, 4.0]))  # ±2σ with σ = 1 along orthonormal components
         assert grid_extent(None) == (-3.0, 3.0, -3.0, 3.0)
 
     def test_data_extent_is_the_quantile_range(self, digits_encoding):
@@ -383,9 +384,10 @@ class TestSampling:
         torch.testing.assert_close(images, origin.expand(5, -1, -1, -1), rtol=0, atol=1e-6)
 
     def test_empirical_std_is_the_temperature(self, trained_digits_vae):
-        z, _ = sample_prior(trained_digits_vae, 20_000, temperature=0.5)
+        z, _ = sample_prior(trained_digits_vae, 10_000, temperature=0.5)
+        # 4 standard errors: sd(std estimate) = 0.5 / sqrt(2n) = 0.0035, sd(mean) = 0.5 / sqrt(n) = 0.005
         torch.testing.assert_close(z.std(0), torch.full((2,), 0.5), rtol=0, atol=0.015)
-        torch.testing.assert_close(z.mean(0), torch.zeros(2), rtol=0, atol=0.015)
+        torch.testing.assert_close(z.mean(0), torch.zeros(2), rtol=0, atol=0.02)
 
     def test_samples_per_class_share_z_across_classes(self):
         model = _model("cvae")

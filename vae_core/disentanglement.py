@@ -108,9 +108,9 @@ def dci(codes: np.ndarray, factors: np.ndarray, *, train_fraction: float = 0.8, 
     """DCI scores (Eastwood & Williams 2018), each in [0, 1], and the (D, K) importance matrix R.
 
     A random forest predicts each factor from the code; its feature importances give column k of R.
-        disentanglement = Σ_d ρ_d (1 - H_K(P_d.)),  P_dk = R_dk / Σ_k R_dk,  ρ_d = Σ_k R_dk / Σ_dk R_dk   (eq. 2-3)
-        completeness    = 1/K Σ_k (1 - H_D(P̃_.k)),  P̃_dk = R_dk / Σ_d R_dk                              (eq. 4)
-        informativeness = mean held-out accuracy of the K predictors
+        disentanglement = Σ_d ρ_d (1 - H_K(P_d.)),  P_dk = R_dk / Σ_k R_dk,  ρ_d = Σ_k R_dk / Σ_dk R_dk
+        completeness    = 1/K Σ_k (1 - H_D(P̃_.k)),  P̃_dk = R_dk / Σ_d R_dk
+        informativeness = mean held-out accuracy of the K predictors            (E&W sec. 3; accuracy, not error)
     H_K and H_D are entropies with log base K and D. Factors constant in the training part are left out.
     The first max_samples examples of a seeded permutation are used, so a seed gives the same answer.
     """
@@ -149,11 +149,11 @@ def _forest(n_estimators: int, seed: int) -> RandomForestClassifier:
     # A random forest rather than disentanglement_lib's gradient-boosted trees: boosting grows one tree per
     # class per stage, so shapes' 40-valued orientation alone costs 40 x n_estimators trees (minutes on two
     # CPU cores), while a forest grows n_estimators multi-class trees and gives the same kind of importance
-    # (mean impurity decrease). Eastwood & Williams themselves used random forests (and the lasso), sec. 4.
+    # (mean impurity decrease). Eastwood & Williams's own experiments used the lasso and random forests.
     # Every dimension is a split candidate at every node (max_features=None, i.e. bagged trees): with sklearn's
     # default of sqrt(D) candidates, a node that happens not to be offered the informative dimension splits on
     # an irrelevant one, leaking ~10% of the importance to it and capping a perfect code's D and C near 0.88.
-    # min_samples_leaf stops trees from splitting on irrelevant dimensions just to memorise the last few
+    # min_samples_leaf limits splits on irrelevant dimensions made only to memorise the last few noisy
     # examples, for the same reason; n_jobs=1 because the cores are shared.
     return RandomForestClassifier(n_estimators=n_estimators, min_samples_leaf=5, max_features=None,
                                   random_state=seed, n_jobs=1)
@@ -169,7 +169,7 @@ def _entropy(p: np.ndarray, base: int, axis: int) -> np.ndarray:
 
 
 def _disentanglement(importance: np.ndarray) -> float:
-    """Σ_d ρ_d (1 - H_K(P_d.)) (Eastwood & Williams eq. 2-3): does each dimension capture at most one factor?"""
+    """Σ_d ρ_d (1 - H_K(P_d.)): does each code dimension capture at most one factor? (E&W sec. 3)"""
     d_total = importance.sum(axis=1)  # (D,)
     if d_total.sum() <= 0:
         return 0.0
@@ -179,7 +179,7 @@ def _disentanglement(importance: np.ndarray) -> float:
 
 
 def _completeness(importance: np.ndarray) -> float:
-    """1/K Σ_k (1 - H_D(P̃_.k)) (Eastwood & Williams eq. 4): is each factor captured by a single dimension?"""
+    """1/K Σ_k (1 - H_D(P̃_.k)): is each factor captured by a single code dimension? (E&W sec. 3)"""
     k_total = importance.sum(axis=0)  # (K,)
     p = importance / np.where(k_total > 0, k_total, 1.0)[None, :]
     per_factor = 1.0 - _entropy(p, importance.shape[0], axis=0)

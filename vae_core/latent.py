@@ -57,9 +57,7 @@ def _labels(model, y: Labels, n: int) -> torch.Tensor | None:
         return None
     if y is None:
         raise ValueError("a CVAE needs the class label y: pass one class (int) for all rows or an (N,) tensor")
-    if isinstance(y, bool) or not isinstance(y, (int, torch.Tensor)):
-        raise ValueError(f"the class label y must be an int or an (N,) tensor, got {type(y).__name__}")
-    y = torch.as_tensor(y).long().cpu()
+    y = _as_label_tensor(y)
     if y.ndim == 0:
         y = y.expand(n)
     if y.shape != (n,):
@@ -69,11 +67,25 @@ def _labels(model, y: Labels, n: int) -> torch.Tensor | None:
     return y
 
 
+def _as_label_tensor(y) -> torch.Tensor:
+    """An int, numpy integer or integer tensor/array as an int64 CPU tensor; floats and bools are refused."""
+    bad = ValueError(f"the class label y must be an int or an (N,) integer tensor, got {type(y).__name__}")
+    if isinstance(y, (bool, float, str)):
+        raise bad
+    try:
+        y = torch.as_tensor(y)
+    except (TypeError, ValueError, RuntimeError):
+        raise bad from None
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise bad
+    return y.long().cpu()
+
+
 def _plain_labels(y: Labels, n: int) -> torch.Tensor:
     """Labels kept alongside the codes of a model that ignores them: (n,) int64, -1 when none were given."""
     if y is None:
         return torch.full((n,), -1, dtype=torch.int64)
-    y = torch.as_tensor(y).long().cpu()
+    y = _as_label_tensor(y)
     if y.ndim == 0:
         return y.expand(n).clone()
     if y.shape != (n,):
@@ -100,7 +112,8 @@ def _vector(v: torch.Tensor, d: int | None, name: str) -> torch.Tensor:
     if v.ndim == 2 and v.shape[0] == 1:
         v = v[0]
     if v.ndim != 1 or (d is not None and v.shape[0] != d):
-        raise ValueError(f"{name} must be one latent vector ({d if d is not None else 'D'},), got shape {tuple(v.shape)}")
+        size = d if d is not None else "D"
+        raise ValueError(f"{name} must be one latent vector ({size},), got shape {tuple(v.shape)}")
     return v
 
 
@@ -198,8 +211,8 @@ class LatentView:
             return self.embedding_.clone()
         if self.method == "identity":
             if self.latent_dim == 1:
-                return torch.cat([mu.float(), torch.zeros(len(mu), 1)], dim=1)  # (N, 2): zero 2nd axis
-            return mu.float().clone()
+                return torch.cat([mu.float().cpu(), torch.zeros(len(mu), 1)], dim=1)  # (N, 2): zero 2nd axis
+            return mu.float().cpu().clone()
         return ((mu.double().cpu() - self.mean_) @ self.components_.T).float()  # (N, 2)
 
     def inverse_transform(self, points: torch.Tensor) -> torch.Tensor:
@@ -208,7 +221,7 @@ class LatentView:
             raise ValueError("a t-SNE view is for viewing only: it has no inverse map back to the latent space")
         _check_codes(points, 2, "points")
         if self.method == "identity":
-            return points[:, : self.latent_dim].float().clone()  # D == 1 drops the padded axis
+            return points[:, : self.latent_dim].float().cpu().clone()  # D == 1 drops the padded axis
         # The plane through the mean spanned by the two components (sklearn's PCA.inverse_transform).
         return (points.double().cpu() @ self.components_ + self.mean_).float()  # (N, D)
 
@@ -256,22 +269,30 @@ def _fit_pca(mu: torch.Tensor) -> LatentView:
 
 def _fit_tsne(mu: torch.Tensor, seed: int, max_points: int) -> LatentView:
     from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits  # an sklearn dependency
 
     n, d = mu.shape
     if n < 4:
         raise ValueError(f"a t-SNE view needs at least 4 points, got {n}")
     if max_points < 4:
         raise ValueError(f"max_tsne_points must be >= 4, got {max_points}")
-    if n > max_points:  # t-SNE is O(N log N) per step: subsample, deterministically, and keep the data order
-        indices = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max_points].sort().values
-    else:
-        indices = torch.arange(n)
+    indices = _subsample(n, max_points, seed)  # (M,)
     fitted = mu.detach().float().cpu()[indices]  # (M, D)
     perplexity = min(30.0, (len(fitted) - 1) / 3)  # sklearn needs perplexity < M; ~3 perplexities of neighbours
     tsne = TSNE(n_components=2, perplexity=perplexity, init="pca" if d >= 2 else "random", random_state=seed)
-    embedding = torch.from_numpy(tsne.fit_transform(fitted.double().numpy())).float()  # (M, 2)
+    # One OpenMP thread: sklearn's OpenMP runtime and torch's (two libgomp copies) both spin-wait for cores, and the
+    # Barnes-Hut step opens a parallel region per iteration; on a 2-core machine that ran 2-50x slower.
+    with threadpool_limits(1, user_api="openmp"):
+        embedding = torch.from_numpy(tsne.fit_transform(fitted.double().numpy())).float()  # (M, 2)
     return LatentView("tsne", d, ("t-SNE 1 (view only)", "t-SNE 2 (view only)"),
                       embedding=embedding, fitted=fitted, indices=indices)
+
+
+def _subsample(n: int, m: int, seed: int) -> torch.Tensor:
+    """At most m of n row indices (M,), sorted, the same for the same seed: t-SNE is O(N log N) per step."""
+    if n <= m:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:m].sort().values
 
 
 # -- grids over a plane --------------------------------------------------------------------------------------------
