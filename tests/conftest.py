@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import pytest
-import torch
+
+import vae_core  # noqa: F401  (first: sets OpenMP's passive waiting before torch loads, as the app and CLI do)
+import torch  # noqa: E402
 
 from vae_core.config import TrainConfig, model_config_for
 from vae_core.models import build_model

@@ -26,7 +26,7 @@ from torchvision.utils import make_grid
 Labels = int | torch.Tensor | None
 
 VIEW_METHODS = ("auto", "identity", "pca", "tsne")
-_NEIGHBOUR_CHUNK_VALUES = 4_000_000  # query rows per cdist chunk: at most this many distances exist at once
+_NEIGHBOUR_CHUNK_VALUES = 4_000_000  # floats a query chunk may hold at once (its distances or candidate diffs)
 _NEIGHBOUR_MARGIN = 8  # extra candidates re-ranked with exact distances after the fast matmul-based pass
 
 
@@ -473,7 +473,8 @@ def nearest_neighbours(query: torch.Tensor, reference: torch.Tensor, k: int = 5)
     if not 1 <= k <= len(r):
         raise ValueError(f"k must be in 1..{len(r)} (the reference size), got {k}")
     candidates = min(len(r), k + _NEIGHBOUR_MARGIN)
-    chunk = max(1, _NEIGHBOUR_CHUNK_VALUES // max(1, len(r)))
+    # Each query row holds N distances, then C candidate differences of P values: bound both.
+    chunk = max(1, _NEIGHBOUR_CHUNK_VALUES // max(len(r), candidates * q.shape[1]))
     out_idx, out_dist = [], []
     for part in _batches(len(q), chunk):
         qb = q[part]  # (B, P)
@@ -547,9 +548,8 @@ def image_grid(images: torch.Tensor, nrow: int, *, padding: int = 1, pad_value: 
         raise ValueError(f"images must be a non-empty (N, C, H, W) batch, got shape {tuple(images.shape)}")
     if not (isinstance(scale, int) and scale >= 1):
         raise ValueError(f"scale must be an integer >= 1, got {scale}")
+    # make_grid repeats a single channel to RGB; a lone image comes back without padding.
     grid = make_grid(images.detach().float().cpu().clamp(0, 1), nrow=nrow, padding=padding, pad_value=pad_value)
-    if grid.shape[0] == 1:  # make_grid returns a lone image as is: make it RGB like the rest
-        grid = grid.expand(3, -1, -1)
     grid = grid.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)  # (3, H*s, W*s)
     return (grid * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
 

@@ -1,0 +1,182 @@
+"""Shared pieces of the pages: the model picker, cached loaders, image display and page framing.
+
+Pages import this module; it holds no maths (that is vae_core's job) and nothing heavy runs on a rerun:
+models are cached by file content, data sets by their recipe.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+import torch
+
+from vae_core.data import DataSplit, load_from_spec
+from vae_core.errors import UserInputError
+from vae_core.jobs import JobLimiter
+from vae_core.latent import image_grid
+from vae_core.library import ModelEntry, checkpoint_files, entry_from_bytes
+
+ROOT = Path(__file__).resolve().parents[1]
+ZOO_DIR = ROOT / "checkpoints"
+USER_ROOT = Path(os.environ.get("LATENT_LAB_USER_DIR", ROOT / "user_models"))
+DEFAULT_MODEL = "zoo/digits-vae-2d"
+TILE_PX = 84  # images are shown at about this many pixels a side, scaled without blur
+log = logging.getLogger("latent_lab")
+
+
+# -- framing ------------------------------------------------------------------------------------------------------
+def page_header(title: str, intro: str) -> None:
+    """The page title and a one-paragraph 'what you are looking at' for a newcomer."""
+    st.title(title)
+    st.markdown(intro)
+    notice = st.session_state.pop("notice", None)
+    if notice:
+        st.info(notice, icon=":material/info:")
+
+
+@contextlib.contextmanager
+def friendly_errors(what: str = "This step"):
+    """Show bad input as a clear message, and anything unexpected as a short one (the details go to the log)."""
+    try:
+        yield
+    except UserInputError as exc:
+        st.error(str(exc), icon=":material/error:")
+    except Exception as exc:  # never a traceback in a classroom
+        log.exception("unexpected error")
+        st.error(f"{what} failed: {type(exc).__name__}: {exc}. The model and your work are kept; "
+                 "try other settings or reload the page.", icon=":material/error:")
+
+
+# -- the session ------------------------------------------------------------------------------------------------------
+def session_id() -> str:
+    if "session_id" not in st.session_state:
+        st.session_state.session_id = uuid.uuid4().hex[:16]
+    return st.session_state.session_id
+
+
+def user_dir() -> Path:
+    """This session's own folder of trained models (other sessions never list it)."""
+    return USER_ROOT / session_id()
+
+
+@st.cache_resource(show_spinner=False)
+def job_limiter() -> JobLimiter:
+    """One per server: caps how many students train at the same time."""
+    return JobLimiter(int(os.environ.get("LATENT_LAB_MAX_JOBS", os.cpu_count() or 1)))
+
+
+# -- models ---------------------------------------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False, max_entries=128)
+def _entry_from_file(path: str, mtime_ns: int, size: int, source: str, key: str) -> tuple[ModelEntry, torch.nn.Module]:
+    """Load a checkpoint once per file version (the stat is the cache key)."""
+    return entry_from_bytes(Path(path).read_bytes(), source, key=key, path=Path(path))
+
+
+def _folder_entries(folder: Path, source: str, prefix: str) -> list[tuple[ModelEntry, torch.nn.Module]]:
+    out = []
+    for path in checkpoint_files(folder):
+        stat = path.stat()
+        try:
+            out.append(_entry_from_file(str(path), stat.st_mtime_ns, stat.st_size, source, f"{prefix}/{path.stem}"))
+        except UserInputError as exc:  # a damaged file must not take the picker down
+            log.warning("skipping %s: %s", path, exc)
+    return out
+
+
+def _zoo_order(item) -> int:
+    from vae_core.zoo import ZOO
+
+    names = [s.name for s in ZOO]
+    stem = item[0].key.split("/", 1)[1]
+    return names.index(stem) if stem in names else len(names)
+
+
+def available_models() -> dict[str, tuple[ModelEntry, torch.nn.Module]]:
+    """Every model this session may pick, by key: the zoo, then the session's own, then its uploads."""
+    zoo = sorted(_folder_entries(ZOO_DIR, "zoo", "zoo"), key=_zoo_order)
+    mine = _folder_entries(user_dir(), "mine", "mine")
+    uploads = list(st.session_state.get("uploads", {}).values())
+    return {entry.key: (entry, model) for entry, model in [*zoo, *mine, *uploads]}
+
+
+def add_upload(data: bytes, file_name: str) -> tuple[ModelEntry, bool]:
+    """Check and keep an uploaded checkpoint for this session: (entry, whether it is new); CheckpointError if refused."""
+    entry, model = entry_from_bytes(data, "upload", fallback_title=Path(file_name).stem)
+    uploads = st.session_state.setdefault("uploads", {})
+    is_new = entry.key not in uploads
+    uploads[entry.key] = (entry, model)
+    st.session_state.setdefault("upload_bytes", {})[entry.key] = data
+    return entry, is_new
+
+
+def model_picker() -> None:
+    """The sidebar's model choice; it follows the user from page to page and lives in the URL."""
+    models = available_models()
+    if not models:
+        st.sidebar.error("No models found: the bundled zoo is missing. Run `python -m vae_core zoo build`.")
+        return
+    requested = st.session_state.pop("select_model", None)  # set by select_model() on an earlier run
+    wanted = requested or st.session_state.get("model_key") or st.query_params.get("model") or DEFAULT_MODEL
+    if wanted not in models:
+        if "model_key" not in st.session_state and st.query_params.get("model"):
+            st.session_state.notice = f"The link's model “{wanted}” is not available here, so the default model is shown."
+        wanted = DEFAULT_MODEL if DEFAULT_MODEL in models else next(iter(models))
+    st.session_state.model_key = wanted
+    st.sidebar.selectbox("Model", list(models), key="model_key", format_func=lambda k: models[k][0].label,
+                         help="The model every page uses: bundled ones, those you trained, those you uploaded.")
+    entry = models[st.session_state.model_key][0]
+    st.sidebar.caption(f"{entry.config.label} · trained on {entry.dataset}")
+    st.query_params["model"] = st.session_state.model_key
+
+
+def select_model(key: str) -> None:
+    """Ask the picker to switch to `key` on the next run (a widget's state cannot change once it is drawn)."""
+    st.session_state.select_model = key
+
+
+def current_model() -> tuple[ModelEntry, torch.nn.Module]:
+    """The picked model (the default one if none was picked yet)."""
+    models = available_models()
+    key = st.session_state.get("model_key", DEFAULT_MODEL)
+    if key not in models:
+        key = DEFAULT_MODEL if DEFAULT_MODEL in models else next(iter(models))
+    return models[key]
+
+
+# -- data -----------------------------------------------------------------------------------------------------------
+@st.cache_resource(show_spinner="Loading the data set…", max_entries=16)
+def _data_from_spec(spec_json: str, _file: bytes | None = None) -> DataSplit:
+    return load_from_spec(json.loads(spec_json), file=io.BytesIO(_file) if _file is not None else None)
+
+
+def model_data(entry: ModelEntry) -> DataSplit | None:
+    """The data set the model was trained on, or None when it cannot be had (an upload from another session)."""
+    spec = entry.meta.get("data_spec")
+    if not spec:
+        return None
+    file = st.session_state.get("data_uploads", {}).get(spec.get("fingerprint"))
+    try:
+        return _data_from_spec(json.dumps(spec, sort_keys=True), file)
+    except UserInputError as exc:
+        log.info("data of %s not available: %s", entry.key, exc)
+        return None
+
+
+# -- images ---------------------------------------------------------------------------------------------------------
+def scale_for(images: torch.Tensor, tile_px: int = TILE_PX) -> int:
+    """The integer upscaling that shows a tile at about tile_px pixels (nearest neighbour: no blur)."""
+    return max(1, round(tile_px / images.shape[-1]))
+
+
+def show_images(images: torch.Tensor, nrow: int, *, caption: str | None = None, tile_px: int = TILE_PX) -> np.ndarray:
+    """Show (N, C, H, W) images in [0, 1] as one crisp grid; returns the grid (H, W, 3) uint8."""
+    grid = image_grid(images, nrow=nrow, scale=scale_for(images, tile_px))
+    st.image(grid, caption=caption, width="content")
+    return grid

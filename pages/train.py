@@ -1,0 +1,244 @@
+"""Train a model live: pick the data and the settings, start, and watch the loss, the latent map and the
+reconstructions form while the model learns in the background."""
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+
+import streamlit as st
+import torch
+
+from pages import _figures as figures
+from pages import _ui as ui
+from vae_core.config import TrainConfig, model_config_for
+from vae_core.data import load_data, load_image_folder, load_npz
+from vae_core.errors import UserInputError
+from vae_core.jobs import TrainingJob
+from vae_core.latent import fit_view
+from vae_core.library import slug, unique_path
+
+ui.page_header(
+    "Train a model",
+    "Choose a data set and a model, press **Start**, and watch it learn. The **loss** falls as the model gets "
+    "better at rebuilding images (reconstruction) while keeping its codes close to the prior (KL). The **latent "
+    "map** shows where each test image lands in the code space, redrawn after every epoch. You can switch pages "
+    "while it trains; the finished model appears in the sidebar's model picker.",
+)
+
+DATA_CHOICES = {
+    "digits": "Digits: 8×8 handwritten digits (bundled)",
+    "shapes": "Shapes: 32×32 squares, ellipses, hearts (bundled)",
+    "mnist": "MNIST: 28×28 digits (downloads once; needs a network)",
+    "fashion-mnist": "Fashion-MNIST: 28×28 clothes (downloads once; needs a network)",
+    "npz": "My own .npz file (array x, optional labels y)",
+    "zip": "My own images: a .zip with one folder per class",
+}
+KINDS = {"VAE": ("vae", 1.0), "β-VAE": ("vae", None), "AE": ("ae", 1.0), "CVAE": ("cvae", 1.0)}
+HIDDEN_PRESETS = {"256, 128": (256, 128), "400 (the classic MNIST VAE)": (400,), "512, 256": (512, 256), "128": (128,)}
+POLL_SECONDS = 1.0
+COLLAPSE_NATS = 0.1  # total test KL below this after two epochs: the posterior has collapsed
+
+
+# -- data -------------------------------------------------------------------------------------------------------
+@st.cache_resource(show_spinner="Loading the data set…", max_entries=8)
+def builtin_data(source: str, seed: int):
+    return load_data(source, seed=seed)
+
+
+@st.cache_resource(show_spinner="Reading your file…", max_entries=8)
+def uploaded_data(sha: str, kind: str, name: str, seed: int, image_size: int, _data: bytes):
+    if kind == "npz":
+        return load_npz(io.BytesIO(_data), seed=seed, name=name)
+    return load_image_folder(io.BytesIO(_data), image_size=image_size, seed=seed, name=name)
+
+
+def choose_data(seed: int, disabled: bool):
+    """The data widgets; returns a DataSplit, or None with a message shown."""
+    source = st.selectbox("Data", list(DATA_CHOICES), format_func=DATA_CHOICES.get, disabled=disabled,
+                          help="The images the model learns from. Digits train in seconds on any laptop.")
+    if source in ("npz", "zip"):
+        kind_help = ("A NumPy .npz with x shaped (N, H, W) or (N, H, W, C), uint8 0-255 or float 0-1, and "
+                     "optionally integer labels y." if source == "npz" else
+                     "A .zip holding one sub-folder of images per class, e.g. cats/…png, dogs/…png.")
+        upload = st.file_uploader("Your data file", type=[source], disabled=disabled, help=kind_help)
+        image_size = 32
+        if source == "zip":
+            image_size = st.select_slider("Resize images to", [16, 28, 32, 64], value=32, disabled=disabled,
+                                          help="Every image is resized to this many pixels a side.")
+        if upload is None:
+            st.info(kind_help)
+            return None
+        data = upload.getvalue()
+        sha = hashlib.sha256(data).hexdigest()
+        split = uploaded_data(sha, source, upload.name, seed, image_size, data)
+        # Keep the bytes so other pages can reload this data for the model trained on it.
+        st.session_state.setdefault("data_uploads", {})[split.spec.get("fingerprint")] = data
+        return split
+    return builtin_data(source, seed)
+
+
+# -- settings -------------------------------------------------------------------------------------------------------
+def choose_settings(data, disabled: bool) -> tuple[dict, dict, str]:
+    """Model and training widgets; returns (model settings, train settings, model name)."""
+    c1, c2, c3 = st.columns(3)
+    kind_label = c1.radio("Model", list(KINDS), horizontal=True, disabled=disabled,
+                          help="AE: a plain autoencoder (no KL). VAE: the variational autoencoder. β-VAE: a VAE "
+                               "with a heavier (or lighter) KL weight β. CVAE: a VAE that is also told the label.")
+    kind, beta = KINDS[kind_label]
+    if beta is None:
+        beta = c1.slider("β (KL weight)", 0.1, 10.0, 2.0, 0.1, disabled=disabled,
+                         help="β > 1 pushes the codes towards the prior: smoother map, blurrier images; "
+                              "too large and the code carries nothing (posterior collapse).")
+    arch = c2.radio("Network", ["mlp", "conv"], horizontal=True, disabled=disabled,
+                    format_func={"mlp": "fully connected (MLP)", "conv": "convolutional"}.get,
+                    help="MLP: dense layers, fast on small images. Conv: convolutions, better on larger images.")
+    latent_dim = c2.slider("Latent dimensions", 1, 32, 2, disabled=disabled,
+                           help="How many numbers describe each image. 2 can be drawn as a map directly.")
+    hidden = HIDDEN_PRESETS[c2.selectbox("Hidden layers (MLP)", list(HIDDEN_PRESETS), disabled=disabled or arch != "mlp",
+                                         help="Sizes of the encoder's hidden layers; the decoder mirrors them.")]
+    epochs = c3.slider("Epochs", 1, 200, 30 if data is not None and len(data.train) < 5000 else 10, disabled=disabled,
+                       help="Passes over the training set.")
+    lr = c3.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2], value=2e-3, disabled=disabled,
+                          help="Step size of the optimiser (Adam). Too large and the loss may blow up.")
+    batch_size = c3.select_slider("Batch size", [16, 32, 64, 128, 256], value=64, disabled=disabled,
+                                  help="Images per optimisation step.")
+    with st.expander("More settings"):
+        m1, m2, m3 = st.columns(3)
+        warmup = m1.slider("KL warm-up (epochs)", 0, 50, 0, disabled=disabled or kind == "ae",
+                           help="Raise the KL weight from 0 to β over this many epochs: helps avoid collapse.")
+        likelihood = m2.radio("Likelihood", ["bernoulli", "gaussian"], disabled=disabled,
+                              help="How reconstruction error is scored: Bernoulli (binary cross-entropy) suits "
+                                   "images in [0, 1]; Gaussian uses squared error with σ = 0.1.")
+        seed = m3.number_input("Seed", 0, 2**31 - 1, 0, disabled=disabled, key="train_seed",
+                               help="Same seed, data and settings give the same run.")
+    default_name = f"{data.name if data else 'data'} {kind_label} z={latent_dim}"
+    name = st.text_input("Model name", default_name, max_chars=60, disabled=disabled,
+                         help="How the model is listed in the picker.")
+    model_settings = dict(kind=kind, arch=arch, latent_dim=latent_dim, hidden=hidden, beta=beta, likelihood=likelihood)
+    train_settings = dict(epochs=epochs, batch_size=batch_size, lr=lr, seed=int(seed), kl_warmup_epochs=float(warmup))
+    return model_settings, train_settings, name
+
+
+def start_job(data, model_settings: dict, train_settings: dict, name: str) -> None:
+    config = model_config_for(data.input_shape, data.num_classes, **model_settings)
+    train_config = TrainConfig(**train_settings)
+    folder = ui.user_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    job = TrainingJob(config, train_config, data, ui.job_limiter(), save_to=unique_path(folder, slug(name)),
+                      name=name)
+    st.session_state.job = job.start()
+    st.session_state.job_seen_done = False
+
+
+# -- the live view --------------------------------------------------------------------------------------------------
+def live_view(job: TrainingJob) -> None:
+    snap = job.snapshot()
+    if not job.is_active and not st.session_state.get("job_seen_done", True):
+        st.session_state.job_seen_done = True
+        if snap.checkpoint:
+            ui.select_model(f"mine/{snap.checkpoint.stem}")  # the picker opens on the new model
+        st.rerun(scope="app")  # redraw the sidebar so the new model is listed
+    status_line(job, snap)
+    if snap.history or snap.steps:
+        metrics_row(snap)
+        left, right = st.columns(2)
+        with left:
+            st.markdown("**Loss** (lower is better)")
+            steps_per_epoch = math.ceil(len(job.data.train) / job.train_config.batch_size)
+            st.plotly_chart(figures.loss_curves(snap.steps, snap.history, steps_per_epoch), width="stretch",
+                            key="loss_chart")
+        with right:
+            latent_map(job, snap)
+        recon_and_kl(job, snap)
+
+
+def status_line(job: TrainingJob, snap) -> None:
+    if snap.state == "queued":
+        pos = snap.queue_position or 1
+        st.info(f"All training slots on this server are busy. You are **number {pos}** in the queue; "
+                "your run starts by itself.", icon=":material/hourglass_top:")
+    elif snap.state == "running":
+        eta = f", about {snap.eta_seconds:.0f} s left" if snap.eta_seconds is not None else ""
+        st.progress(min(snap.progress, 1.0),
+                    text=f"Epoch {snap.epoch} of {snap.epochs} · {snap.samples_per_s:,.0f} images/s{eta}")
+    elif snap.state == "done":
+        st.success(f"Finished: {snap.message}. The model is saved and selected in the sidebar.", icon=":material/check_circle:")
+    elif snap.state == "cancelled":
+        kept = " What it learnt so far is saved and listed in the sidebar." if snap.checkpoint else ""
+        st.warning(f"Stopped: {snap.message}.{kept}", icon=":material/stop_circle:")
+    elif snap.state == "failed":
+        st.error(f"{snap.message}", icon=":material/error:")
+    if job.is_active and st.button("Stop", icon=":material/stop:", type="secondary",
+                                   help="Stop training; the weights learnt so far are kept and saved."):
+        job.cancel()
+
+
+def metrics_row(snap) -> None:
+    last = snap.history[-1] if snap.history else None
+    cols = st.columns(4)
+    cols[0].metric("Test ELBO", f"{last['test_elbo']:.2f}" if last else "…",
+                   help="Evidence lower bound per test image, in nats: higher is better.")
+    cols[1].metric("Reconstruction", f"{last['test_recon']:.2f}" if last else "…",
+                   help="How badly test images are rebuilt: −log p(x|z) in nats, summed over pixels.")
+    cols[2].metric("KL", f"{last['test_kl']:.2f}" if last else "…",
+                   help="How far the codes are from the prior N(0, I), in nats: the information the code carries.")
+    cols[3].metric("Active units", f"{last['active_units']}" if last else "…",
+                   help="Latent dimensions whose mean varies across images (variance > 0.01).")
+
+
+def latent_map(job: TrainingJob, snap) -> None:
+    if not snap.latent:
+        st.caption("The latent map appears after the first epoch.")
+        return
+    mu = snap.latent["mu"]
+    view = fit_view(mu)
+    points = view.transform(mu).numpy()
+    title = f"Latent map of the test set after epoch {snap.latent['epoch']}"
+    st.markdown(f"**{title}**")
+    fig = figures.latent_scatter(points, snap.latent["y"].numpy(), job.data.label_names, view.axis_labels,
+                                 height=360, marker_size=5)
+    st.plotly_chart(fig, width="stretch", key="live_map")
+
+
+def recon_and_kl(job: TrainingJob, snap) -> None:
+    left, right = st.columns(2)
+    with left:
+        if snap.recon:
+            st.markdown(f"**Inputs (top) and their reconstructions (bottom)**, epoch {snap.recon['epoch']}")
+            ui.show_images(torch.cat([snap.recon["x"], snap.recon["x_hat"]]), nrow=len(snap.recon["x"]), tile_px=56)
+    with right:
+        last = snap.history[-1] if snap.history else None
+        if last and job.model_config.is_variational:
+            st.markdown("**KL per latent dimension** (nats): the information each dimension carries")
+            st.plotly_chart(figures.kl_per_dimension(last["test_kl_per_dim"]), width="stretch", key="kl_chart")
+            if last["epoch"] >= 2 and last["test_kl"] < COLLAPSE_NATS:
+                st.warning("**Posterior collapse:** the KL has fallen to almost zero, so the codes carry almost no "
+                           "information and every input decodes to much the same image. Try a smaller β, a KL "
+                           "warm-up, or a smaller decoder.", icon=":material/warning:")
+
+
+# -- the page -------------------------------------------------------------------------------------------------------
+job: TrainingJob | None = st.session_state.get("job")
+busy = job is not None and job.is_active
+
+data = None
+with ui.friendly_errors("Loading the data"):
+    seed_for_split = int(st.session_state.get("train_seed", 0))
+    data = choose_data(seed_for_split, busy)
+    if data is not None:
+        st.caption(f"{data.name}: {len(data.train):,} training and {len(data.test):,} test images of "
+                   f"{'×'.join(map(str, data.input_shape))}, {data.num_classes} classes.")
+model_settings, train_settings, name = choose_settings(data, busy)
+
+if st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=busy or data is None,
+             help="Train in the background; you can keep using the app."):
+    with ui.friendly_errors("Starting training"):
+        start_job(data, model_settings, train_settings, name)
+        st.rerun()
+
+job = st.session_state.get("job")
+if job is not None:
+    st.divider()
+    st.subheader(f"Run: {job.name}")
+    st.fragment(live_view, run_every=POLL_SECONDS if job.is_active else None)(job)

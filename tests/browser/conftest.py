@@ -1,0 +1,214 @@
+"""Browser-test fixtures: one real Streamlit server and one headless Chromium per test session.
+
+    server      session: `streamlit run app.py` on a free loopback port (models trained by the tests go to a
+                temporary LATENT_LAB_USER_DIR); yields the base URL, with .started_at / .healthy_at timestamps
+    browser     session: Debian's /usr/bin/chromium driven by sync Playwright (no `playwright install` here)
+    page        function: a fresh browser context (own cookies, own Streamlit session), viewport 1400x900
+
+Helpers: wait_for_app(page), assert_no_exception(page), screenshot(page, name), artifacts_dir(), record_figure().
+Screenshots go to $LATENT_LAB_ARTIFACTS/screenshots (default /work/main/test-artifacts/screenshots).
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+HEALTH_TIMEOUT_S = 60.0
+APP_IDLE_TIMEOUT_MS = 60_000
+
+# Streamlit 1.67 marks the app root with the script run state: "initial" before the first run, "running" while a
+# script (or fragment) run is in flight, "notRunning" when idle. The status widget shows the running-man icon while
+# running. Idle = connected, not running, no running icon, and the main block has at least one rendered element.
+_IDLE_JS = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (!app) return false;
+  if (app.getAttribute('data-test-connection-state') !== 'CONNECTED') return false;
+  if (app.getAttribute('data-test-script-state') !== 'notRunning') return false;
+  if (document.querySelector('[data-testid="stStatusWidgetRunningIcon"], [data-testid="stStatusWidgetRunningManIcon"]'))
+    return false;
+  const main = document.querySelector('[data-testid="stMain"] [data-testid="stMainBlockContainer"]')
+            || document.querySelector('[data-testid="stMainBlockContainer"]');
+  return !!(main && main.querySelector('[data-testid="stElementContainer"]'));
+}"""
+
+
+def artifacts_dir() -> Path:
+    path = Path(os.environ.get("LATENT_LAB_ARTIFACTS", ROOT / "test-artifacts"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def screenshots_dir() -> Path:
+    path = artifacts_dir() / "screenshots"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def record_figure(name: str, value) -> Path:
+    """Merge one measured figure into $ARTIFACTS/figures.json."""
+    path = artifacts_dir() / "figures.json"
+    try:
+        figures = json.loads(path.read_text())
+    except (OSError, ValueError):
+        figures = {}
+    figures[name] = value
+    path.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _health_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200 and response.read().decode().strip() == "ok"
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+class StreamlitServer(str):
+    """The base URL (a str), plus the process, timestamps (time.monotonic()) and the user-model folder."""
+
+    process: subprocess.Popen
+    started_at: float
+    healthy_at: float
+    user_dir: Path
+    log_path: Path
+
+
+def start_server(user_dir: Path, log_path: Path, env_extra: dict | None = None) -> StreamlitServer:
+    """Start `streamlit run app.py` on a free port and wait (bounded) for its health endpoint."""
+    port = free_port()
+    env = {**os.environ, "LATENT_LAB_USER_DIR": str(user_dir), "PYTHONUNBUFFERED": "1", **(env_extra or {})}
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+    log = open(log_path, "wb")
+    started_at = time.monotonic()
+    process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log.close()  # the child keeps its own handle
+    base = f"http://127.0.0.1:{port}"
+    deadline = started_at + HEALTH_TIMEOUT_S
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {process.returncode}; log tail:\n{_tail(log_path)}")
+        if _health_ok(f"{base}/_stcore/health"):
+            break
+        if time.monotonic() > deadline:
+            stop_server(process)
+            raise RuntimeError(f"streamlit did not answer /_stcore/health within {HEALTH_TIMEOUT_S:.0f} s; "
+                               f"log tail:\n{_tail(log_path)}")
+        time.sleep(0.1)
+    server = StreamlitServer(base)
+    server.process, server.started_at, server.healthy_at = process, started_at, time.monotonic()
+    server.user_dir, server.log_path = user_dir, log_path
+    return server
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def launch_chromium(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+
+
+# -- fixtures -------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    user_dir = tmp_path_factory.mktemp("latent_lab_user_models")
+    srv = start_server(user_dir, artifacts_dir() / "streamlit-server.log")
+    try:
+        yield srv
+    finally:
+        stop_server(srv.process)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (./run.sh test does it)")
+    with sync_playwright() as p:
+        b = launch_chromium(p)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(30_000)
+    pg = context.new_page()
+    try:
+        yield pg
+    finally:
+        context.close()
+
+
+# -- helpers --------------------------------------------------------------------------------------------------------
+def wait_for_app(page, timeout_ms: int = APP_IDLE_TIMEOUT_MS) -> None:
+    """Wait until Streamlit is idle: connected, no script run in flight and the main block rendered.
+
+    Checked twice a few frames apart, so the short gap between a run and the rerun it triggers is not taken
+    for idleness. While a fragment polls (run_every) the app is idle between polls, which is enough here.
+    """
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        remaining = max(1, int((deadline - time.monotonic()) * 1000))
+        page.wait_for_function(_IDLE_JS, timeout=remaining, polling="raf")
+        page.wait_for_timeout(150)  # a rerun requested by the last run shows up within a frame or two
+        if page.evaluate(_IDLE_JS):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError("the app did not become idle")
+
+
+def assert_no_exception(page) -> None:
+    """No Streamlit exception element, and no element showing a Python traceback."""
+    exceptions = page.locator('[data-testid="stException"]')
+    count = exceptions.count()
+    assert count == 0, f"{count} exception element(s) on {page.url}: {exceptions.first.inner_text()[:500]}"
+    traceback = page.get_by_text("Traceback", exact=False)
+    n = traceback.count()
+    assert n == 0, f"an element shows a traceback on {page.url}: {traceback.first.inner_text()[:500]}"
+
+
+def screenshot(page, name: str) -> Path:
+    path = screenshots_dir() / (name if name.endswith(".png") else f"{name}.png")
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
