@@ -180,3 +180,93 @@ def show_images(images: torch.Tensor, nrow: int, *, caption: str | None = None, 
     grid = image_grid(images, nrow=nrow, scale=scale_for(images, tile_px))
     st.image(grid, caption=caption, width="content")
     return grid
+
+
+# -- cached latent-space work shared by the explore pages -------------------------------------------------------------
+# The model's sha256 is the cache key; the model and data objects ride along unhashed (leading underscore).
+@st.cache_data(show_spinner="Encoding the test set…", max_entries=64)
+def encode_split(sha: str, split: str, _model, _data: DataSplit) -> dict:
+    """Posterior means (and log-variances) of a split: {"mu": (N, D), "logvar": (N, D) | None, "y": (N,)} numpy."""
+    from vae_core.latent import encode_dataset
+
+    part = getattr(_data, split)
+    enc = encode_dataset(_model, part.x, part.y)
+    return {"mu": enc.mu.numpy(), "logvar": None if enc.logvar is None else enc.logvar.numpy(), "y": part.y.numpy()}
+
+
+@st.cache_resource(show_spinner="Fitting the 2-D view…", max_entries=64)
+def latent_view(sha: str, method: str, _mu: np.ndarray):
+    """The 2-D view of a model's test-set means (identity, PCA, or view-only t-SNE), fitted once."""
+    from vae_core.latent import fit_view
+
+    return fit_view(torch.from_numpy(_mu), method, max_tsne_points=1000)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def manifold_background(sha: str, view_key: str, n: int, extent: tuple[float, float, float, float], _model, _view,
+                        y: int | None = None) -> np.ndarray:
+    """The decoded n x n grid over a view's extent as one image (H, W, 3) uint8, to draw behind a scatter."""
+    from vae_core.latent import manifold_grid
+
+    images, _, _ = manifold_grid(_model, n, view=_view, extent=extent, y=y)
+    return image_grid(images, nrow=n, padding=0)
+
+
+def view_methods(latent_dim: int) -> list[str]:
+    """The 2-D views offered for a latent size (t-SNE is view-only: no decoding from its plane)."""
+    return ["identity"] if latent_dim <= 2 else ["pca", "tsne"]
+
+
+VIEW_LABELS = {"identity": "the latent plane itself", "pca": "PCA (decodable)", "tsne": "t-SNE (view only)"}
+
+
+def require_data(entry: ModelEntry) -> DataSplit:
+    """The model's data set, or stop the page with a note on how to get it."""
+    data = model_data(entry)
+    if data is None:
+        st.info(f"This page needs the data **{entry.title}** was trained on ({entry.dataset}), which this session "
+                "does not have. Upload that file on the Train page, or pick a bundled model.", icon=":material/info:")
+        st.stop()
+    return data
+
+
+# -- state in the URL (shared links) ----------------------------------------------------------------------------------
+def url_floats(name: str, length: int) -> list[float] | None:
+    """A comma-separated list of `length` finite floats from the URL, or None (with a notice if it was garbage)."""
+    raw = st.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        values = [float(v) for v in raw.split(",")]
+        if len(values) != length or not all(np.isfinite(values)) or max(map(abs, values)) > 1e3:
+            raise ValueError
+    except ValueError:
+        st.session_state.notice = f"The link's “{name}” value could not be used, so the page opened with defaults."
+        return None
+    return values
+
+
+def url_int(name: str, low: int, high: int) -> int | None:
+    """An integer in [low, high] from the URL, or None (with a notice if it was garbage)."""
+    raw = st.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+        if not low <= value <= high:
+            raise ValueError
+    except ValueError:
+        st.session_state.notice = f"The link's “{name}” value could not be used, so the page opened with defaults."
+        return None
+    return value
+
+
+def set_url(**values) -> None:
+    """Write page state to the URL (lists as comma-separated, rounded floats), so the link can be shared."""
+    for name, value in values.items():
+        if value is None:
+            st.query_params.pop(name, None)
+        elif isinstance(value, (list, tuple, np.ndarray)):
+            st.query_params[name] = ",".join(f"{float(v):.4g}" for v in value)
+        else:
+            st.query_params[name] = str(value)

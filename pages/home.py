@@ -30,7 +30,7 @@ with left:
     st.write(entry.about or entry.config.label)
     card = entry.card
     cols = st.columns(3)
-    cols[0].metric("Test ELBO", f"{card.get('test_elbo', float('nan')):.1f} nats",
+    cols[0].metric("Test ELBO (nats)", f"{card.get('test_elbo', float('nan')):.1f}",
                    help="Evidence lower bound per test image: higher is better. It is minus (reconstruction + KL).")
     cols[1].metric("Latent size", entry.config.latent_dim, help="How many numbers describe each image.")
     cols[2].metric("Active units", card.get("active_units", "n/a"),
