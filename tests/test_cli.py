@@ -1,4 +1,6 @@
 """`python -m vae_core` end to end on real data, as a user runs it: JSON out, exit codes, one-line errors."""
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -9,12 +11,26 @@ import numpy as np
 import pytest
 import torch
 
+from vae_core.cli import main
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def cli(*args, check_code: int | None = 0) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "vae_core", *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+def cli(*args, check_code: int | None = 0, subprocess_run: bool = False) -> subprocess.CompletedProcess:
+    """Run the CLI: in-process through vae_core.cli.main (same parsing, exit codes and output), or as a real
+    `python -m vae_core` process where the process boundary itself is under test."""
+    argv = [str(a) for a in args]
+    if subprocess_run:
+        proc = subprocess.run([sys.executable, "-m", "vae_core", *argv], cwd=ROOT, capture_output=True, text=True,
+                              timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    else:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as exc:  # argparse's usage errors
+                code = exc.code
+        proc = subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
     if check_code is not None:
         assert proc.returncode == check_code, proc.stderr
     return proc
@@ -24,7 +40,8 @@ def cli(*args, check_code: int | None = 0) -> subprocess.CompletedProcess:
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "digits_vae.pt"
     proc = cli("train", "--dataset", "digits", "--model", "vae", "--arch", "mlp", "--latent-dim", 2,
-               "--hidden", 64, "--epochs", 3, "--batch-size", 64, "--lr", 3e-3, "--seed", 0, "--out", out, "--json")
+               "--hidden", 64, "--epochs", 3, "--batch-size", 64, "--lr", 3e-3, "--seed", 0, "--out", out, "--json",
+               subprocess_run=True)
     return out, json.loads(proc.stdout)
 
 
@@ -89,10 +106,72 @@ class TestBadInput:
                 return (os.system, (f"touch {marker}",))
 
         torch.save({"format": "latent-lab", "meta": Evil()}, tmp_path / "evil.pt")
-        proc = cli("info", "--checkpoint", tmp_path / "evil.pt", check_code=2)
+        proc = cli("info", "--checkpoint", tmp_path / "evil.pt", check_code=2, subprocess_run=True)
         assert "refused" in proc.stderr and not marker.exists()
 
     def test_malformed_npz(self, tmp_path):
         np.savez(tmp_path / "bad.npz", x=np.full((20, 8, 8), np.nan, dtype=np.float32))
-        proc = cli("train", "--data", tmp_path / "bad.npz", "--out", tmp_path / "m.pt", check_code=2)
+        proc = cli("train", "--data", tmp_path / "bad.npz", "--out", tmp_path / "m.pt", check_code=2,
+                   subprocess_run=True)
         assert "NaN" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+class TestPictures:
+    """sample, grid, traverse and interpolate write PNGs of the documented size and report the numbers."""
+
+    ZOO = ROOT / "checkpoints"
+
+    def _png(self, path):
+        from PIL import Image
+
+        return Image.open(path)
+
+    def test_sample_grid_size_and_seed(self, tmp_path):
+        out = json.loads(cli("sample", "--checkpoint", self.ZOO / "digits-vae-2d.pt", "--n", 6, "--nrow", 3,
+                             "--scale", 2, "--out", tmp_path / "s.png", "--json").stdout)
+        assert len(out["z"]) == 6 and len(out["z"][0]) == 2
+        # 3 columns and 2 rows of 16-pixel tiles with 2-pixel padding around each
+        assert self._png(tmp_path / "s.png").size == (3 * 18 + 2, 2 * 18 + 2)
+        again = json.loads(cli("sample", "--checkpoint", self.ZOO / "digits-vae-2d.pt", "--n", 6,
+                               "--out", tmp_path / "t.png", "--json").stdout)
+        assert again["z"] == out["z"]
+
+    def test_grid_covers_the_requested_plane(self, tmp_path):
+        out = json.loads(cli("grid", "--checkpoint", self.ZOO / "digits-vae-10d.pt", "--n", 5, "--dims", 2, 7,
+                             "--span", 2, "--out", tmp_path / "g.png", "--json").stdout)
+        z = np.array(out["z"])
+        assert z.shape == (25, 10)
+        assert z[:, 2].min() == -2 and z[:, 2].max() == 2 and z[:, 7].max() == 2
+        assert np.all(np.delete(z, [2, 7], axis=1) == 0)
+
+    def test_traverse_rows_are_dimensions(self, tmp_path):
+        out = json.loads(cli("traverse", "--checkpoint", self.ZOO / "digits-vae-10d.pt", "--dims", 0, 3,
+                             "--steps", 5, "--scale", 1, "--out", tmp_path / "r.png", "--json").stdout)
+        assert out["dims"] == [0, 3] and len(out["values"]) == 5
+        assert self._png(tmp_path / "r.png").size == (5 * 9 + 1, 2 * 9 + 1)
+
+    def test_interpolate_starts_and_ends_at_the_encoded_images(self, tmp_path):
+        from vae_core.checkpoint import load_checkpoint
+        from vae_core.data import load_from_spec
+
+        out = json.loads(cli("interpolate", "--checkpoint", self.ZOO / "digits-vae-2d.pt", "--indices", 4, 9,
+                             "--steps", 6, "--method", "slerp", "--out", tmp_path / "i.png", "--json").stdout)
+        model, meta = load_checkpoint(self.ZOO / "digits-vae-2d.pt")
+        test = load_from_spec(meta["data_spec"]).test
+        mu = model.encode(test.x[[4, 9]])[0].detach()
+        path = torch.tensor(out["path"])
+        assert path.shape == (6, 2)
+        torch.testing.assert_close(path[0], mu[0], atol=1e-5, rtol=0)
+        torch.testing.assert_close(path[-1], mu[1], atol=1e-5, rtol=0)
+
+    @pytest.mark.parametrize("args, words", [
+        (["grid", "--dims", 0, 5], "out of range"),
+        (["sample", "--class", 3], "only for a CVAE"),
+        (["sample", "--n", 0], "--n must be"),
+        (["interpolate", "--codes", 1, 2, 3], "2 x 2 numbers"),
+        (["sample", "--out", "x.jpg"], "must end in .png"),
+    ])
+    def test_bad_picture_flags(self, args, words, tmp_path):
+        extra = [] if "--out" in args else ["--out", tmp_path / "x.png"]
+        proc = cli(args[0], "--checkpoint", self.ZOO / "digits-vae-2d.pt", *args[1:], *extra, check_code=2)
+        assert words in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

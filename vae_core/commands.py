@@ -5,6 +5,8 @@ import argparse
 import os
 from pathlib import Path
 
+import torch
+
 from vae_core.checkpoint import load_checkpoint, save_checkpoint
 from vae_core.config import KINDS, LIKELIHOODS, TrainConfig, model_config_for
 from vae_core.data import BUILTIN_SOURCES, load_data, load_from_spec
@@ -15,7 +17,7 @@ from vae_core.train import Trainer, training_meta
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    for add in (add_train, add_evaluate, add_info, add_zoo):
+    for add in (add_train, add_evaluate, add_info, add_sample, add_grid, add_traverse, add_interpolate, add_zoo):
         add(sub)
 
 
@@ -105,6 +107,169 @@ def add_info(sub) -> None:
 def run_info(args) -> dict:
     model, meta = load_checkpoint(args.checkpoint)
     return {"model_config": model.config.to_dict(), **meta}
+
+
+# -- pictures: sample, grid, traverse, interpolate -----------------------------------------------------------------
+def _add_picture_flags(p, default_out: str) -> None:
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--out", default=default_out, help="PNG file to write")
+    p.add_argument("--scale", type=int, default=4, help="upscale each image by this integer factor (no blur)")
+    p.add_argument("--class", dest="label", type=int, default=None, help="class to decode with (CVAE only)")
+    _add_output_flags(p)
+
+
+def add_sample(sub) -> None:
+    p = sub.add_parser("sample", help="decode random codes from the prior into a PNG grid")
+    p.add_argument("--n", type=int, default=64)
+    p.add_argument("--temperature", type=float, default=1.0, help="scale of the prior's standard deviation")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--nrow", type=int, default=8)
+    _add_picture_flags(p, "samples.png")
+    p.set_defaults(handler=run_sample)
+
+
+def run_sample(args) -> dict:
+    from vae_core.latent import sample_prior
+
+    model, _ = load_checkpoint(args.checkpoint)
+    _check_range("--n", args.n, 1, 4096)
+    _check_range("--temperature", args.temperature, 0.0, 10.0)
+    z, images = sample_prior(model, args.n, temperature=args.temperature, seed=args.seed, y=_label(model, args))
+    png = _save_png(images, args.out, nrow=args.nrow, scale=args.scale)
+    return {"png": png, "n": args.n, "temperature": args.temperature, "seed": args.seed, "z": z.tolist()}
+
+
+def add_grid(sub) -> None:
+    p = sub.add_parser("grid", help="decode an n x n grid over two latent dimensions into a PNG")
+    p.add_argument("--n", type=int, default=20)
+    p.add_argument("--dims", type=int, nargs=2, default=(0, 1), help="the two latent dimensions to vary")
+    p.add_argument("--span", type=float, default=3.0, help="the grid covers ±span prior standard deviations")
+    _add_picture_flags(p, "grid.png")
+    p.set_defaults(handler=run_grid)
+
+
+def run_grid(args) -> dict:
+    from vae_core.latent import manifold_grid
+
+    model, _ = load_checkpoint(args.checkpoint)
+    _check_range("--n", args.n, 2, 64)
+    _check_dims(model, args.dims)
+    extent = (-args.span, args.span, -args.span, args.span)
+    images, z, plane = manifold_grid(model, args.n, extent=extent, dims=tuple(args.dims), y=_label(model, args))
+    png = _save_png(images, args.out, nrow=args.n, scale=args.scale)
+    return {"png": png, "n": args.n, "dims": list(args.dims), "extent": list(extent), "z": z.tolist()}
+
+
+def add_traverse(sub) -> None:
+    p = sub.add_parser("traverse", help="vary one latent dimension at a time (rows = dimensions) into a PNG")
+    p.add_argument("--dims", type=int, nargs="+", default=None, help="dimensions to traverse (default: all)")
+    p.add_argument("--steps", type=int, default=9)
+    p.add_argument("--span", type=float, default=3.0)
+    p.add_argument("--base", type=float, nargs="+", default=None, help="the base latent point (default: zeros)")
+    _add_picture_flags(p, "traverse.png")
+    p.set_defaults(handler=run_traverse)
+
+
+def run_traverse(args) -> dict:
+    from vae_core.latent import traverse
+
+    model, _ = load_checkpoint(args.checkpoint)
+    d = model.config.latent_dim
+    dims = args.dims if args.dims is not None else list(range(d))
+    _check_dims(model, dims)
+    _check_range("--steps", args.steps, 2, 64)
+    base = torch.zeros(d) if args.base is None else _vector("--base", args.base, d)
+    images, values = traverse(model, base, dims=dims, n=args.steps, span=args.span, y=_label(model, args))
+    png = _save_png(images.flatten(0, 1), args.out, nrow=args.steps, scale=args.scale)
+    return {"png": png, "dims": dims, "values": values.tolist(), "base": base.tolist()}
+
+
+def add_interpolate(sub) -> None:
+    p = sub.add_parser("interpolate", help="decode a path between two test images (or two codes) into a PNG strip")
+    ends = p.add_mutually_exclusive_group()
+    ends.add_argument("--indices", type=int, nargs=2, metavar=("START", "END"), default=(0, 1),
+                      help="two test-set indices of the model's data")
+    ends.add_argument("--codes", type=float, nargs="+", help="two latent vectors, the first D numbers then the next D")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--method", choices=("linear", "slerp"), default="linear")
+    _add_picture_flags(p, "interpolate.png")
+    p.set_defaults(handler=run_interpolate)
+
+
+def run_interpolate(args) -> dict:
+    from vae_core.latent import decode, interpolate
+
+    model, meta = load_checkpoint(args.checkpoint)
+    d = model.config.latent_dim
+    _check_range("--steps", args.steps, 2, 256)
+    if args.codes is not None:
+        if len(args.codes) != 2 * d:
+            raise UserInputError(f"--codes needs 2 x {d} numbers (two latent vectors), got {len(args.codes)}")
+        z0, z1 = torch.tensor(args.codes[:d]), torch.tensor(args.codes[d:])
+        ends = {"codes": args.codes}
+    else:
+        z0, z1 = _encode_test_images(model, meta, args.indices)
+        ends = {"indices": list(args.indices)}
+    path = interpolate(z0, z1, args.steps, args.method)
+    images = decode(model, path, _label(model, args, n=args.steps))
+    png = _save_png(images, args.out, nrow=args.steps, scale=args.scale)
+    return {"png": png, "method": args.method, **ends, "path": path.tolist()}
+
+
+def _encode_test_images(model, meta: dict, indices) -> tuple[torch.Tensor, torch.Tensor]:
+    from vae_core.latent import encode_dataset
+
+    spec = meta.get("data_spec")
+    if not spec:
+        raise DataError("the checkpoint does not say which data it was trained on: give --codes instead")
+    test = load_from_spec(spec).test
+    for i in indices:
+        _check_range("--indices", i, 0, len(test) - 1)
+    idx = torch.tensor(indices)
+    mu = encode_dataset(model, test.x[idx], test.y[idx]).mu
+    return mu[0], mu[1]
+
+
+def _label(model, args, n: int | None = None):
+    if not model.config.is_conditional:
+        if args.label is not None:
+            raise UserInputError("--class is only for a CVAE; this model is not conditional")
+        return None
+    label = 0 if args.label is None else args.label
+    _check_range("--class", label, 0, model.config.num_classes - 1)
+    return label if n is None else torch.full((n,), label)
+
+
+def _check_range(flag: str, value, low, high) -> None:
+    if not low <= value <= high:
+        raise UserInputError(f"{flag} must be between {low} and {high}, got {value}")
+
+
+def _check_dims(model, dims) -> None:
+    d = model.config.latent_dim
+    bad = [i for i in dims if not 0 <= i < d]
+    if bad:
+        raise UserInputError(f"latent dimension(s) {bad} out of range: this model has dimensions 0..{d - 1}")
+
+
+def _vector(flag: str, values, d: int) -> torch.Tensor:
+    if len(values) != d:
+        raise UserInputError(f"{flag} needs {d} numbers (the latent size), got {len(values)}")
+    return torch.tensor(values, dtype=torch.float32)
+
+
+def _save_png(images: torch.Tensor, out: str, *, nrow: int, scale: int) -> str:
+    """Write (N, C, H, W) images in [0, 1] as one PNG grid (torchvision), upscaled by nearest neighbour."""
+    from torchvision.utils import save_image
+
+    _check_range("--scale", scale, 1, 32)
+    path = Path(out)
+    if path.suffix.lower() != ".png":
+        raise UserInputError(f"--out must end in .png, got {out}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    big = torch.nn.functional.interpolate(images, scale_factor=scale, mode="nearest")
+    save_image(big, path, nrow=nrow, padding=scale, pad_value=1.0)
+    return str(path)
 
 
 # -- zoo ----------------------------------------------------------------------------------------------------------
