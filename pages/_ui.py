@@ -66,6 +66,22 @@ def user_dir() -> Path:
     return USER_ROOT / session_id()
 
 
+def session_alive_probe():
+    """A callable that tells whether this browser session is still connected (for the training watchdog)."""
+    from streamlit.runtime import Runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None or not Runtime.exists():
+        return None
+    runtime, sid = Runtime.instance(), ctx.session_id
+
+    def alive() -> bool:
+        return bool(runtime._session_mgr.is_active_session(sid))  # no public API for this in Streamlit 1.67
+
+    return alive
+
+
 @st.cache_resource(show_spinner=False)
 def job_limiter() -> JobLimiter:
     """One per server: caps how many students train at the same time."""
@@ -270,3 +286,95 @@ def set_url(**values) -> None:
             st.query_params[name] = ",".join(f"{float(v):.4g}" for v in value)
         else:
             st.query_params[name] = str(value)
+
+
+# -- exact links and inline pictures (decode and generate pages) ------------------------------------------------------
+def exact_float(value: float) -> str:
+    """The shortest decimal that reads back as the same float32 (the precision models compute in), e.g. 0.15 or
+    -1.2345673: a link written with it reproduces a decoded image exactly, where 4 significant digits may not."""
+    return str(np.float32(value))  # numpy prints a float32 with the fewest digits that read back as itself
+
+
+def set_url_exact(**values) -> None:
+    """Like set_url, but lists of floats are written exactly (see exact_float); unchanged values are not rewritten
+    (each write sends a message to the browser)."""
+    for name, value in values.items():
+        if isinstance(value, (list, tuple, np.ndarray)):
+            value = ",".join(exact_float(v) for v in value)
+        if value is None:
+            st.query_params.pop(name, None)
+        elif st.query_params.get(name) != str(value):
+            st.query_params[name] = str(value)
+
+
+def url_float(name: str, low: float, high: float) -> float | None:
+    """A finite float in [low, high] from the URL, or None (with a notice if it was garbage)."""
+    values = url_floats(name, 1)
+    if values is None:
+        return None
+    if not low <= values[0] <= high:
+        st.session_state.notice = f"The link's “{name}” value could not be used, so the page opened with defaults."
+        return None
+    return values[0]
+
+
+def data_uri(picture: np.ndarray) -> str:
+    """A (H, W, 3) uint8 picture as an inline PNG data URI: st.image shows it as is (no media-file round trip, so
+    a fast-changing image paints sooner) and the page's PNG bytes can be read back from the element."""
+    import base64
+
+    from vae_core.latent import png_bytes
+
+    return "data:image/png;base64," + base64.b64encode(png_bytes(picture)).decode("ascii")
+
+
+# -- clicks, boxes and lassos on the latent map (Latent map and Interpolate pages) ------------------------------------
+def map_selection(selection) -> dict | None:
+    """What a selection on a latent map means, from st.plotly_chart's documented selection structure
+    {"points": [{"customdata": [index], "x": ..., "y": ...}, ...], "box": [...], "lasso": [...]}:
+
+    {"indices": [...]}  the data indices of the picked points (click, box or lasso), in order, without repeats;
+                        empty when a box or lasso caught no data point;
+    {"spot": (x, y)}    a click on empty space (a point of the invisible click grid, figures.GRID_INDEX);
+    None                nothing selected (or only points of other layers).
+    """
+    from pages._figures import GRID_INDEX
+
+    selection = selection or {}
+    points = selection.get("points") or []
+    indices, grid_points = [], []
+    for point in points:
+        custom = point.get("customdata")
+        # A list [index] in the docs; {"0": index} in a real browser, where plotly.js decodes the figure's numpy
+        # custom_data into a typed array and Streamlit's frontend serialises that as an object.
+        if isinstance(custom, dict):
+            custom = custom.get("0", custom.get(0))
+        value = custom[0] if isinstance(custom, (list, tuple)) and custom else custom
+        try:
+            index = int(value)
+        except (TypeError, ValueError):
+            continue  # a layer without indices (prior circles, ellipses, the path)
+        if index >= 0 and index not in indices:
+            indices.append(index)
+        elif index == GRID_INDEX:
+            grid_points.append((float(point["x"]), float(point["y"])))
+    dragged = bool(selection.get("box") or selection.get("lasso"))
+    if indices or dragged:
+        return {"indices": indices}
+    if len(grid_points) == 1:
+        return {"spot": grid_points[0]}
+    return None
+
+
+def pop_notice() -> None:
+    """Show (once) a notice queued after the page header was drawn, e.g. by url_int on a garbled link."""
+    notice = st.session_state.pop("notice", None)
+    if notice:
+        st.info(notice, icon=":material/info:")
+
+
+def class_names(entry: ModelEntry, model) -> list[str]:
+    """A CVAE's class names, from its checkpoint (the labels it was trained with), else the class numbers."""
+    names = list(entry.meta.get("label_names") or [])
+    k = model.config.num_classes
+    return [str(n) for n in names] if len(names) == k else [str(i) for i in range(k)]

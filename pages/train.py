@@ -126,7 +126,7 @@ def start_job(data, model_settings: dict, train_settings: dict, name: str) -> No
     folder = ui.user_dir()
     folder.mkdir(parents=True, exist_ok=True)
     job = TrainingJob(config, train_config, data, ui.job_limiter(), save_to=unique_path(folder, slug(name)),
-                      name=name)
+                      name=name, alive=ui.session_alive_probe())
     st.session_state.job = job.start()
     st.session_state.job_seen_done = False
 

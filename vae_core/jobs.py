@@ -100,7 +100,7 @@ class TrainingJob:
 
     def __init__(self, model_config: ModelConfig, train_config: TrainConfig, data, limiter: JobLimiter, *,
                  save_to: Path | None = None, name: str = "", on_finish: Callable[["TrainingJob"], None] | None = None,
-                 preview_size: int = 8):
+                 preview_size: int = 8, alive: Callable[[], bool] | None = None, orphan_grace: float = 10.0):
         self.id = uuid.uuid4().hex[:12]
         self.name = name or model_config.label
         self.model_config = model_config
@@ -113,6 +113,8 @@ class TrainingJob:
         self._cancel = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._work, name=f"train-{self.id}", daemon=True)
+        self._alive = alive
+        self._orphan_grace = orphan_grace
         self._preview_x = data.test.x[:preview_size]
         self._preview_y = data.test.y[:preview_size]
         self._start_time = time.time()
@@ -128,12 +130,32 @@ class TrainingJob:
         self._recon: dict | None = None
         self._message = ""
         self._checkpoint: Path | None = None
+        self._message_on_cancel = ""
         self.finished = threading.Event()
 
     # -- control from the UI --------------------------------------------------------------------------------------
     def start(self) -> "TrainingJob":
         self._thread.start()
+        if self._alive is not None:
+            threading.Thread(target=self._watch_owner, name=f"watch-{self.id}", daemon=True).start()
         return self
+
+    def _watch_owner(self, poll_seconds: float = 1.0) -> None:
+        """Cancel the job once its owner (the student's browser session) has been gone for `orphan_grace` s."""
+        gone_since = None
+        while not self.finished.wait(poll_seconds):
+            try:
+                alive = self._alive()
+            except Exception:  # a probe that fails must not kill a student's run
+                alive = True
+            if alive:
+                gone_since = None
+            elif gone_since is None:
+                gone_since = time.monotonic()
+            elif time.monotonic() - gone_since >= self._orphan_grace:
+                self._message_on_cancel = "the browser session closed, so training stopped"
+                self.cancel()
+                return
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -191,6 +213,8 @@ class TrainingJob:
             meta["name"] = self.name
             checkpoint = save_checkpoint(self.save_to, self.model, meta)
         message = result.message
+        if result.status == "cancelled" and self._message_on_cancel:
+            message = self._message_on_cancel
         if result.status == "cancelled" and not result.history:
             message = "stopped before the first epoch ended: nothing to keep"
         self._set(state=result.status, message=message, checkpoint=checkpoint)

@@ -1,0 +1,100 @@
+"""Background training jobs: a server-wide cap with a fair queue, saving, stopping, and the orphan watchdog."""
+import threading
+import time
+
+import pytest
+
+from vae_core.checkpoint import load_checkpoint
+from vae_core.config import TrainConfig, model_config_for
+from vae_core.jobs import JobLimiter, TrainingJob
+
+
+def _job(digits, limiter, tmp_path=None, epochs=2, **kw):
+    config = model_config_for(digits.input_shape, digits.num_classes, latent_dim=2, hidden=(32,))
+    save_to = tmp_path / f"m{time.monotonic_ns()}.pt" if tmp_path else None
+    return TrainingJob(config, TrainConfig(epochs=epochs, batch_size=64), digits, limiter, save_to=save_to, **kw)
+
+
+def wait_until(predicate, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+class TestLimiter:
+    def test_first_come_first_served_with_positions(self):
+        limiter = JobLimiter(max_running=1)
+        cancel = threading.Event()
+        order = []
+        assert limiter.acquire("a", cancel)
+        waiting = [threading.Thread(target=lambda j=j: (limiter.acquire(j, cancel), order.append(j))) for j in "bcd"]
+        for t in waiting:
+            t.start()
+            wait_until(lambda t=t: limiter.waiting == waiting.index(t) + 1)
+        assert [limiter.position(j) for j in "bcd"] == [1, 2, 3]
+        for expected in "bcd":
+            limiter.release(order[-1] if order else "a")
+            wait_until(lambda: expected in order)
+        assert order == ["b", "c", "d"]
+
+    def test_a_cancelled_waiter_leaves_the_queue(self):
+        limiter = JobLimiter(max_running=1)
+        limiter.acquire("a", threading.Event())
+        cancel = threading.Event()
+        result = {}
+        t = threading.Thread(target=lambda: result.setdefault("ok", limiter.acquire("b", cancel)))
+        t.start()
+        wait_until(lambda: limiter.position("b") == 1)
+        cancel.set()
+        t.join(5)
+        assert result["ok"] is False and limiter.waiting == 0
+
+
+class TestJobs:
+    def test_runs_saves_and_reports(self, digits, tmp_path):
+        job = _job(digits, JobLimiter(1), tmp_path).start()
+        assert job.join(120)
+        snap = job.snapshot()
+        assert snap.state == "done" and len(snap.history) == 2 and snap.progress == pytest.approx(1.0)
+        assert snap.latent["mu"].shape == (len(digits.test), 2) and snap.recon["x_hat"].shape == (8, 1, 8, 8)
+        _, meta = load_checkpoint(snap.checkpoint)
+        assert meta["status"] == "done" and len(meta["history"]) == 2
+
+    def test_the_cap_queues_the_second_job(self, digits, tmp_path):
+        limiter = JobLimiter(1)
+        first = _job(digits, limiter, epochs=200).start()
+        wait_until(lambda: first.state == "running")
+        second = _job(digits, limiter, epochs=1).start()
+        wait_until(lambda: second.snapshot().queue_position == 1)
+        assert second.state == "queued"
+        first.cancel()
+        assert second.join(120) and second.state == "done"
+
+    def test_stop_keeps_and_saves_what_was_learnt(self, digits, tmp_path):
+        job = _job(digits, JobLimiter(1), tmp_path, epochs=500).start()
+        wait_until(lambda: len(job.snapshot().history) >= 1)
+        started = time.monotonic()
+        job.cancel()
+        assert job.join(5) and time.monotonic() - started < 2
+        snap = job.snapshot()
+        assert snap.state == "cancelled" and snap.checkpoint.is_file()
+        assert load_checkpoint(snap.checkpoint)[1]["status"] == "cancelled"
+
+    def test_a_job_whose_session_closed_is_cancelled(self, digits):
+        owner_connected = threading.Event()
+        owner_connected.set()
+        job = _job(digits, JobLimiter(1), epochs=500, alive=owner_connected.is_set, orphan_grace=0.5).start()
+        wait_until(lambda: job.state == "running")
+        owner_connected.clear()  # the student closed the tab
+        assert job.join(10)
+        assert job.state == "cancelled" and "session closed" in job.snapshot().message
+
+    def test_a_failing_worker_frees_its_slot_and_says_why(self, digits):
+        limiter = JobLimiter(1)
+        job = _job(digits, limiter, epochs=1)
+        job.data = None  # the worker will raise on its first touch of the data
+        job.start()
+        assert job.join(30)
+        assert job.state == "failed" and "training failed" in job.snapshot().message
+        assert limiter.running == 0
