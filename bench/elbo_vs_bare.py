@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+# vae_core first, before torch: both sides then run with the same OpenMP wait policy.
 import vae_core  # noqa: E402,F401
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 from train_throughput import BareVAE  # noqa: E402
 
 
@@ -92,7 +93,7 @@ def main() -> None:
                "--hidden", "400", "--latent-dim", "20", "--epochs", str(args.epochs), "--batch-size", "128",
                "--lr", "1e-3", "--seed", "0", "--out", str(Path(tmp) / "m.pt"), "--json"]
         ours = json.loads(subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout)
-        torch.set_num_threads(ours.get("threads", torch.get_num_threads()))
+        torch.set_num_threads(os.cpu_count() or 1)  # what the CLI uses
         bare_elbo, bare_rate = bare_run(x_train, x_test, args.epochs)
     print(f"{len(x_train)} train / {len(x_test)} test images, {args.epochs} epochs, batch 128")
     print(f"vae_core CLI : test ELBO {ours['test_elbo']:9.2f} nats   {ours['samples_per_s']:9,.0f} samples/s")

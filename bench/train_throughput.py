@@ -16,11 +16,13 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# vae_core first, before torch: both sides then run with the same OpenMP wait policy.
+import vae_core  # noqa: E402,F401
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
 from vae_core.config import TrainConfig, model_config_for  # noqa: E402
 from vae_core.data import Dataset, DataSplit, load_data  # noqa: E402
 from vae_core.models import build_model  # noqa: E402
