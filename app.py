@@ -11,11 +11,20 @@ PAGES = {
     "Start": [
         st.Page("pages/home.py", title="Welcome", icon=":material/home:", default=True),
     ],
+    "Learn": [
+    ],
     "Train": [
         st.Page("pages/train.py", title="Train a model", icon=":material/model_training:", url_path="train"),
         st.Page("pages/library.py", title="Model library", icon=":material/inventory_2:", url_path="library"),
     ],
     "Explore": [
+        st.Page("pages/latent_map.py", title="Latent map", icon=":material/scatter_plot:", url_path="latent-map"),
+        st.Page("pages/interpolate.py", title="Interpolate", icon=":material/linear_scale:", url_path="interpolate"),
+        st.Page("pages/decode.py", title="Decode", icon=":material/tune:", url_path="decode"),
+        st.Page("pages/generate.py", title="Generate", icon=":material/auto_awesome:", url_path="generate"),
+        st.Page("pages/pad.py", title="Latent pad", icon=":material/touch_app:", url_path="pad"),
+    ],
+    "Compare": [
     ],
 }
 navigation = st.navigation(PAGES)
