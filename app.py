@@ -37,6 +37,8 @@ from pages import _ui as ui  # noqa: E402
 # Interactive work (encode, decode a grid) is small: one thread per script run keeps the cores for training jobs.
 torch.set_num_threads(1)
 
+ui.forget_old_sessions()
 with st.sidebar:
     ui.model_picker()
+    ui.locker_box()
 navigation.run()

@@ -61,9 +61,54 @@ def session_id() -> str:
     return st.session_state.session_id
 
 
+def keep_models() -> bool:
+    """Whether the teacher enabled keeping students' models across server restarts (LATENT_LAB_KEEP_MODELS=1)."""
+    return os.environ.get("LATENT_LAB_KEEP_MODELS", "") == "1"
+
+
+LOCKER_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no look-alikes (l/1, o/0)
+
+
+def locker_code() -> str:
+    """This student's locker code (kept mode): it names their folder, so typing it again reopens their models."""
+    if "locker" not in st.session_state:
+        import secrets
+
+        raw = "".join(secrets.choice(LOCKER_ALPHABET) for _ in range(8))
+        st.session_state.locker = f"{raw[:4]}-{raw[4:]}"
+    return st.session_state.locker
+
+
 def user_dir() -> Path:
-    """This session's own folder of trained models (other sessions never list it)."""
-    return USER_ROOT / session_id()
+    """This student's own folder of trained models (other sessions never list it).
+
+    By default a folder per browser session, forgotten when the server restarts. In kept mode a folder per
+    locker code, which the student can reopen from any session. Codes never go in the URL, so a shared
+    link never shares someone's models.
+    """
+    if keep_models():
+        return USER_ROOT / "lockers" / locker_code()
+    return USER_ROOT / "sessions" / session_id()
+
+
+def locker_box() -> None:
+    """Sidebar box (kept mode only): the student's code, and a field to reopen another."""
+    if not keep_models():
+        return
+    with st.sidebar.expander("Keep my models", icon=":material/lock:"):
+        st.markdown(f"Your locker code: **`{locker_code()}`**. Write it down: after a restart or on another "
+                    "computer, enter it here to get your trained models back.")
+        code = st.text_input("Open a locker", placeholder="abcd-2345", max_chars=9, key="locker_input",
+                             help="The code shown when you trained your models.").strip().lower()
+        if code and code != locker_code():
+            valid = len(code) == 9 and code[4] == "-" and all(c in LOCKER_ALPHABET for c in code.replace("-", ""))
+            if not valid:
+                st.error("A locker code looks like abcd-2345 (letters and digits, a dash in the middle).")
+            elif not (USER_ROOT / "lockers" / code).is_dir():
+                st.error(f"No models are kept under {code}. Check the code.")
+            else:
+                st.session_state.locker = code
+                st.rerun()
 
 
 def session_alive_probe():
@@ -86,6 +131,23 @@ def session_alive_probe():
 def job_limiter() -> JobLimiter:
     """One per server: caps how many students train at the same time."""
     return JobLimiter(int(os.environ.get("LATENT_LAB_MAX_JOBS", os.cpu_count() or 1)))
+
+
+@st.cache_resource(show_spinner=False)
+def forget_old_sessions(max_age_hours: float = 24.0) -> int:
+    """Once per server start: delete per-session folders untouched for a day (kept-mode lockers stay)."""
+    import shutil
+    import time
+
+    removed = 0
+    for folder in (USER_ROOT / "sessions").glob("*"):
+        try:
+            if time.time() - folder.stat().st_mtime > max_age_hours * 3600:
+                shutil.rmtree(folder)
+                removed += 1
+        except OSError:
+            pass
+    return removed
 
 
 # -- models ---------------------------------------------------------------------------------------------------------
