@@ -12,6 +12,7 @@ PAGES = {
         st.Page("pages/home.py", title="Welcome", icon=":material/home:", default=True),
     ],
     "Learn": [
+        st.Page("pages/lessons.py", title="Lessons", icon=":material/cast_for_education:", url_path="lessons"),
     ],
     "Train": [
         st.Page("pages/train.py", title="Train a model", icon=":material/model_training:", url_path="train"),
@@ -32,6 +33,7 @@ navigation = st.navigation(PAGES)
 import vae_core  # noqa: E402,F401  (first: sets OpenMP's passive waiting before torch starts its threads)
 import torch  # noqa: E402
 
+from pages import _lessons as lessons  # noqa: E402
 from pages import _ui as ui  # noqa: E402
 
 # Interactive work (encode, decode a grid) is small: one thread per script run keeps the cores for training jobs.
@@ -41,4 +43,5 @@ ui.forget_old_sessions()
 with st.sidebar:
     ui.model_picker()
     ui.locker_box()
+lessons.lesson_banner()
 navigation.run()
