@@ -71,3 +71,102 @@ def kl_per_dimension(kl: list[float], threshold: float | None = None) -> go.Figu
     if threshold is not None:
         fig.add_hline(y=threshold, line_dash="dot", line_color="#e11d48")
     return _layout(fig, "latent dimension", "KL (nats per example)", 260)
+
+
+# -- the latent map of the explore pages (Latent map, Interpolate): layers over latent_scatter ---------------------
+GRID_INDEX = -1  # custom_data of the invisible click grid's points; data points carry their index (>= 0)
+
+
+def click_grid(fig: go.Figure, extent: tuple[float, float, float, float], n: int = 41) -> go.Figure:
+    """Invisible n x n points over the extent, drawn first (under the data): Plotly reports clicks on points only,
+    so a click on empty space selects the nearest grid point and the page learns where the user clicked."""
+    xs, ys = np.meshgrid(np.linspace(extent[0], extent[1], n), np.linspace(extent[2], extent[3], n))
+    fig.add_trace(go.Scattergl(x=xs.ravel(), y=ys.ravel(), mode="markers", name="click anywhere",
+                               marker=dict(size=10, color="rgba(0,0,0,0)"), customdata=np.full((n * n, 1), GRID_INDEX),
+                               hoverinfo="none", showlegend=False))
+    fig.data = (fig.data[-1], *fig.data[:-1])  # first: data points stay on top for hover and clicks
+    return fig
+
+
+def background_image(fig: go.Figure, png_data_uri: str, extent: tuple[float, float, float, float],
+                     opacity: float = 0.6) -> go.Figure:
+    """A picture (e.g. the decoded manifold grid) stretched over the extent, under the points."""
+    x0, x1, y0, y1 = extent
+    fig.add_layout_image(source=png_data_uri, xref="x", yref="y", x=x0, y=y1, sizex=x1 - x0, sizey=y1 - y0,
+                         sizing="stretch", opacity=opacity, layer="below", xanchor="left", yanchor="top")
+    return fig
+
+
+def outlines(fig: go.Figure, shapes: np.ndarray, name: str, color: str = "rgba(30,30,30,0.45)") -> go.Figure:
+    """Closed outlines (N, V, 2), e.g. posterior ellipses, as one line trace (NaN breaks between them)."""
+    breaks = np.full((len(shapes), 1, 2), np.nan)
+    xy = np.concatenate([shapes, breaks], axis=1).reshape(-1, 2)
+    fig.add_trace(go.Scatter(x=xy[:, 0], y=xy[:, 1], mode="lines", name=name, hoverinfo="skip",
+                             line=dict(color=color, width=1)))
+    return fig
+
+
+def path_overlay(fig: go.Figure, points: np.ndarray, name: str = "interpolation path") -> go.Figure:
+    """A path (n, 2) as a line with a marker per step, the start and the end marked. No custom_data: a click on
+    the path must not read as a click on a data point."""
+    steps = np.arange(1, len(points) + 1)
+    fig.add_trace(go.Scatter(x=points[:, 0], y=points[:, 1], mode="lines+markers", name=name,
+                             line=dict(color="#111827", width=2), marker=dict(size=7, color="#f59e0b",
+                                                                               line=dict(color="#111827", width=1)),
+                             text=[f"step {k}" for k in steps], hovertemplate="%{text}<extra></extra>"))
+    for point, label, symbol in ((points[0], "start", "circle-open"), (points[-1], "end", "square-open")):
+        highlight(fig, point[None], label, symbol)
+    return fig
+
+
+def highlight(fig: go.Figure, points: np.ndarray, name: str, symbol: str = "circle-open",
+              color: str = "#111827") -> go.Figure:
+    """Big open markers around chosen points (n, 2): the selected image, a decoded spot, a path's ends."""
+    fig.add_trace(go.Scatter(x=points[:, 0], y=points[:, 1], mode="markers", name=name, hoverinfo="skip",
+                             marker=dict(size=16, symbol=symbol, color=color, line=dict(width=2.5, color=color))))
+    return fig
+
+
+def tile_figure(picture: np.ndarray, n_rows: int, n_cols: int, tile: tuple[int, int], *, row_labels, col_labels,
+                x_title: str, y_title: str, frames=(), notes: dict | None = None, hover=None,
+                max_ticks: int = 11) -> go.Figure:
+    """A picture of n_rows x n_cols image tiles, each `tile` (h, w) pixels with equal gaps between and around
+    them (as image_grid makes it), drawn pixel for pixel (crisp) with a labelled tick at the centre of each row
+    and column (at most max_ticks per axis), a red frame around each (row, col) of `frames`, a short note on the
+    bottom edge of each (row, col) key of `notes`, and hover[row][col] as each tile's hover text."""
+    import base64
+
+    from vae_core.latent import png_bytes
+
+    height, width = picture.shape[:2]
+    th, tw = tile
+    gap_x, gap_y = (width - n_cols * tw) / (n_cols + 1), (height - n_rows * th) / (n_rows + 1)  # 0 for one tile
+    xc = [gap_x + c * (tw + gap_x) + tw / 2 for c in range(n_cols)]  # tile centres, in picture pixels
+    yc = [gap_y + r * (th + gap_y) + th / 2 for r in range(n_rows)]
+    uri = "data:image/png;base64," + base64.b64encode(png_bytes(picture)).decode("ascii")
+    fig = go.Figure(go.Image(source=uri, x0=0.5, y0=0.5, dx=1, dy=1, hoverinfo="skip"))
+    if hover is not None:  # invisible markers carry each tile's hover text (an Image trace hovers per pixel)
+        fig.add_trace(go.Scatter(
+            x=[x for _ in yc for x in xc], y=[y for y in yc for _ in xc], mode="markers",
+            text=[hover[r][c] for r in range(n_rows) for c in range(n_cols)], hovertemplate="%{text}<extra></extra>",
+            marker=dict(size=max(8, min(th, tw)), symbol="square", opacity=0), showlegend=False))
+    for r, c in frames:
+        fig.add_shape(type="rect", x0=xc[c] - tw / 2 - 1.5, x1=xc[c] + tw / 2 + 1.5, y0=yc[r] - th / 2 - 1.5,
+                      y1=yc[r] + th / 2 + 1.5, line=dict(color="#e11d48", width=3))
+    for (r, c), text in (notes or {}).items():
+        fig.add_annotation(x=xc[c], y=yc[r] + th / 2, yanchor="bottom", text=text, showarrow=False,
+                           font=dict(size=11, color="#111827"), bgcolor="rgba(255,255,255,0.85)", borderpad=1)
+
+    def ticks(centres, labels):
+        step = -(-len(centres) // max_ticks)  # ceil: thin crowded labels out
+        keep = [i for i in range(len(centres)) if i % step == 0]
+        return dict(tickmode="array", tickvals=[centres[i] for i in keep], ticktext=[str(labels[i]) for i in keep])
+
+    # In a column narrower than the picture, shrink it from the top left rather than centre it in blank space.
+    axis = dict(showgrid=False, zeroline=False, fixedrange=True, ticks="outside", showline=False, constrain="domain")
+    left = 48 + 7 * max((len(str(s)) for s in row_labels), default=1)  # room for the row labels and the title
+    fig.update_layout(width=width + left + 10, height=height + 70, margin=dict(l=left, r=10, t=10, b=60),
+                      plot_bgcolor="white", showlegend=False,
+                      xaxis=dict(range=[0, width], title=x_title, constraintoward="left", **ticks(xc, col_labels), **axis),
+                      yaxis=dict(range=[height, 0], title=y_title, constraintoward="top", **ticks(yc, row_labels), **axis))
+    return fig

@@ -100,7 +100,7 @@ class TrainingJob:
 
     def __init__(self, model_config: ModelConfig, train_config: TrainConfig, data, limiter: JobLimiter, *,
                  save_to: Path | None = None, name: str = "", on_finish: Callable[["TrainingJob"], None] | None = None,
-                 preview_size: int = 8, alive: Callable[[], bool] | None = None, orphan_grace: float = 10.0):
+                 preview_size: int = 8, alive: Callable[[], bool] | None = None, orphan_grace: float = 30.0):
         self.id = uuid.uuid4().hex[:12]
         self.name = name or model_config.label
         self.model_config = model_config

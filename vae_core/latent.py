@@ -561,3 +561,183 @@ __all__ = [
     "nearest_neighbours", "nearest_training_images", "attribute_vector", "apply_attribute",
     "to_uint8", "image_grid", "VIEW_METHODS",
 ]
+
+
+# -- for the explore pages: map extents, uncertainty ellipses, the ELBO along a path, images in and out ------------
+def view_extent(view: LatentView, mu: torch.Tensor, *, k: float = 3.0, quantile: float = 0.005, pad: float = 0.05
+                ) -> tuple[float, float, float, float]:
+    """(x_min, x_max, y_min, y_max) of a map that shows the data ([quantile, 1 - quantile] range) and, for a
+    decodable view, the prior's ±kσ box too, widened by `pad` of its size on each side: a collapsed model's
+    codes (all near 0) still get a readable map, and an AE's far-flung codes are not cut off."""
+    x0, x1, y0, y1 = grid_extent(view, mu, mode="data", quantile=quantile)
+    if view.decodable:
+        px0, px1, py0, py1 = grid_extent(view, mode="prior", k=k)
+        x0, x1, y0, y1 = min(x0, px0), max(x1, px1), min(y0, py0), max(y1, py1)
+    dx, dy = pad * (x1 - x0), pad * (y1 - y0)
+    return x0 - dx, x1 + dx, y0 - dy, y1 + dy
+
+
+def _view_matrix(view: LatentView) -> torch.Tensor:
+    """The linear map (2, D) of a decodable view, float64."""
+    if view.method == "pca":
+        return view.components_.double()
+    if view.method == "identity":
+        return torch.eye(2, view.latent_dim, dtype=torch.float64)  # D == 1: the padded 2nd axis gets no spread
+    raise ValueError("a t-SNE view has no linear map: posterior ellipses need a pca or identity view")
+
+
+def posterior_ellipses(view: LatentView, mu: torch.Tensor, logvar: torch.Tensor, *, k: float = 1.0,
+                       n_vertices: int = 48) -> torch.Tensor:
+    """Outlines (N, n_vertices, 2), in view coordinates, of each posterior N(mu, diag(σ²)) at k σ.
+
+    A linear view A (2, D) maps that Gaussian to N(A mu, A diag(σ²) Aᵀ) exactly, so in a PCA view the ellipse
+    is the true spread of the code within the view's plane (tilted when the view mixes dimensions); the spread
+    along the directions the view hides is not shown. Each outline is closed (the last vertex equals the first)."""
+    if logvar is None:
+        raise ValueError("an autoencoder has no posterior σ: ellipses need a VAE or CVAE")
+    if mu.shape != logvar.shape:
+        raise ValueError(f"mu and logvar must have the same shape, got {tuple(mu.shape)} and {tuple(logvar.shape)}")
+    if n_vertices < 3:
+        raise ValueError(f"an outline needs n_vertices >= 3, got {n_vertices}")
+    a = _view_matrix(view)  # (2, D)
+    _check_codes(mu, view.latent_dim, "mu")
+    var = torch.exp(logvar.double().cpu())  # (N, D)
+    cov = torch.einsum("id,nd,jd->nij", a, var, a)  # (N, 2, 2): A diag(σ²) Aᵀ
+    eigval, eigvec = torch.linalg.eigh(cov)  # (N, 2), (N, 2, 2) columns are the principal axes
+    axes = eigvec * eigval.clamp(min=0).sqrt()[:, None, :]  # (N, 2, 2): each column scaled by its σ
+    t = torch.linspace(0, 2 * math.pi, n_vertices, dtype=torch.float64)
+    circle = torch.stack([torch.cos(t), torch.sin(t)], dim=1)  # (V, 2)
+    centers = view.transform(mu).double()  # (N, 2)
+    outlines = centers[:, None, :] + k * torch.einsum("nij,vj->nvi", axes, circle)  # (N, V, 2)
+    outlines[:, -1] = outlines[:, 0]  # closed exactly, whatever the rounding of cos(2π)
+    return outlines.float()
+
+
+def path_elbo(model, images: torch.Tensor, y: Labels = None, *, seed: int = 0, batch_size: int = 256
+              ) -> torch.Tensor:
+    """The one-sample ELBO (N,) in nats of each image under the model: -(reconstruction + KL), z drawn with a
+    generator seeded by `seed`, so the same images give the same numbers. For an AE (no posterior, no KL) it is
+    minus the reconstruction error alone. Used to score decoded images: low values mark images the model itself
+    finds implausible (e.g. decodes of the holes between clusters)."""
+    from vae_core.losses import elbo_terms  # here: losses is not needed by the rest of this module
+
+    _check_images(model, images, "images")
+    labels = _labels(model, y, len(images))
+    out = []
+    with _inference(model) as device:
+        generator = torch.Generator(device=device).manual_seed(seed)
+        for part in _batches(len(images), batch_size):
+            yb = labels[part].to(device) if labels is not None else None
+            terms = elbo_terms(model, images[part].to(device, torch.float32), yb, generator=generator)
+            out.append(terms.elbo.double().cpu())
+    return torch.cat(out).float() if out else torch.empty(0)
+
+
+def image_from_bytes(data: bytes, shape: tuple[int, int, int], *, invert: bool = False) -> torch.Tensor:
+    """One image file (png, jpg, ...) as a (1, C, H, W) tensor in [0, 1] of the model's input shape: converted
+    to grey or RGB, resized (area averaging down, bilinear up), optionally inverted (dark ink on light paper ->
+    light on dark, as the digits are). Raises UserInputError for a file that is not a readable image."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    from vae_core.anomaly import resize_images
+    from vae_core.errors import UserInputError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0  # (H, W, 3); drops alpha and palettes
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise UserInputError(f"This file could not be read as an image ({type(exc).__name__}): "
+                             "upload a PNG or JPEG picture.") from None
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None]  # (1, 3, H, W)
+    x = resize_images(x, shape)  # grey by luminance when the model is greyscale
+    return 1.0 - x if invert else x
+
+
+def png_bytes(picture: np.ndarray) -> bytes:
+    """A (H, W, 3) or (H, W) uint8 picture as PNG file bytes."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(picture)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def animated_gif(images: torch.Tensor, *, scale: int = 1, duration_ms: int = 200, progress_bar: bool = True
+                 ) -> bytes:
+    """Images (N, C, H, W) in [0, 1] as a looping animated GIF of exactly N frames, each pixel a scale x scale
+    block (no blur). With progress_bar, a bar under each frame grows with the step: it shows where the animation
+    is, and it keeps equal consecutive images (a collapsed model) as separate frames, which GIF writers merge."""
+    import io
+
+    from PIL import Image
+
+    if images.ndim != 4 or len(images) == 0:
+        raise ValueError(f"images must be a non-empty (N, C, H, W) batch, got shape {tuple(images.shape)}")
+    if not (isinstance(scale, int) and scale >= 1):
+        raise ValueError(f"scale must be an integer >= 1, got {scale}")
+    n = len(images)
+    frames = to_uint8(images)  # (N, H, W, C)
+    if frames.shape[-1] == 1:
+        frames = frames.repeat(3, axis=-1)
+    frames = frames.repeat(scale, axis=1).repeat(scale, axis=2)  # (N, H*s, W*s, 3)
+    if progress_bar:
+        width = frames.shape[2]
+        if width < n:
+            raise ValueError(f"a progress bar needs frames at least {n} pixels wide: raise the scale")
+        bar = np.full((n, max(2, scale), width, 3), 255, dtype=np.uint8)  # white track under the image
+        for i in range(n):
+            bar[i, :, : math.ceil(width * (i + 1) / n)] = (79, 70, 229)  # filled part: strictly longer each step
+        frames = np.concatenate([frames, bar], axis=1)
+    pictures = [Image.fromarray(f) for f in frames]
+    buffer = io.BytesIO()
+    pictures[0].save(buffer, format="GIF", save_all=True, append_images=pictures[1:], duration=duration_ms,
+                     loop=0, disposal=1)
+    return buffer.getvalue()
+
+
+__all__ += ["view_extent", "posterior_ellipses", "path_elbo", "image_from_bytes", "png_bytes", "animated_gif"]
+
+
+# -- for the decode and generate pages: the tile nearest a point, how far codes reach, a copying baseline ----------
+def nearest_index(points, target) -> int:
+    """The row of points (N,) or (N, K) nearest to target (a number, or (K,)), Euclidean; ties go to the first
+    row. E.g. which tile of a traversal row (its values) or of a manifold grid (its plane) is nearest a code."""
+    p = torch.as_tensor(points, dtype=torch.float64).cpu()
+    p = p[:, None] if p.ndim == 1 else p  # (N, K)
+    t = torch.as_tensor(target, dtype=torch.float64).cpu().reshape(-1)  # (K,)
+    if p.ndim != 2 or len(p) == 0 or p.shape[1] != t.shape[0]:
+        raise ValueError(f"points (N,) or (N, K) and a target of K values needed, got {tuple(p.shape)} and "
+                         f"{tuple(t.shape)}")
+    return int((p - t).norm(dim=1).argmin())  # argmin returns the first of equal minima
+
+
+def code_radius(mu: torch.Tensor, quantile: float = 0.99) -> float:
+    """How far from 0 the codes reach: the `quantile` of |mu| over every code and dimension of mu (N, D). For an
+    autoencoder, whose codes are not tied to the prior's scale, this sizes a slider range that covers the data."""
+    if mu.ndim != 2 or mu.numel() == 0:
+        raise ValueError(f"mu must be a non-empty (N, D) batch of codes, got shape {tuple(mu.shape)}")
+    if not 0 < quantile <= 1:
+        raise ValueError(f"quantile must be in (0, 1], got {quantile}")
+    return float(torch.quantile(mu.detach().abs().double().cpu().reshape(-1), quantile))
+
+
+def typical_nearest_distance(query: torch.Tensor, reference: torch.Tensor, *, max_points: int = 100, seed: int = 0
+                             ) -> float:
+    """The median Euclidean pixel distance from images `query` (e.g. test images, never trained on) to their
+    nearest image in `reference` (the training set), on at most max_points query images drawn with `seed`: the
+    yardstick for "is a sample just a copy?" (a copy sits much nearer its training image than new images do)."""
+    if len(query) == 0:
+        raise ValueError("the query set is empty")
+    if max_points < 1:
+        raise ValueError(f"max_points must be >= 1, got {max_points}")
+    rows = _subsample(len(query), max_points, seed)  # (M,)
+    _, dist = nearest_neighbours(query[rows], reference, k=1)  # (M, 1)
+    return float(dist[:, 0].median())
+
+
+__all__ += ["nearest_index", "code_radius", "typical_nearest_distance"]

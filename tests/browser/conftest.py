@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -31,7 +32,8 @@ APP_IDLE_TIMEOUT_MS = 60_000
 
 # Streamlit 1.67 marks the app root with the script run state: "initial" before the first run, "running" while a
 # script (or fragment) run is in flight, "notRunning" when idle. The status widget shows the running-man icon while
-# running. Idle = connected, not running, no running icon, and the main block has at least one rendered element.
+# running. Idle = connected, not running, no running icon, no lazy-load skeleton or stale element left, and the main
+# block has at least one rendered element.
 _IDLE_JS = """() => {
   const app = document.querySelector('[data-testid="stApp"]');
   if (!app) return false;
@@ -39,6 +41,10 @@ _IDLE_JS = """() => {
   if (app.getAttribute('data-test-script-state') !== 'notRunning') return false;
   if (document.querySelector('[data-testid="stStatusWidgetRunningIcon"], [data-testid="stStatusWidgetRunningManIcon"]'))
     return false;
+  // Widgets and charts are lazy-loaded chunks: a Suspense skeleton stands in until their code has arrived.
+  if (document.querySelector('[data-testid="stSkeleton"], [data-testid="stSkeletonElement"], [data-testid="stAppSkeleton"]'))
+    return false;
+  if (document.querySelector('[data-testid="stElementContainer"][data-stale="true"]')) return false;
   const main = document.querySelector('[data-testid="stMain"] [data-testid="stMainBlockContainer"]')
             || document.querySelector('[data-testid="stMainBlockContainer"]');
   return !!(main && main.querySelector('[data-testid="stElementContainer"]'));
@@ -144,16 +150,6 @@ def launch_chromium(playwright):
 
 # -- fixtures -------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    user_dir = tmp_path_factory.mktemp("latent_lab_user_models")
-    srv = start_server(user_dir, artifacts_dir() / "streamlit-server.log")
-    try:
-        yield srv
-    finally:
-        stop_server(srv.process)
-
-
-@pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright
 
@@ -165,6 +161,51 @@ def browser():
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture(scope="session")
+def server(browser, tmp_path_factory):
+    """The app server. Its very first page load is timed here, whatever test asks for the server first, so the
+    open-time figure is always a cold open (fresh process, empty caches): see server.first_open."""
+    user_dir = tmp_path_factory.mktemp("latent_lab_user_models")
+    srv = start_server(user_dir, artifacts_dir() / "streamlit-server.log")
+    try:
+        srv.first_open = measure_first_open(browser, srv)
+        yield srv
+    finally:
+        stop_server(srv.process)
+
+
+FIRST_PAGE_TITLE = "Latent Lab"
+DEFAULT_MODEL_TITLE = "Digits VAE (2-D latent)"
+
+
+def sidebar_picker(page):
+    """The sidebar's model picker (a combobox whose value is the picked model's label)."""
+    return page.locator('[data-testid="stSidebar"]').get_by_role("combobox", name="Model")
+
+
+def measure_first_open(browser, srv: StreamlitServer) -> dict:
+    """Open `/` in a fresh context and time until the title and the default model in the picker are shown.
+
+    Returns seconds from process start and from the health answer, or {"error": ...} (the open-time test reports it).
+    """
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto(srv, wait_until="commit")
+        expect(page.get_by_role("heading", name=FIRST_PAGE_TITLE, level=1)).to_be_visible(timeout=APP_IDLE_TIMEOUT_MS)
+        expect(sidebar_picker(page)).to_have_value(re.compile(re.escape(DEFAULT_MODEL_TITLE)),
+                                                   timeout=APP_IDLE_TIMEOUT_MS)
+        shown = time.monotonic()
+        return {"from_process_start": shown - srv.started_at, "from_health": shown - srv.healthy_at,
+                "health_after": srv.healthy_at - srv.started_at}
+    except Exception as exc:  # reported by the open-time test; the other tests still run
+        return {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+    finally:
+        context.close()
 
 
 @pytest.fixture
