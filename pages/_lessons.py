@@ -184,21 +184,14 @@ def _train_collapse() -> None:
     """The posterior-collapse lesson's live run: a digits VAE with β = 4 (it collapses; see vae_core/zoo.py)."""
     from pages import _ui as ui
     from vae_core.data import load_data
-    from vae_core.jobs import TrainingJob
-    from vae_core.library import unique_path
 
     job = st.session_state.get("job")
     if job is not None and job.is_active:
         return
     data = load_data("digits", seed=0)
     config = model_config_for(data.input_shape, data.num_classes, kind="vae", latent_dim=2, hidden=(256, 128), beta=4.0)
-    folder = ui.user_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    job = TrainingJob(config, TrainConfig(epochs=30, batch_size=64, lr=2e-3, seed=0), data, ui.job_limiter(),
-                      save_to=unique_path(folder, "lesson-beta-4"), name="Lesson: β = 4 on digits",
-                      alive=ui.session_alive_probe())
-    st.session_state.job = job.start()
-    st.session_state.job_seen_done = False
+    ui.start_training_job(config, TrainConfig(epochs=30, batch_size=64, lr=2e-3, seed=0), data,
+                          "Lesson: β = 4 on digits")
 
 
 ACTIONS = {"train_collapse": _train_collapse}

@@ -133,6 +133,21 @@ def job_limiter() -> JobLimiter:
     return JobLimiter(int(os.environ.get("LATENT_LAB_MAX_JOBS", os.cpu_count() or 1)))
 
 
+def start_training_job(model_config, train_config, data, name: str):
+    """Start this session's training job in the background (one per session), saving into the user's folder."""
+    from vae_core.jobs import TrainingJob
+    from vae_core.library import slug, unique_path
+
+    folder = user_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    job = TrainingJob(model_config, train_config, data, job_limiter(), save_to=unique_path(folder, slug(name)),
+                      name=name, alive=session_alive_probe(),
+                      orphan_grace=float(os.environ.get("LATENT_LAB_ORPHAN_GRACE", 30)))
+    st.session_state.job = job.start()
+    st.session_state.job_seen_done = False
+    return job
+
+
 @st.cache_resource(show_spinner=False)
 def forget_old_sessions(max_age_hours: float = 24.0) -> int:
     """Once per server start: delete per-session folders untouched for a day (kept-mode lockers stay)."""

@@ -16,7 +16,6 @@ from vae_core.data import load_data, load_image_folder, load_npz
 from vae_core.errors import UserInputError
 from vae_core.jobs import TrainingJob
 from vae_core.latent import fit_view
-from vae_core.library import slug, unique_path
 
 ui.page_header(
     "Train a model",
@@ -122,13 +121,7 @@ def choose_settings(data, disabled: bool) -> tuple[dict, dict, str]:
 
 def start_job(data, model_settings: dict, train_settings: dict, name: str) -> None:
     config = model_config_for(data.input_shape, data.num_classes, **model_settings)
-    train_config = TrainConfig(**train_settings)
-    folder = ui.user_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    job = TrainingJob(config, train_config, data, ui.job_limiter(), save_to=unique_path(folder, slug(name)),
-                      name=name, alive=ui.session_alive_probe())
-    st.session_state.job = job.start()
-    st.session_state.job_seen_done = False
+    ui.start_training_job(config, TrainConfig(**train_settings), data, name)
 
 
 # -- the live view --------------------------------------------------------------------------------------------------
