@@ -12,6 +12,7 @@ PAGES = {
         st.Page("pages/home.py", title="Welcome", icon=":material/home:", default=True),
     ],
     "Learn": [
+        st.Page("pages/how_vae_works.py", title="How a VAE works", icon=":material/school:", url_path="how-a-vae-works"),
         st.Page("pages/lessons.py", title="Lessons", icon=":material/cast_for_education:", url_path="lessons"),
     ],
     "Train": [
@@ -26,6 +27,9 @@ PAGES = {
         st.Page("pages/pad.py", title="Latent pad", icon=":material/touch_app:", url_path="pad"),
     ],
     "Compare": [
+        st.Page("pages/compare.py", title="AE vs VAE vs β-VAE", icon=":material/compare:", url_path="compare"),
+        st.Page("pages/anomaly.py", title="Anomaly detection", icon=":material/troubleshoot:", url_path="anomaly"),
+        st.Page("pages/disentanglement.py", title="Disentanglement lab", icon=":material/science:", url_path="disentanglement"),
     ],
 }
 navigation = st.navigation(PAGES)

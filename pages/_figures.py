@@ -170,3 +170,12 @@ def tile_figure(picture: np.ndarray, n_rows: int, n_cols: int, tile: tuple[int, 
                       xaxis=dict(range=[0, width], title=x_title, constraintoward="left", **ticks(xc, col_labels), **axis),
                       yaxis=dict(range=[height, 0], title=y_title, constraintoward="top", **ticks(yc, row_labels), **axis))
     return fig
+
+
+def elbo_along_path(elbo: np.ndarray, y_title: str = "ELBO (nats)") -> go.Figure:
+    """The ELBO of each decoded step of an interpolation (higher: an image the model finds more plausible)."""
+    steps = np.arange(1, len(elbo) + 1)
+    fig = go.Figure(go.Scatter(x=steps, y=elbo, mode="lines+markers", name="ELBO", line=dict(color="#4f46e5"),
+                               hovertemplate="step %{x}: %{y:.1f} nats<extra></extra>"))
+    fig.update_xaxes(dtick=1 if len(elbo) <= 12 else 2)
+    return _layout(fig, "step", y_title, 300)

@@ -455,3 +455,14 @@ def class_names(entry: ModelEntry, model) -> list[str]:
     names = list(entry.meta.get("label_names") or [])
     k = model.config.num_classes
     return [str(n) for n in names] if len(names) == k else [str(i) for i in range(k)]
+
+
+def bundled_data(source: str) -> DataSplit:
+    """A bundled data set ("digits", "shapes") split as the zoo's models were trained on it (seed 0), from the same
+    cache as those models' data when one is installed, so the pages hold one copy of it."""
+    for entry, _ in available_models().values():
+        if entry.source == "zoo" and (entry.meta.get("data_spec") or {}).get("source") == source:
+            data = model_data(entry)
+            if data is not None:
+                return data
+    return _data_from_spec(json.dumps({"source": source, "name": source, "seed": 0, "test_fraction": 0.2}))

@@ -206,3 +206,30 @@ def transform_images(x: torch.Tensor, kind: str, *, seed: int = 0) -> torch.Tens
         perm = torch.randperm(h * w, generator=generator).to(x.device)
         return x.reshape(n, c, h * w)[:, :, perm].reshape(n, c, h, w)
     raise ValueError(f"unknown transform {kind!r}: use one of {', '.join(TRANSFORMS)}")
+
+
+# -- for the app's anomaly page: unlabelled sets on a CVAE, a starting threshold -------------------------------------
+
+
+def anomaly_scores_best_class(model, x: torch.Tensor, *, score: str = "neg_elbo", n_samples: int = 1, seed: int = 0,
+                              batch_size: int = 1024) -> np.ndarray:
+    """(N,) anomaly scores of images without labels, nats: for a CVAE the lowest score over every class (the
+    class that explains the image best, i.e. the most likely one), for other models plain `anomaly_scores`."""
+    if not model.config.is_conditional:
+        return anomaly_scores(model, x, score=score, n_samples=n_samples, seed=seed, batch_size=batch_size)
+    per_class = [anomaly_scores(model, x, torch.full((len(x),), k, dtype=torch.int64), score=score,
+                                n_samples=n_samples, seed=seed, batch_size=batch_size)
+                 for k in range(model.config.num_classes)]
+    return np.min(np.stack(per_class), axis=0)
+
+
+def threshold_at_false_positive_rate(scores_in: np.ndarray, rate: float) -> float:
+    """The lowest observed in-distribution score t such that flagging score > t flags at most `rate` of the
+    in-distribution scores (the false positive rate of rates_at_threshold stays <= rate)."""
+    s_in = np.sort(np.asarray(scores_in, dtype=np.float64).ravel())
+    if len(s_in) == 0 or not np.isfinite(s_in).all():
+        raise ValueError("need finite in-distribution scores")
+    if not 0 <= rate <= 1:
+        raise ValueError(f"rate must be in [0, 1], got {rate}")
+    allowed = math.floor(rate * len(s_in) + 1e-9)  # how many may lie above t (1e-9: 0.05 * 100 is 5, not 4.999)
+    return float(s_in[max(0, len(s_in) - 1 - allowed)])

@@ -283,3 +283,17 @@ def _check_pair(codes, factors) -> tuple[np.ndarray, np.ndarray]:
     if not np.isfinite(codes).all():
         raise ValueError("codes contain NaN or inf (a diverged model?): cannot score them")
     return codes, factors
+
+
+# -- for the app's disentanglement lab ------------------------------------------------------------------------------
+
+INACTIVE_KL_NATS = 0.1  # a dimension whose average KL is below this carries (almost) nothing: its traversal is flat
+
+
+def inactive_dimensions(kl_per_dim: Sequence[float], threshold: float = INACTIVE_KL_NATS) -> list[bool]:
+    """For each latent dimension, whether it is inactive: its test KL (nats per example) is below `threshold`,
+    so the posterior is the prior whatever the input and the decoder ignores it."""
+    kl = np.asarray(kl_per_dim, dtype=np.float64).ravel()
+    if not np.isfinite(kl).all():
+        raise ValueError("KL per dimension contains NaN or inf")
+    return [bool(v < threshold) for v in kl]

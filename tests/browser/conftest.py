@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# The app under test: this checkout unless LATENT_LAB_APP_DIR names another one (a worktree, a patched copy).
+APP_DIR = Path(os.environ.get("LATENT_LAB_APP_DIR", ROOT)).resolve()
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
@@ -114,7 +116,7 @@ def start_server(user_dir: Path, log_path: Path, env_extra: dict | None = None) 
            "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
     log = open(log_path, "wb")
     started_at = time.monotonic()
-    process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(cmd, cwd=APP_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
     log.close()  # the child keeps its own handle
     base = f"http://127.0.0.1:{port}"
     deadline = started_at + HEALTH_TIMEOUT_S
@@ -208,14 +210,27 @@ def measure_first_open(browser, srv: StreamlitServer) -> dict:
         context.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
 @pytest.fixture
-def page(browser):
+def page(browser, request):
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     context.set_default_timeout(30_000)
     pg = context.new_page()
     try:
         yield pg
     finally:
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
+            try:  # what the page showed when the test failed, for the report
+                screenshot(pg, f"FAILED-{request.node.name}")
+            except Exception:
+                pass
         context.close()
 
 

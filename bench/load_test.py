@@ -1,0 +1,947 @@
+"""Classroom load test (issue 8): many simultaneous students against ONE `streamlit run app.py`.
+
+    .venv/bin/python bench/load_test.py [--sessions 30 --browsers 5 --trainers 10]
+        [--epochs 5] [--ramp 15] [--ttl 15] [--timeout 900] [--out test-artifacts/load_test.json]
+
+What it does (loopback only: the server listens on 127.0.0.1 and nothing else is contacted):
+
+1. Starts `streamlit run app.py` on a free 127.0.0.1 port with LATENT_LAB_USER_DIR = a temporary folder and
+   `--server.disconnectedSessionTTL <ttl>` (default 15 s instead of Streamlit's 120 s), so sessions whose browser
+   closed are released within the run. LATENT_LAB_MAX_JOBS is left at the app's default (the core count) unless
+   --max-jobs is given. The server runs through a tiny bootstrap that calls Streamlit's own CLI entry point and
+   adds one idle thread (the "probe"), used only after the class has left, to read what still holds memory
+   (sessions kept for reconnection, live objects, Streamlit's cache sizes) and what gc/malloc_trim give back.
+   --no-probe runs the plain `python -m streamlit run app.py`.
+2. Samples the server's memory (RSS of the process and its children, from /proc) and its thread count every 0.5 s.
+3. Idle figure: after startup and one warm-up page load (`/`), before the class.
+4. The class: --sessions students arrive over --ramp seconds. --browsers of them get a Chromium of their own (real,
+   separate browsers); the others are lighter clients: browser contexts in one shared Chromium (each its own
+   cookies and Streamlit session). All are driven concurrently by Playwright's async API.
+   Every student opens `/`, then tours the explore pages through the sidebar (Latent map, Interpolate, Decode,
+   Generate, Latent pad, Model library, Lessons, Welcome; page navigation time = click -> app idle with the new
+   page's title), and on Decode moves the z[0] slider with ArrowRight a few times (interaction time = key press ->
+   the decoded image's src changes, timed inside the page; and -> app idle).
+   --trainers of them first go to Train, set Epochs to --epochs (digits, default settings otherwise), and when all
+   trainers are ready press "Start training" one after another, --click-gap s apart (click order known), like a
+   class told "now start". Each records the queue positions it was shown, waits for "Finished", then tours.
+   Queue fairness: the server-side start of each job (checkpoint mtime - training seconds in its metadata) must
+   follow the click order (first come, first served).
+5. Closes every context and browser, then samples memory until it is stable (at least TTL + 10 s, bounded by
+   --settle, default 90 s) and compares it to the idle figure (target: within 10 %). Then the probe reports what
+   is still held, and the memory after reaping expired sessions, after gc.collect() and after malloc_trim(0).
+6. Errors (exception elements, error alerts, timeouts, page errors, tracebacks in the server log) must be none.
+
+Prints a summary table and writes everything as JSON (--out). Bounded: every wait has a timeout and the whole run
+has a hard --timeout (default 15 min), after which the server and the browsers are stopped.
+This is a benchmark, not part of the test suite.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+VIEWPORT = {"width": 1400, "height": 900}
+
+# The explore tour, by sidebar label (the nav link's text), in order. Decode gets the slider moves.
+TOUR = ["Latent map", "Interpolate", "Decode", "Generate", "Latent pad", "Model library", "Lessons", "Welcome"]
+
+# Same idea as tests/browser/conftest.py's wait_for_app (Streamlit 1.67 marks the app root with the script state).
+IDLE_JS = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (!app) return false;
+  if (app.getAttribute('data-test-connection-state') !== 'CONNECTED') return false;
+  if (app.getAttribute('data-test-script-state') !== 'notRunning') return false;
+  if (document.querySelector('[data-testid="stStatusWidgetRunningIcon"], [data-testid="stStatusWidgetRunningManIcon"]'))
+    return false;
+  if (document.querySelector('[data-testid="stSkeleton"], [data-testid="stSkeletonElement"], [data-testid="stAppSkeleton"]'))
+    return false;
+  if (document.querySelector('[data-testid="stElementContainer"][data-stale="true"]')) return false;
+  const main = document.querySelector('[data-testid="stMainBlockContainer"]');
+  return !!(main && main.querySelector('[data-testid="stElementContainer"]'));
+}"""
+
+# Idle, on the expected path, and the page title (first h1) is not the previous page's any more.
+NAV_DONE_JS = """([path, oldTitle]) => {
+  const idle = (%s)();
+  if (!idle) return false;
+  const here = location.pathname.replace(/\\/+$/, '') || '/';
+  if (here !== path) return false;
+  const h1 = document.querySelector('[data-testid="stMainBlockContainer"] h1');
+  return !!(h1 && h1.innerText.trim() && h1.innerText.trim() !== oldTitle);
+}""" % IDLE_JS
+
+# Watches the Train page: every queue position shown, when training was first seen running, when it finished.
+TRAIN_LOGGER_JS = """() => {
+  const log = window.__train = {positions: [], firstRunning: null, finished: null, stopped: null, failed: null,
+                                texts: []};
+  const t0 = performance.timeOrigin;
+  window.__trainTimer = setInterval(() => {
+    const now = (t0 + performance.now()) / 1000;
+    for (const el of document.querySelectorAll('[data-testid="stAlert"], [data-testid="stProgress"]')) {
+      const text = el.innerText.trim();
+      if (!text) continue;
+      if (log.texts[log.texts.length - 1] !== text && log.texts.length < 400) log.texts.push(text);
+      const m = text.match(/number (\\d+)\\s+in the queue/);
+      if (m) { const p = +m[1]; if (log.positions[log.positions.length - 1] !== p) log.positions.push(p); }
+      if (/^Epoch \\d+ of \\d+/.test(text) && log.firstRunning === null) log.firstRunning = now;
+      if (/^Finished/.test(text) && log.finished === null) log.finished = now;
+      if (/^Stopped/.test(text) && log.stopped === null) log.stopped = now;
+      if (/training failed/i.test(text) && log.failed === null) log.failed = text;
+    }
+  }, 100);
+}"""
+
+# Times one slider key press inside the page: keydown -> the decoded image's src changes.
+SLIDER_ARM_JS = """() => {
+  const img = () => document.querySelector('.st-key-decoded img');
+  const start = img() ? img().src : null;
+  const rec = window.__slider = {down: null, img: null, start: start !== null};
+  const onDown = () => { if (rec.down === null) rec.down = performance.now(); };
+  document.addEventListener('keydown', onDown, {capture: true, once: true});
+  const iv = setInterval(() => {
+    const el = img();
+    if (el && el.src !== start && rec.down !== null) { rec.img = performance.now(); clearInterval(iv); }
+  }, 4);
+  setTimeout(() => clearInterval(iv), 120000);
+}"""
+
+ERROR_ALERT_SEL = '[data-testid="stAlertContentError"]'
+EXCEPTION_SEL = '[data-testid="stException"]'
+
+
+# -- server ---------------------------------------------------------------------------------------------------------
+PROBE_BOOT = r'''
+import gc, json, os, sys, threading, time
+def _rss_kb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+def _stats(step):
+    from streamlit.runtime import Runtime
+    out = {"step": step, "rss_mb_self": round(_rss_kb() / 1024, 1), "threads": threading.active_count(),
+           "thread_names": sorted({t.name.rstrip("0123456789_-") for t in threading.enumerate()})}
+    if Runtime.exists():
+        rt = Runtime.instance()
+        mgr = rt._session_mgr
+        out["active_sessions"] = len(mgr.list_active_sessions())
+        storage = getattr(mgr, "_session_storage", None)
+        cache = getattr(storage, "_cache", None)
+        data = getattr(cache, "_data", None)
+        out["stored_disconnected_sessions"] = None if data is None else len(data)
+        try:
+            stats = rt.stats_mgr.get_stats()
+            by = {}
+            for s in (stats if isinstance(stats, list) else [x for v in stats.values() for x in v]):
+                key = f"{s.category_name}:{s.cache_name}"
+                by[key] = by.get(key, 0) + int(s.byte_length)
+            out["streamlit_cache_mb"] = {k: round(v / 2**20, 2) for k, v in sorted(by.items(), key=lambda kv: -kv[1])[:12]}
+            out["streamlit_cache_mb_total"] = round(sum(by.values()) / 2**20, 2)
+        except Exception as exc:
+            out["streamlit_cache_mb"] = f"n/a ({type(exc).__name__}: {exc})"
+    if step in ("objects", "gc"):
+        counts = {}
+        tensor_bytes, seen = 0, set()
+        try:
+            import torch
+        except Exception:
+            torch = None
+        for o in gc.get_objects():
+            name = type(o).__name__
+            if name in ("AppSession", "TrainingJob", "ScriptRunner", "SessionState", "DataSplit"):
+                counts[name] = counts.get(name, 0) + 1
+            if torch is not None and isinstance(o, torch.Tensor):
+                try:
+                    st = o.untyped_storage()
+                    if st.data_ptr() not in seen:
+                        seen.add(st.data_ptr()); tensor_bytes += st.nbytes()
+                except Exception:
+                    pass
+        out["live_objects"] = counts
+        out["torch_tensor_mb"] = round(tensor_bytes / 2**20, 1)
+    return out
+def _probe(folder):
+    while True:
+        time.sleep(0.3)
+        for req in sorted(os.listdir(folder)):
+            if not req.endswith(".req"):
+                continue
+            path = os.path.join(folder, req)
+            step = open(path).read().strip()
+            os.remove(path)
+            try:
+                result = {}
+                if step == "reap":
+                    from streamlit.runtime import Runtime
+                    cache = Runtime.instance()._session_mgr._session_storage._cache
+                    result["reaped"] = len(cache.expire())
+                elif step == "gc":
+                    result["gc_collected"] = gc.collect()
+                elif step == "trim":
+                    import ctypes
+                    before = _rss_kb()
+                    result["malloc_trim"] = ctypes.CDLL("libc.so.6").malloc_trim(0)
+                    result["trim_freed_mb"] = round((before - _rss_kb()) / 1024, 1)
+                result.update(_stats(step))
+            except Exception as exc:
+                result = {"step": step, "error": f"{type(exc).__name__}: {exc}"}
+            tmp = path[:-4] + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump(result, f)
+            os.replace(tmp, path[:-4] + ".json")
+threading.Thread(target=_probe, args=(os.environ["LOAD_TEST_PROBE_DIR"],), name="load-test-probe", daemon=True).start()
+from streamlit.web import cli
+sys.argv = ["streamlit", "run", *sys.argv[1:]]
+sys.exit(cli.main())
+'''
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def health_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200 and response.read().decode().strip() == "ok"
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+class Server:
+    def __init__(self, root: Path, user_dir: Path, log_path: Path, ttl: int, max_jobs: int | None, probe: bool):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.user_dir, self.log_path, self.root = user_dir, log_path, root
+        self.probe_dir = Path(tempfile.mkdtemp(prefix="load_test_probe_")) if probe else None
+        env = {**os.environ, "LATENT_LAB_USER_DIR": str(user_dir), "PYTHONUNBUFFERED": "1"}
+        if max_jobs:
+            env["LATENT_LAB_MAX_JOBS"] = str(max_jobs)
+        args = ["app.py", "--server.headless", "true", "--server.port", str(self.port), "--server.address", "127.0.0.1",
+                "--browser.gatherUsageStats", "false", "--server.disconnectedSessionTTL", str(ttl)]
+        if probe:
+            env["LOAD_TEST_PROBE_DIR"] = str(self.probe_dir)
+            cmd = [sys.executable, "-c", PROBE_BOOT, *args]
+        else:
+            cmd = [sys.executable, "-m", "streamlit", "run", *args]
+        self.cmd = " ".join(cmd if not probe else [sys.executable, "-c", "<probe bootstrap: streamlit.web.cli.main()>", *args])
+        with open(log_path, "wb") as log:
+            self.started = time.monotonic()
+            self.process = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+
+    def wait_healthy(self, timeout: float = 90.0) -> float:
+        deadline = time.monotonic() + timeout
+        while not health_ok(f"{self.url}/_stcore/health"):
+            if self.process.poll() is not None:
+                raise RuntimeError(f"streamlit exited ({self.process.returncode}): {tail(self.log_path)}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no health answer within {timeout:.0f} s: {tail(self.log_path)}")
+            time.sleep(0.1)
+        return time.monotonic() - self.started
+
+    def probe(self, step: str, timeout: float = 60.0) -> dict:
+        """Ask the probe thread inside the server for one step (stats, objects, reap, gc, trim)."""
+        if self.probe_dir is None:
+            return {"step": step, "error": "probe disabled (--no-probe)"}
+        name = f"{time.monotonic_ns()}"
+        (self.probe_dir / f"{name}.req").write_text(step)
+        out = self.probe_dir / f"{name}.json"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if out.exists():
+                return json.loads(out.read_text())
+            time.sleep(0.1)
+        return {"step": step, "error": f"no answer within {timeout:.0f} s"}
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+# -- memory and threads from /proc ------------------------------------------------------------------------------------
+def _children(pid: int) -> list[int]:
+    kids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                kids.append(int(entry))
+        except (OSError, IndexError, ValueError):
+            continue
+    return kids
+
+
+def _status(pid: int) -> tuple[int, int]:
+    """(VmRSS kB, Threads) of one process, (0, 0) if gone."""
+    rss = threads = 0
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1])
+                elif line.startswith("Threads:"):
+                    threads = int(line.split()[1])
+    except OSError:
+        pass
+    return rss, threads
+
+
+def tree_usage(pid: int) -> tuple[float, int, int]:
+    """(RSS MB of the process and all its descendants, threads of the process itself, number of descendants)."""
+    rss, threads = _status(pid)
+    total, todo, seen = rss, _children(pid), 0
+    while todo:
+        child = todo.pop()
+        seen += 1
+        total += _status(child)[0]
+        todo.extend(_children(child))
+    return total / 1024, threads, seen
+
+
+class Sampler(threading.Thread):
+    """Samples the server's tree RSS and thread count every `period` s; marks phases."""
+
+    def __init__(self, pid: int, t0: float, period: float = 0.5):
+        super().__init__(name="rss-sampler", daemon=True)
+        self.pid, self.t0, self.period = pid, t0, period
+        self.samples: list[tuple[float, float, int, int]] = []  # (t, rss MB, threads, children)
+        self.stop_event = threading.Event()
+        self.lock = threading.Lock()
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            rss, threads, kids = tree_usage(self.pid)
+            with self.lock:
+                self.samples.append((time.monotonic() - self.t0, rss, threads, kids))
+            self.stop_event.wait(self.period)
+
+    def window(self, start: float, end: float | None = None) -> list[tuple[float, float, int, int]]:
+        end = float("inf") if end is None else end
+        with self.lock:
+            return [s for s in self.samples if start <= s[0] <= end]
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    k = (len(values) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+# -- one student ------------------------------------------------------------------------------------------------------
+class Student:
+    def __init__(self, index: int, kind: str, trainer: bool, arrive_at: float):
+        self.index, self.kind, self.trainer, self.arrive_at = index, kind, trainer, arrive_at
+        self.name = f"s{index:02d}"
+        self.navs: list[dict] = []
+        self.sliders: list[dict] = []
+        self.errors: list[str] = []
+        self.page_errors: list[str] = []
+        self.console_errors: list[str] = []
+        self.train: dict = {}
+        self.done = False
+        self.context = None
+        self.page = None
+
+    def record(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "trainer": self.trainer, "arrive_at": round(self.arrive_at, 2),
+                "navs": self.navs, "sliders": self.sliders, "errors": self.errors, "page_errors": self.page_errors,
+                "console_errors": self.console_errors[:20], "train": self.train, "done": self.done}
+
+
+async def wait_idle(page, timeout_s: float) -> None:
+    """Idle twice, a few frames apart (the gap between a run and the rerun it triggers is not idleness)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        remaining = max(0.5, deadline - time.monotonic())
+        await page.wait_for_function(IDLE_JS, timeout=remaining * 1000, polling=50)
+        await page.wait_for_timeout(150)
+        if await page.evaluate(IDLE_JS):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError("the app did not become idle")
+
+
+async def check_page(student: Student, where: str) -> None:
+    page = student.page
+    n_exc = await page.locator(EXCEPTION_SEL).count()
+    if n_exc:
+        text = (await page.locator(EXCEPTION_SEL).first.inner_text())[:300]
+        student.errors.append(f"{where}: exception element: {text}")
+    n_err = await page.locator(ERROR_ALERT_SEL).count()
+    if n_err:
+        text = (await page.locator(ERROR_ALERT_SEL).first.inner_text())[:300]
+        student.errors.append(f"{where}: error alert: {text}")
+
+
+async def title(page) -> str:
+    h1 = page.locator('[data-testid="stMainBlockContainer"] h1').first
+    try:
+        return (await h1.inner_text(timeout=2_000)).strip()
+    except Exception:
+        return ""
+
+
+async def navigate(student: Student, label: str, timeout_s: float) -> bool:
+    """Click a sidebar nav link and time click -> idle on the new page (title changed)."""
+    page = student.page
+    link = page.get_by_test_id("stSidebarNav").get_by_role("link", name=label, exact=True)
+    try:
+        href = await link.get_attribute("href", timeout=timeout_s * 1000)
+        path = re.sub(r"^https?://[^/]+", "", href or "").split("?")[0].rstrip("/") or "/"
+        old = await title(page)
+        t0 = time.monotonic()
+        await link.click(timeout=timeout_s * 1000)
+        await page.wait_for_function(NAV_DONE_JS, arg=[path, old], timeout=timeout_s * 1000, polling=50)
+        await page.wait_for_timeout(150)
+        await wait_idle(page, timeout_s)
+        seconds = time.monotonic() - t0 - 0.15  # the 150 ms settle check is not the app's time
+        student.navs.append({"page": label, "seconds": round(seconds, 3), "at": round(time.time(), 2)})
+        await check_page(student, label)
+        return True
+    except Exception as exc:
+        student.errors.append(f"{label}: navigation: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+        return False
+
+
+async def move_slider(student: Student, presses: int, timeout_s: float) -> None:
+    page = student.page
+    thumb = page.get_by_role("slider", name="z[0]")
+    if not await thumb.count():
+        thumb = page.locator('[role="slider"]')
+    if not await thumb.count():
+        student.errors.append("Decode: no slider found")
+        return
+    thumb = thumb.first
+    for k in range(presses):
+        try:
+            await page.evaluate(SLIDER_ARM_JS)
+            await thumb.focus(timeout=timeout_s * 1000)
+            t0 = time.monotonic()
+            await thumb.press("ArrowRight", timeout=timeout_s * 1000)
+            await page.wait_for_function("() => window.__slider.img !== null", timeout=timeout_s * 1000, polling=20)
+            rec = await page.evaluate("window.__slider")
+            img_s = (rec["img"] - rec["down"]) / 1000
+            await wait_idle(page, timeout_s)
+            idle_s = time.monotonic() - t0 - 0.15
+            student.sliders.append({"to_image_s": round(img_s, 3), "to_idle_s": round(max(idle_s, img_s), 3)})
+        except Exception as exc:
+            student.errors.append(f"Decode slider press {k + 1}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+            return
+        await page.wait_for_timeout(300)
+    await check_page(student, "Decode (after slider)")
+
+
+async def set_epochs(page, epochs: int, timeout_s: float) -> None:
+    thumb = page.locator('[data-testid="stSlider"] input[type="range"][aria-label="Epochs"]')
+    if not await thumb.count():
+        thumb = page.get_by_role("slider", name="Epochs")
+    await thumb.focus(timeout=timeout_s * 1000)
+    await thumb.press("Home")
+    for _ in range(epochs - 1):
+        await thumb.press("ArrowRight")
+    value = page.get_by_test_id("stSlider").filter(has=page.locator('[aria-label="Epochs"]')).get_by_test_id(
+        "stSliderThumbValue")
+    await page.wait_for_function("([el, v]) => el && el.innerText.trim() === v", arg=[await value.element_handle(),
+                                                                                       str(epochs)],
+                                 timeout=timeout_s * 1000)
+    await thumb.blur()
+    await wait_idle(page, timeout_s)
+
+
+async def prepare_training(student: Student, epochs: int, timeout_s: float) -> bool:
+    page = student.page
+    if not await navigate(student, "Train a model", timeout_s):
+        return False
+    try:
+        await set_epochs(page, epochs, timeout_s)
+        box = page.get_by_label("Model name", exact=True)
+        await box.fill(f"load {student.name}", timeout=timeout_s * 1000)
+        await box.press("Enter")
+        await wait_idle(page, timeout_s)
+        await page.evaluate(TRAIN_LOGGER_JS)
+        return True
+    except Exception as exc:
+        student.errors.append(f"Train: settings: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+        return False
+
+
+async def train(student: Student, click_at: float, deadline: float) -> None:
+    page = student.page
+    await asyncio.sleep(max(0.0, click_at - time.monotonic()))
+    button = page.get_by_role("button", name="Start training")
+    try:
+        student.train["clicked_at"] = time.time()
+        await button.click(timeout=30_000)
+        await page.wait_for_function("() => window.__train.finished || window.__train.stopped || window.__train.failed",
+                                     timeout=max(1.0, deadline - time.monotonic()) * 1000, polling=250)
+    except Exception as exc:
+        student.errors.append(f"Train: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+    try:
+        log = await page.evaluate("window.__train")
+        student.train.update({k: log[k] for k in ("positions", "firstRunning", "finished", "stopped", "failed")})
+        student.train["texts_seen"] = len(log["texts"])
+        if log["failed"] or log["stopped"]:
+            student.errors.append(f"Train: not finished: {log['failed'] or 'stopped'}")
+        await page.evaluate("clearInterval(window.__trainTimer)")
+        await wait_idle(page, 60)
+        await check_page(student, "Train (finished)")
+    except Exception as exc:
+        student.errors.append(f"Train (after): {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+
+
+async def run_student(student: Student, browser, server_url: str, t0: float, args, bell: "TrainBell",
+                      deadline: float) -> None:
+    await asyncio.sleep(max(0.0, t0 + student.arrive_at - time.monotonic()))
+    student.context = await browser.new_context(viewport=VIEWPORT)
+    student.context.set_default_timeout(args.step_timeout * 1000)
+    page = student.page = await student.context.new_page()
+    page.on("pageerror", lambda exc: student.page_errors.append(str(exc)[:300]))
+    page.on("console", lambda msg: student.console_errors.append(msg.text[:200]) if msg.type == "error" else None)
+    try:
+        t = time.monotonic()
+        await page.goto(server_url, timeout=args.step_timeout * 1000)
+        await wait_idle(page, args.step_timeout)
+        student.navs.append({"page": "open /", "seconds": round(time.monotonic() - t - 0.15, 3),
+                             "at": round(time.time(), 2)})
+        await check_page(student, "open /")
+        if student.trainer:
+            ready = await prepare_training(student, args.epochs, args.step_timeout)
+            click_at = await bell.ready(student, ready)
+            if ready:
+                await train(student, click_at, deadline)
+        for label in TOUR:
+            if time.monotonic() > deadline:
+                student.errors.append("deadline reached before the tour ended")
+                break
+            if await navigate(student, label, args.step_timeout) and label == "Decode":
+                await move_slider(student, args.slider_presses, args.step_timeout)
+        student.done = True
+    except Exception as exc:
+        student.errors.append(f"session: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+    finally:
+        if student.trainer and not bell.was_counted(student):
+            bell.give_up(student)
+
+
+class TrainBell:
+    """Trainers wait until all are ready (bounded), then click one after another, `gap` s apart, in arrival order."""
+
+    def __init__(self, trainers: int, gap: float, timeout: float):
+        self.expected, self.gap, self.timeout = trainers, gap, timeout
+        self.arrived: list[Student | None] = []
+        self.counted: set[int] = set()
+        self.event = asyncio.Event()
+        self.rung_at: float | None = None
+        self.order: list[str] = []
+
+    def was_counted(self, student: Student) -> bool:
+        return id(student) in self.counted
+
+    def give_up(self, student: Student) -> None:
+        """A trainer that failed before the bell: count it as arrived so the others do not wait for it."""
+        self.counted.add(id(student))
+        self.arrived.append(None)
+        if len(self.arrived) >= self.expected:
+            self.ring()
+
+    async def ready(self, student: Student, is_ready: bool) -> float:
+        rank = len([s for s in self.arrived if s is not None])
+        self.counted.add(id(student))
+        self.arrived.append(student if is_ready else None)
+        if is_ready:
+            self.order.append(student.name)
+        if len(self.arrived) >= self.expected:
+            self.ring()
+        try:
+            await asyncio.wait_for(self.event.wait(), self.timeout)
+        except asyncio.TimeoutError:
+            self.ring()
+        return self.rung_at + rank * self.gap
+
+    def ring(self) -> None:
+        if self.rung_at is None:
+            self.rung_at = time.monotonic() + 0.5
+            self.event.set()
+
+
+async def run_class(args, server: Server, sampler: Sampler, deadline: float) -> tuple[list[Student], dict]:
+    from playwright.async_api import async_playwright
+
+    n = args.sessions
+    own = set(round(i * n / args.browsers) for i in range(args.browsers)) if args.browsers else set()
+    trainers = set(round(i * n / args.trainers) + (1 if args.trainers < n else 0) for i in range(args.trainers))
+    trainers = {min(t, n - 1) for t in trainers}
+    while len(trainers) < args.trainers:  # rounding collisions: fill from the start
+        trainers.add(min(set(range(n)) - trainers))
+    students = [Student(i, "own-chromium" if i in own else "shared-chromium-context", i in trainers,
+                        args.ramp * i / max(1, n - 1)) for i in range(n)]
+    bell = TrainBell(len(trainers), args.click_gap, timeout=args.ramp + 4 * args.step_timeout)
+    phases = {}
+    async with async_playwright() as p:
+        launch = dict(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        shared = await p.chromium.launch(**launch)
+        owns = {i: await p.chromium.launch(**launch) for i in sorted(own)}
+        try:
+            phases["class_start"] = sampler.now()
+            t0 = time.monotonic()
+            tasks = [asyncio.create_task(run_student(s, owns.get(s.index, shared), server.url, t0, args, bell, deadline))
+                     for s in students]
+            remaining = max(1.0, deadline - time.monotonic())
+            done, pending = await asyncio.wait(tasks, timeout=remaining)
+            for task in pending:
+                task.cancel()
+            for s, task in zip(students, tasks):
+                if task in pending:
+                    s.errors.append("hard deadline: session cancelled")
+            phases["class_end"] = sampler.now()
+            phases["bell_order"] = bell.order
+            phases["bell_rung_s_after_class_start"] = (round(bell.rung_at - t0, 2) if bell.rung_at else None)
+        finally:
+            for s in students:
+                if s.context is not None:
+                    try:
+                        await s.context.close()
+                    except Exception:
+                        pass
+            for b in [shared, *owns.values()]:
+                try:
+                    await b.close()
+                except Exception:
+                    pass
+            phases["closed"] = sampler.now()
+    return students, phases
+
+
+async def warm_up(server: Server, timeout_s: float) -> dict:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = await browser.new_context(viewport=VIEWPORT)
+            page = await context.new_page()
+            t = time.monotonic()
+            await page.goto(server.url, timeout=timeout_s * 1000)
+            await wait_idle(page, timeout_s)
+            seconds = time.monotonic() - t
+            exceptions = await page.locator(EXCEPTION_SEL).count()
+            text = (await page.locator(EXCEPTION_SEL).first.inner_text())[:400] if exceptions else ""
+            links = await page.get_by_test_id("stSidebarNavLink").all_inner_texts()
+            await context.close()
+        finally:
+            await browser.close()
+    return {"seconds": round(seconds, 2), "exceptions": exceptions, "exception_text": text,
+            "nav": [x.split("\n")[-1].strip() for x in links]}
+
+
+# -- analysis ---------------------------------------------------------------------------------------------------------
+def job_timeline(user_dir: Path) -> dict[str, dict]:
+    """Server-side start/finish of each trained model (by trainer name), from the saved checkpoints."""
+    import torch
+
+    out = {}
+    for path in Path(user_dir).rglob("load-s*.pt"):
+        try:
+            meta = torch.load(path, map_location="cpu", weights_only=True)["meta"]
+        except Exception as exc:  # noqa: BLE001
+            out[path.stem] = {"error": f"{type(exc).__name__}: {exc}"}
+            continue
+        finish = path.stat().st_mtime
+        name = meta.get("name", path.stem).replace("load ", "")
+        out[name] = {"finish": finish, "start": finish - float(meta.get("seconds", 0.0)), "status": meta.get("status"),
+                     "epochs": len(meta.get("history", [])), "samples_per_s": meta.get("samples_per_s"),
+                     "folder": path.parent.name}
+    return out
+
+
+def fairness(students: list[Student], jobs: dict[str, dict], cap: int) -> dict:
+    clicked = sorted((s.train["clicked_at"], s.name) for s in students if s.trainer and "clicked_at" in s.train)
+    click_order = [name for _, name in clicked]
+    click_time = {name: t for t, name in clicked}
+    started = sorted((j["start"], name) for name, j in jobs.items() if "start" in j)
+    start_order = [name for _, name in started if name in click_time]
+    finish_order = [name for _, name in sorted((j["finish"], name) for name, j in jobs.items() if "finish" in j)]
+    # Pairs started out of click order. Jobs that start while a slot is free start at once; the queue only orders
+    # the waiting ones, so an inversion counts when the later click started before the earlier one.
+    inversions = []
+    for i, a in enumerate(click_order):
+        for b in click_order[i + 1:]:
+            if a in jobs and b in jobs and jobs[b]["start"] < jobs[a]["start"] - 0.05:
+                inversions.append({"first_click": a, "later_click": b,
+                                   "click_gap_s": round(click_time[b] - click_time[a], 3),
+                                   "started_earlier_by_s": round(jobs[a]["start"] - jobs[b]["start"], 3)})
+    positions = {s.name: s.train.get("positions", []) for s in students if s.trainer}
+    first_pos = [(click_order.index(n), p[0]) for n, p in positions.items() if p and n in click_order]
+    # With FIFO, a later click is never shown a smaller first queue position than an earlier click.
+    pos_inversions = sum(1 for (ra, pa) in first_pos for (rb, pb) in first_pos if ra < rb and pa > pb)
+    return {"click_order": click_order, "start_order": start_order, "finish_order": finish_order,
+            "start_inversions": inversions, "first_position_inversions": pos_inversions,
+            "fair": not inversions and pos_inversions == 0, "cap": cap,
+            "click_span_s": round(clicked[-1][0] - clicked[0][0], 2) if clicked else None}
+
+
+def server_log_problems(path: Path) -> dict:
+    text = path.read_text(errors="replace") if path.exists() else ""
+    lines = text.splitlines()
+    tracebacks = [i for i, line in enumerate(lines) if line.startswith("Traceback")]
+    excerpts = ["\n".join(lines[i:i + 25])[-1500:] for i in tracebacks[:5]]
+    errors = [line for line in lines if re.search(r"\b(ERROR|CRITICAL)\b|Exception|Error:", line)
+              and not line.startswith("  ")][:20]
+    return {"tracebacks": len(tracebacks), "traceback_excerpts": excerpts, "error_lines": errors}
+
+
+def settle(sampler: Sampler, since: float, min_wait: float, max_wait: float, window: float = 10.0,
+           tolerance: float = 0.01) -> dict:
+    """Sample until min_wait has passed and the last `window` s of RSS vary by < tolerance (bounded by max_wait)."""
+    while True:
+        waited = sampler.now() - since
+        recent = sampler.window(sampler.now() - window)
+        if waited >= min_wait and len(recent) >= window / sampler.period * 0.8:
+            values = [r for _, r, _, _ in recent]
+            if (max(values) - min(values)) / max(values) < tolerance:
+                return {"stable": True, "waited_s": round(waited, 1), "rss_mb": round(statistics.median(values), 1),
+                        "threads": recent[-1][2]}
+        if waited >= max_wait:
+            values = [r for _, r, _, _ in recent] or [0.0]
+            return {"stable": False, "waited_s": round(waited, 1), "rss_mb": round(statistics.median(values), 1),
+                    "threads": recent[-1][2] if recent else None}
+        time.sleep(0.5)
+
+
+def rss_after(sampler: Sampler, seconds: float = 3.0) -> float:
+    start = sampler.now()
+    time.sleep(seconds)
+    values = [r for _, r, _, _ in sampler.window(start)]
+    return round(statistics.median(values), 1) if values else float("nan")
+
+
+# -- main -------------------------------------------------------------------------------------------------------------
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sessions", type=int, default=30, help="students (browser sessions) in the class")
+    ap.add_argument("--browsers", type=int, default=5, help="students with a Chromium of their own (the others share one)")
+    ap.add_argument("--trainers", type=int, default=10, help="students who train a digits model")
+    ap.add_argument("--epochs", type=int, default=5, help="epochs of each training run")
+    ap.add_argument("--ramp", type=float, default=15.0, help="seconds over which the class arrives")
+    ap.add_argument("--click-gap", type=float, default=0.4, help="seconds between the trainers' Start clicks")
+    ap.add_argument("--slider-presses", type=int, default=3, help="ArrowRight presses on the Decode slider")
+    ap.add_argument("--ttl", type=int, default=15, help="--server.disconnectedSessionTTL (s)")
+    ap.add_argument("--max-jobs", type=int, default=None, help="LATENT_LAB_MAX_JOBS (default: the app's, = cores)")
+    ap.add_argument("--step-timeout", type=float, default=90.0, help="timeout of one page step (s)")
+    ap.add_argument("--settle", type=float, default=90.0, help="max seconds to wait for memory to settle after close")
+    ap.add_argument("--timeout", type=float, default=900.0, help="hard timeout of the whole run (s)")
+    ap.add_argument("--no-probe", action="store_true", help="plain `streamlit run` (no in-server memory probe)")
+    ap.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)  # the app tree (default: this repo)
+    ap.add_argument("--out", type=Path, default=ROOT / "test-artifacts" / "load_test.json")
+    args = ap.parse_args(argv)
+    args.browsers = min(args.browsers, args.sessions)
+    args.trainers = min(args.trainers, args.sessions)
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    started = time.monotonic()
+    hard_deadline = started + args.timeout
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    user_dir = Path(tempfile.mkdtemp(prefix="latent_lab_load_users_"))
+    log_path = args.out.with_name("load_test_server.log")
+    cores = os.cpu_count() or 1
+    cap = args.max_jobs or cores
+    report: dict = {
+        "config": {"sessions": args.sessions, "own_chromium": args.browsers,
+                   "shared_chromium_contexts": args.sessions - args.browsers, "trainers": args.trainers,
+                   "epochs": args.epochs, "ramp_s": args.ramp, "click_gap_s": args.click_gap,
+                   "disconnected_session_ttl_s": args.ttl, "job_cap": cap, "cores": cores, "probe": not args.no_probe,
+                   "app_root": str(args.root), "load_average_at_start": os.getloadavg()},
+        "notes": [f"server started with --server.disconnectedSessionTTL {args.ttl} (Streamlit's default is 120 s) so "
+                  "closed sessions are released within the run",
+                  f"LATENT_LAB_MAX_JOBS {'=' + str(args.max_jobs) if args.max_jobs else 'left at the default (cores)'}",
+                  "the browsers run on the same machine as the server: their CPU use competes with the server's, "
+                  "so interaction times are pessimistic"],
+    }
+    server = Server(args.root, user_dir, log_path, args.ttl, args.max_jobs, probe=not args.no_probe)
+    sampler = Sampler(server.process.pid, server.started)
+    sampler.start()
+
+    def on_alarm(signum, frame):  # the hard timeout: stop everything we started
+        server.stop()
+        raise SystemExit(f"hard timeout of {args.timeout:.0f} s reached")
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(int(args.timeout) + 30)
+    exit_code = 1
+    try:
+        report["server"] = {"health_after_s": round(server.wait_healthy(), 2), "url": server.url,
+                            "cmd": server.cmd}
+        print(f"server up at {server.url} in {report['server']['health_after_s']} s; warming up…", flush=True)
+        report["warm_up"] = asyncio.run(warm_up(server, args.step_timeout))
+        if report["warm_up"]["exceptions"]:
+            report["fatal"] = f"the app shows an exception on its first page: {report['warm_up']['exception_text']}"
+            print("FATAL:", report["fatal"], flush=True)
+            return 2
+        time.sleep(2.0)
+        idle_start = sampler.now()
+        idle_rss = rss_after(sampler, 4.0)
+        idle_threads = sampler.window(idle_start)[-1][2]
+        report["idle"] = {"rss_mb": idle_rss, "threads": idle_threads, "probe": server.probe("objects")}
+        print(f"idle: {idle_rss} MB, {idle_threads} threads. The class arrives ({args.sessions} sessions)…", flush=True)
+
+        class_deadline = hard_deadline - (args.settle + 90)
+        students, phases = asyncio.run(run_class(args, server, sampler, class_deadline))
+        report["phases_s"] = phases
+        during = sampler.window(phases["class_start"], phases["closed"])
+        peak = max(during, key=lambda s: s[1]) if during else (0, 0, 0, 0)
+        report["peak"] = {"rss_mb": round(peak[1], 1), "at_s": round(peak[0], 1), "threads_max": max(s[2] for s in during),
+                          "children_max": max(s[3] for s in during)}
+        print(f"class done in {phases['class_end'] - phases['class_start']:.0f} s; peak {peak[1]:.0f} MB. "
+              f"All closed; waiting for memory to settle (TTL {args.ttl} s)…", flush=True)
+
+        settled = settle(sampler, phases["closed"], min_wait=args.ttl + 10, max_wait=args.settle)
+        after = {"natural": settled}
+        after["probe_stats"] = server.probe("objects")
+        after["after_reap"] = {**server.probe("reap"), "rss_mb": rss_after(sampler, 3.0)}
+        after["after_gc"] = {**server.probe("gc"), "rss_mb": rss_after(sampler, 3.0)}
+        after["after_trim"] = {**server.probe("trim"), "rss_mb": rss_after(sampler, 3.0)}
+        after["threads"] = sampler.window(sampler.now() - 2)[-1][2]
+        report["after_close"] = after
+        report["memory_ratio_after_close_to_idle"] = round(settled["rss_mb"] / idle_rss, 3)
+        report["memory_ratio_after_reap_gc_trim_to_idle"] = round(after["after_trim"]["rss_mb"] / idle_rss, 3)
+
+        # -- figures
+        navs = [n["seconds"] for s in students for n in s.navs if n["page"] != "open /"]
+        opens = [n["seconds"] for s in students for n in s.navs if n["page"] == "open /"]
+        to_img = [x["to_image_s"] for s in students for x in s.sliders]
+        to_idle = [x["to_idle_s"] for s in students for x in s.sliders]
+        jobs = job_timeline(user_dir)
+        trainers = [s for s in students if s.trainer]
+        finished = [s for s in trainers if s.train.get("finished") and jobs.get(s.name, {}).get("status") == "done"]
+        queue_seen = {s.name: s.train.get("positions", []) for s in trainers}
+        log = server_log_problems(log_path)
+        errors = [f"{s.name}: {e}" for s in students for e in s.errors]
+        page_errors = [f"{s.name}: {e}" for s in students for e in s.page_errors]
+        report["figures"] = {
+            "sessions_completed": sum(s.done for s in students),
+            "errors": len(errors) + len(page_errors) + log["tracebacks"],
+            "trainings_finished": f"{len(finished)}/{len(trainers)}",
+            "queue_positions_seen": queue_seen,
+            "max_queue_position_seen": max((max(p) for p in queue_seen.values() if p), default=0),
+            "open_p50_s": pct(opens, 0.5), "open_p95_s": pct(opens, 0.95),
+            "nav_p50_s": pct(navs, 0.5), "nav_p95_s": pct(navs, 0.95), "nav_n": len(navs),
+            "slider_to_image_p50_s": pct(to_img, 0.5), "slider_to_image_p95_s": pct(to_img, 0.95),
+            "slider_to_idle_p50_s": pct(to_idle, 0.5), "slider_to_idle_p95_s": pct(to_idle, 0.95),
+            "slider_n": len(to_img),
+            "idle_rss_mb": idle_rss, "peak_rss_mb": report["peak"]["rss_mb"],
+            "after_close_rss_mb": settled["rss_mb"], "after_close_ratio": report["memory_ratio_after_close_to_idle"],
+            "after_reap_gc_trim_rss_mb": after["after_trim"]["rss_mb"],
+            "after_reap_gc_trim_ratio": report["memory_ratio_after_reap_gc_trim_to_idle"],
+            "threads_idle": idle_threads, "threads_peak": report["peak"]["threads_max"],
+            "threads_after_close": after["threads"],
+        }
+        per_page = {}
+        for s in students:
+            for n in s.navs:
+                per_page.setdefault(n["page"], []).append(n["seconds"])
+        report["nav_by_page"] = {k: {"n": len(v), "p50_s": pct(v, 0.5), "p95_s": pct(v, 0.95)} for k, v in per_page.items()}
+        report["fairness"] = fairness(students, jobs, cap)
+        report["jobs"] = jobs
+        report["errors"] = errors
+        report["page_errors"] = page_errors
+        report["server_log"] = log
+        report["students"] = [s.record() for s in students]
+        report["memory_timeline"] = [(round(t, 1), round(r, 1), th, k) for t, r, th, k in sampler.window(0)][::2]
+        report["config"]["load_average_at_end"] = os.getloadavg()
+        report["wall_s"] = round(time.monotonic() - started, 1)
+        print_summary(report)
+        exit_code = 0 if report["figures"]["errors"] == 0 and len(finished) == len(trainers) else 1
+    finally:
+        signal.alarm(0)
+        sampler.stop_event.set()
+        server.stop()
+        report.setdefault("wall_s", round(time.monotonic() - started, 1))
+        args.out.write_text(json.dumps(report, indent=1, default=str) + "\n")
+        print(f"written {args.out} (server log: {log_path})", flush=True)
+    return exit_code
+
+
+def print_summary(r: dict) -> None:
+    f = r["figures"]
+
+    def s(x, unit=" s"):
+        return "n/a" if x is None else f"{x:.2f}{unit}"
+
+    rows = [
+        ("sessions (own Chromium + shared contexts)", f"{r['config']['sessions']} ({r['config']['own_chromium']} + "
+                                                      f"{r['config']['shared_chromium_contexts']}), "
+                                                      f"{f['sessions_completed']} completed"),
+        ("errors (exceptions, alerts, timeouts, page errors, tracebacks)", str(f["errors"])),
+        ("trainings finished", f["trainings_finished"]),
+        ("queue positions seen (max)", f"{f['max_queue_position_seen']} (cap {r['config']['job_cap']} running)"),
+        ("queue fair (start order = click order)", str(r["fairness"]["fair"])),
+        ("open / p50 / p95", f"{s(f['open_p50_s'])} / {s(f['open_p95_s'])}"),
+        (f"page navigation to idle p50 / p95 (n={f['nav_n']})", f"{s(f['nav_p50_s'])} / {s(f['nav_p95_s'])}"),
+        (f"slider -> image p50 / p95 (n={f['slider_n']})", f"{s(f['slider_to_image_p50_s'])} / {s(f['slider_to_image_p95_s'])}"),
+        ("slider -> idle p50 / p95", f"{s(f['slider_to_idle_p50_s'])} / {s(f['slider_to_idle_p95_s'])}"),
+        ("server RSS idle / peak", f"{f['idle_rss_mb']:.0f} MB / {f['peak_rss_mb']:.0f} MB"),
+        ("server RSS after close (ratio to idle)", f"{f['after_close_rss_mb']:.0f} MB ({f['after_close_ratio']:.2f}x)"),
+        ("  after reap + gc + malloc_trim (ratio)", f"{f['after_reap_gc_trim_rss_mb']:.0f} MB "
+                                                    f"({f['after_reap_gc_trim_ratio']:.2f}x)"),
+        ("server threads idle / peak / after close", f"{f['threads_idle']} / {f['threads_peak']} / {f['threads_after_close']}"),
+        ("wall time", f"{r.get('wall_s', 0):.0f} s"),
+    ]
+    width = max(len(a) for a, _ in rows)
+    print("\n" + "-" * (width + 40))
+    for a, b in rows:
+        print(f"{a:<{width}}  {b}")
+    print("-" * (width + 40))
+    for e in (r["errors"] + r["page_errors"])[:15]:
+        print("  error:", e)
+    if r["server_log"]["tracebacks"]:
+        print("  server log tracebacks:", r["server_log"]["tracebacks"])
+        print(r["server_log"]["traceback_excerpts"][0])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

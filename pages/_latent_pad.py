@@ -1,0 +1,303 @@
+"""The latent pad: a 2-D pad over the latent map plus sliders for latent dimensions, decoded in the browser at
+frame rate (an `st.components.v2` component, assets in pages/latent_pad/), with a server-side fallback.
+
+    point = latent_pad(model, entry, view, points, labels, label_names, key="pad")
+    point.z, point.y          # the point the user released the pad at (or the starting point)
+
+Any page can embed it: pass the model and its entry (ui.current_model()), a decodable 2-D view (identity or PCA,
+ui.latent_view), the test-set points in that view with their labels (drawn faintly), and a key unique on the page.
+
+How the weights travel: the decoder is exported once per model (vae_core.export) and sent to the page as base64
+float32 only on the first run that shows that model in this session; the scene (view, extent, points, slider
+ranges) likewise once per view. Later runs send a few hundred bytes ({ids, z, y, slider dims}); the page keeps
+what it received in `window.__latentLab`, so remounts and switching back to a model send nothing big either. If the
+page lacks something (a reload), the component asks for it with a one-shot `need` trigger and the next run sends it.
+
+The point comes back to Python on release only (pointer up, slider change, class click), through the
+component state `point`; it becomes the session's shared latent point (`shared_point`), which the URL
+(`z`, `class`) and other pages follow. A decoder the browser cannot run (`UnsupportedExport`) or `browser=False`
+gives the server path: a notice, Streamlit sliders and an image decoded by PyTorch in a fragment.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+import torch
+
+from pages import _ui as ui
+from pages._figures import PALETTE  # the latent map's colours, so a class looks the same on every page
+from vae_core.export import UnsupportedExport, browser_payload, export_decoder
+from vae_core.latent import LatentView, decode, grid_extent, image_grid, view_extent
+
+ASSETS = Path(__file__).resolve().parent / "latent_pad"
+MAX_SLIDERS = 8  # sliders shown by default for a larger latent: the most active dimensions
+MAX_POINTS = 2000  # test-set points drawn on the pad (a deterministic subsample beyond that)
+SHARED_KEY = "latent_point"  # st.session_state: {"sha", "model", "z", "y"}, the point every page follows
+_SENT_KEY = "_latent_pad_sent"  # st.session_state: ids of the decoders and scenes this session's page holds
+
+
+@dataclass(frozen=True)
+class PadPoint:
+    """A point of the latent space: z (D floats), the class y of a CVAE (else None), and whether the user set it."""
+
+    z: list[float]
+    y: int | None
+    released: bool
+
+    def tensor(self) -> torch.Tensor:
+        return torch.tensor([self.z], dtype=torch.float32)  # (1, D)
+
+
+# -- the component ----------------------------------------------------------------------------------------------
+def _read(name: str) -> str:
+    return (ASSETS / name).read_text(encoding="utf-8")
+
+
+_COMPONENT = st.components.v2.component(
+    "latent_pad",
+    html=_read("pad.html"),
+    css=_read("pad.css"),
+    js=_read("decoder.js") + "\n" + _read("pad.js"),  # one ES module: the decoder, then the pad
+    isolate_styles=True,
+)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _decoder_payload(sha: str, _model) -> tuple[dict | None, str | None]:
+    """(browser payload, None) or (None, why not), once per model file."""
+    try:
+        return browser_payload(export_decoder(_model)), None
+    except UnsupportedExport as exc:
+        return None, str(exc)
+
+
+def browser_support(model, entry) -> str | None:
+    """None when the browser can decode this model, else the reason it cannot."""
+    return _decoder_payload(entry.sha256, model)[1]
+
+
+# -- the shared point -------------------------------------------------------------------------------------------
+def shared_point(entry) -> PadPoint | None:
+    """The latent point last chosen in this session for this model (by any page), or None."""
+    saved = st.session_state.get(SHARED_KEY)
+    if saved and saved.get("sha") == entry.sha256 and len(saved["z"]) == entry.config.latent_dim:
+        return PadPoint(list(saved["z"]), saved.get("y"), True)
+    return None
+
+
+def share_point(entry, z, y: int | None) -> None:
+    """Make (z, y) the session's latent point for this model; the URL follows on the next run of the pad."""
+    st.session_state[SHARED_KEY] = {"sha": entry.sha256, "model": entry.key, "z": [float(v) for v in z],
+                                    "y": None if y is None else int(y)}
+
+
+def _valid_point(value, entry) -> tuple[list[float], int | None] | None:
+    """(z, y) from the component's released state, or None if it is for another model or malformed."""
+    if not isinstance(value, dict) or value.get("decoder_id") != entry.sha256:
+        return None
+    z, y = value.get("z"), value.get("y")
+    d, k = entry.config.latent_dim, (entry.config.num_classes if entry.config.is_conditional else 0)
+    if not isinstance(z, list) or len(z) != d or not all(isinstance(v, (int, float)) and math.isfinite(v)
+                                                         and abs(v) <= 1e3 for v in z):
+        return None
+    if k:
+        if not isinstance(y, int) or not 0 <= y < k:
+            return None
+    else:
+        y = None
+    return [float(v) for v in z], y
+
+
+def starting_point(entry, view: LatentView) -> PadPoint:
+    """The session's shared point for this model, else the link's `z`/`class`, else the view's origin."""
+    shared = shared_point(entry)
+    if shared is not None:
+        return shared
+    config = entry.config
+    k = config.num_classes if config.is_conditional else 0
+    y = (ui.url_int("class", 0, k - 1) if k else None)
+    if k and y is None:
+        y = 0
+    z = ui.url_floats("z", config.latent_dim)
+    if z is None:
+        z = view.inverse_transform(torch.zeros(1, 2))[0].tolist() if view.decodable else [0.0] * config.latent_dim
+    return PadPoint([float(v) for v in z], y, False)
+
+
+# -- what the page draws --------------------------------------------------------------------------------------------
+def default_slider_dims(entry, mu: np.ndarray | None = None, limit: int = MAX_SLIDERS) -> list[int]:
+    """Every dimension of a small latent; for a larger one the `limit` most active ones (KL per dimension from the
+    model card, else the variance of the codes), in index order."""
+    d = entry.config.latent_dim
+    if d <= limit:
+        return list(range(d))
+    score = entry.meta.get("kl_per_dim") or entry.card.get("kl_per_dim")
+    if not score or len(score) != d:
+        score = mu.var(axis=0).tolist() if mu is not None and len(mu) > 1 else [0.0] * d
+    return sorted(int(i) for i in np.argsort(-np.asarray(score), kind="stable")[:limit])
+
+
+def _view_maps(view: LatentView) -> dict:
+    d = view.latent_dim
+    if not view.decodable:
+        raise ValueError("the latent pad needs a decodable view (identity or PCA): a t-SNE view has no way back "
+                         "to the latent space")
+    if view.method == "identity":
+        mean = [0.0] * d
+        components = [[1.0 if j == i else 0.0 for j in range(d)] for i in range(2)]  # D == 1: a zero 2nd row
+    else:
+        mean, components = view.mean_.tolist(), view.components_.tolist()
+    return {"method": view.method, "mean": mean, "components": components, "axis_labels": list(view.axis_labels)}
+
+
+def pad_extent(view: LatentView, mu: np.ndarray | None) -> tuple[float, float, float, float]:
+    """The pad's plane, as the Latent map page draws it: the data and the prior's ±3σ box, with a margin."""
+    if mu is not None and len(mu) > 1:
+        return tuple(float(v) for v in view_extent(view, torch.from_numpy(np.asarray(mu, np.float32))))
+    return tuple(float(v) for v in grid_extent(view, mode="prior"))
+
+
+def slider_ranges(entry, mu: np.ndarray | None) -> list[list[float]]:
+    """Per dimension: ±3 for a VAE (the prior's ±3σ), grown to the data's 0.5-99.5% range plus a margin."""
+    d = entry.config.latent_dim
+    out = []
+    for i in range(d):
+        lo, hi = (-3.0, 3.0) if entry.config.is_variational or mu is None or len(mu) < 2 else (math.inf, -math.inf)
+        if mu is not None and len(mu) > 1:
+            q_lo, q_hi = np.quantile(mu[:, i], [0.005, 0.995])
+            margin = 0.15 * max(q_hi - q_lo, 1e-3)
+            lo, hi = min(lo, q_lo - margin), max(hi, q_hi + margin)
+        out.append([round(float(lo), 3), round(float(hi), 3)])
+    return out
+
+
+def _scene(entry, view, points, labels, label_names, extent, mu) -> dict:
+    pts = None
+    if points is not None and len(points):
+        points = np.asarray(points, dtype=np.float64)
+        idx = np.arange(len(points))
+        if len(idx) > MAX_POINTS:
+            idx = np.sort(np.random.default_rng(0).choice(len(points), MAX_POINTS, replace=False))
+        pts = {"x": np.round(points[idx, 0], 3).tolist(), "y": np.round(points[idx, 1], 3).tolist(),
+               "label": None if labels is None else np.asarray(labels)[idx].astype(int).tolist()}
+    return {"view": _view_maps(view), "extent": list(extent), "points": pts,
+            "label_names": None if label_names is None else [str(n) for n in label_names],
+            "palette": PALETTE, "ranges": slider_ranges(entry, mu)}
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _sent() -> dict[str, set]:
+    return st.session_state.setdefault(_SENT_KEY, {"decoder": set(), "scene": set()})
+
+
+# -- the public function --------------------------------------------------------------------------------------------
+def latent_pad(model, entry, view: LatentView, points=None, labels=None, label_names=None, *, key: str,
+               z=None, y: int | None = None, slider_dims: list[int] | None = None, mu: np.ndarray | None = None,
+               extent: tuple[float, float, float, float] | None = None, browser: bool = True,
+               url: bool = True) -> PadPoint:
+    """Draw the latent pad and return the current point (the released one once the user has touched it).
+
+    model, entry: ui.current_model(). view: a decodable LatentView of this model (identity or PCA). points (N, 2):
+    the test set in that view, labels (N,) and label_names for their colours (all optional). key: unique on the
+    page. z, y: move the pad to this point now (e.g. after a "random" button); None keeps the shared point.
+    slider_dims: the dimensions that get a slider (default: default_slider_dims). mu (N, D): the codes behind
+    `points`, for the pad's extent and the slider ranges. extent: the pad's plane (default pad_extent). browser=False forces the server
+    path. url: keep `z` (and `class`) in the URL.
+    """
+    if view.latent_dim != entry.config.latent_dim:
+        raise ValueError(f"the view is for D = {view.latent_dim} but the model has D = {entry.config.latent_dim}")
+    if z is not None:
+        share_point(entry, list(np.asarray(z, dtype=np.float64).reshape(-1)), y)
+    start = starting_point(entry, view)
+    dims = default_slider_dims(entry, mu) if slider_dims is None else [int(d) for d in slider_dims]
+    payload, reason = _decoder_payload(entry.sha256, model)
+    if payload is None or not browser:
+        notice = None if payload is not None else (
+            f"This model's decoder cannot run in the browser ({reason}), so each image is decoded on the server: "
+            "move a slider and wait for the picture.")
+        point = _server_pad(model, entry, view, start, dims, slider_ranges(entry, mu), key=key, notice=notice)
+    else:
+        point = _browser_pad(payload, entry, view, points, labels, label_names, start, dims, mu, extent, key=key)
+    if url:
+        ui.set_url_exact(z=point.z, **{"class": point.y})
+    return point
+
+
+def _browser_pad(payload, entry, view, points, labels, label_names, start: PadPoint, dims, mu, extent, *,
+                 key: str) -> PadPoint:
+    extent = pad_extent(view, mu) if extent is None else tuple(float(v) for v in extent)
+    scene = _scene(entry, view, points, labels, label_names, extent, mu)
+    scene_id = f"{entry.sha256[:12]}-{_digest(scene)}"
+    sent = _sent()
+
+    def on_need() -> None:  # the page lacks something (a reload kept the session): send it on this run
+        need = (st.session_state.get(key) or {}).get("need") or {}
+        sent["decoder"].discard(need.get("decoder"))
+        sent["scene"].discard(need.get("scene"))
+
+    def on_point() -> None:  # the user released the pad: the session's point follows
+        released = _valid_point((st.session_state.get(key) or {}).get("point"), entry)
+        if released is not None:
+            share_point(entry, *released)
+
+    # The point only when the page does not show it already: then a release's rerun sends the very same element,
+    # which Streamlit replaces by a reference to the copy the browser holds (the JS alone is ~20 kB).
+    shown = _valid_point((st.session_state.get(key) or {}).get("point"), entry)
+    keep = shown is not None and shown == (start.z, start.y)
+    data = {"decoder_id": entry.sha256, "scene_id": scene_id, "z": None if keep else start.z,
+            "y": None if keep else start.y, "slider_dims": dims,
+            "decoder": None if entry.sha256 in sent["decoder"] else payload,
+            "scene": None if scene_id in sent["scene"] else scene}
+    _COMPONENT(key=key, data=data, on_point_change=on_point, on_need_change=on_need, height="content")
+    sent["decoder"].add(entry.sha256)
+    sent["scene"].add(scene_id)
+    st.session_state.setdefault("_latent_pad_bytes", {})[key] = len(json.dumps(data))  # measured by the tests
+    return shared_point(entry) or start
+
+
+# -- the server path --------------------------------------------------------------------------------------------------
+def _server_pad(model, entry, view, start: PadPoint, dims: list[int], ranges, *, key: str,
+                notice: str | None) -> PadPoint:
+    """Streamlit sliders and a PyTorch decode in a fragment: each change is a round trip to the server."""
+    if notice:
+        st.info(notice, icon=":material/dns:")
+    config = entry.config
+    k = config.num_classes if config.is_conditional else 0
+    prefix = f"{key}_server_{entry.sha256[:12]}"
+
+    @st.fragment
+    def body() -> None:
+        point = shared_point(entry) or start
+        z = list(point.z)
+        left, right = st.columns([3, 2])
+        with left:
+            y = point.y
+            if k:
+                names = ui.class_names(entry, model)
+                y = st.selectbox("Class", list(range(k)), index=point.y or 0, format_func=lambda i: names[i],
+                                 key=f"{prefix}_y")
+            for d in dims:
+                lo, hi = ranges[d]
+                wkey = f"{prefix}_z{d}"
+                if wkey not in st.session_state:
+                    st.session_state[wkey] = float(min(max(z[d], lo), hi))
+                z[d] = st.slider(f"z[{d}]", float(lo), float(hi), step=round((hi - lo) / 200, 4), key=wkey)
+        if z != point.z or y != point.y:
+            share_point(entry, z, y)
+            ui.set_url_exact(z=z, **{"class": y})
+        with right:
+            images = decode(model, torch.tensor([z], dtype=torch.float32), y)  # (1, C, H, W)
+            picture = image_grid(images, nrow=1, scale=ui.scale_for(images, 200))
+            st.image(ui.data_uri(picture), caption="Decoded on the server", width="content")
+
+    body()
+    return shared_point(entry) or start

@@ -1,0 +1,423 @@
+"""AE vs VAE vs β-VAE: three models trained on the same images, side by side. Their latent maps on shared axes
+with the prior's circles, random samples from the same prior draws (and numbers that say whose samples are
+worse), the same interpolation through each, and every model of that data set on the rate-distortion plane.
+
+Run by st.navigation (as __main__); importing the module (the tests do) defines the functions and runs nothing.
+The numbers come from vae_core.compare; this file only draws them.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+from pages import _figures as figures
+from pages import _ui as ui
+from vae_core.compare import (SAME_RELATIVE, SAME_SHARE, compare_quality, interpolation_images, iso_elbo_levels, prior_samples,
+                              rate_distortion_points, sample_quality, shared_extent)
+from vae_core.latent import image_grid, view_extent
+
+DEFAULT_TRIO = ("zoo/digits-ae-2d", "zoo/digits-vae-2d", "zoo/digits-betavae-2d")  # same network and seed
+SLOTS = ("Left", "Middle", "Right")
+N_SAMPLES = 512  # prior draws the numbers are measured on: enough that another seed moves them little
+N_SHOWN, SHOWN_COLUMNS = 20, 5
+SEED = 0
+STEPS = 8
+INTRO = (
+    "Three models that learnt from the **same images**, side by side. By default: a plain **autoencoder (AE)**, a "
+    "**VAE** and a **β-VAE** (a VAE whose KL term weighs twice as much), all with the same network and the same "
+    "random start. The only difference is the loss, and it shows in the maps, the samples and the numbers."
+)
+
+
+# -- which models -----------------------------------------------------------------------------------------------------
+def data_group(entry, model) -> str:
+    """The data set a model learnt from, as offered in the data set choice (name and image size)."""
+    c, h, w = model.config.input_shape
+    return f"{entry.dataset} ({h}×{w}{'' if c == 1 else ', colour'})"
+
+
+def groups(models: dict) -> dict[str, list[str]]:
+    """Model keys by data set, in the picker's order."""
+    out: dict[str, list[str]] = {}
+    for key, (entry, model) in models.items():
+        out.setdefault(data_group(entry, model), []).append(key)
+    return out
+
+
+def short_names(keys: list[str], models: dict) -> list[str]:
+    """AE, VAE, β-VAE, CVAE; β-VAE (β = 2) when two β-VAEs differ by β; a model's title where two still match."""
+    configs = [models[k][0].config for k in keys]
+    betas = {c.beta for c in configs if c.kind == "vae" and c.beta != 1}
+
+    def family(config):
+        if config.kind == "vae" and config.beta != 1:
+            return "β-VAE" if len(betas) == 1 else f"β-VAE (β = {config.beta:g})"
+        return {"ae": "AE", "vae": "VAE", "cvae": "CVAE"}[config.kind]
+
+    names = [family(c) for c in configs]
+    return [models[k][0].title if names.count(n) > 1 else n for k, n in zip(keys, names)]
+
+
+def init_from_url(by_group: dict[str, list[str]]) -> None:
+    """The data set and the three models from a shared link (?models=a,b,c) on the first visit."""
+    if "cmp_data" in st.session_state:
+        return
+    raw = st.query_params.get("models")
+    wanted = raw.split(",") if raw else []
+    for group, keys in by_group.items():
+        if len(wanted) == 3 and all(k in keys for k in wanted):
+            st.session_state.cmp_data = group
+            for slot, key in enumerate(wanted):
+                st.session_state[f"cmp_model_{slot}_{group}"] = key
+            return
+    if raw:
+        st.session_state.notice = "The link's models could not all be found here, so the default ones are shown."
+
+
+def default_group(by_group: dict[str, list[str]]) -> str:
+    for group, keys in by_group.items():
+        if DEFAULT_TRIO[0] in keys:
+            return group
+    return next(iter(by_group))
+
+
+def choose_models(models: dict) -> list[str]:
+    """The data set choice and three model choices (models of that data set only); returns the three keys."""
+    by_group = groups(models)
+    init_from_url(by_group)
+    if st.session_state.get("cmp_data") not in by_group:
+        st.session_state.cmp_data = default_group(by_group)
+    group = st.selectbox("Data set", list(by_group), key="cmp_data",
+                         help="The three models must have learnt from the same images: only then can their maps, "
+                              "samples and numbers be compared.")
+    keys = by_group[group]
+    defaults = [k for k in DEFAULT_TRIO if k in keys] or keys
+    chosen = []
+    for slot, column in zip(range(3), st.columns(3)):
+        state = f"cmp_model_{slot}_{group}"
+        if st.session_state.get(state) not in keys:
+            st.session_state[state] = defaults[slot % len(defaults)] if len(defaults) >= 3 else keys[slot % len(keys)]
+        chosen.append(column.selectbox(
+            f"{SLOTS[slot]} model", keys, key=state, format_func=lambda k: models[k][0].label,
+            help=f"Any model trained on {group}: bundled, trained by you or uploaded."))
+    note = "This page uses these three models, not the one in the sidebar."
+    if len(set(chosen)) < 3:
+        note += " The same model is picked more than once: its columns are identical."
+    st.caption(note)
+    ui.set_url(models=",".join(chosen))
+    return chosen
+
+
+# -- cached work (keyed by the models' sha256) -------------------------------------------------------------------------
+@st.cache_data(show_spinner="Drawing and measuring prior samples…", max_entries=64)
+def samples_and_quality(sha: str, data_key: str, _model, _data) -> tuple[torch.Tensor, dict]:
+    """The first N_SHOWN of N_SAMPLES prior samples, and the quality numbers of all N_SAMPLES."""
+    _, images = prior_samples(_model, N_SAMPLES, SEED)
+    quality = sample_quality(_model, _data.train.x, N_SAMPLES, SEED, train_y=_data.train.y, test_x=_data.test.x)
+    quality.pop("nearest_train_each")  # not shown: keep the cache small
+    return images[:N_SHOWN], quality
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def interpolation(sha: str, data_key: str, start: int, end: int, _model, _data) -> torch.Tensor:
+    test = _data.test
+    y0, y1 = (int(test.y[start]), int(test.y[end])) if _model.config.is_conditional else (None, None)
+    return interpolation_images(_model, test.x[start], test.x[end], y0, y1, steps=STEPS)
+
+
+def data_key(data) -> str:
+    return data.spec.get("fingerprint") or data.name
+
+
+# -- latent maps ------------------------------------------------------------------------------------------------------
+def map_of(entry, model, data) -> dict:
+    """A model's test-set codes in its 2-D view: points (N, 2), labels, axis titles, the prior's place, the extent."""
+    enc = ui.encode_split(entry.sha256, "test", model, data)
+    method = "identity" if model.config.latent_dim <= 2 else "pca"
+    view = ui.latent_view(entry.sha256, method, enc["mu"])
+    mu = torch.from_numpy(enc["mu"])
+    center, scale = view.prior_center_and_scale()
+    return {"points": view.transform(mu).numpy(), "y": enc["y"], "axes": view.axis_labels, "method": method,
+            "center": tuple(center.tolist()), "scale": tuple(scale.tolist()), "extent": view_extent(view, mu)}
+
+
+def map_figure(m: dict, label_names, extent, title: str) -> go.Figure:
+    fig = figures.latent_scatter(m["points"], m["y"], label_names, m["axes"], height=380, title=title,
+                                 marker_size=4, opacity=0.7)
+    figures.prior_contours(fig, m["center"], m["scale"])
+    fig.update_xaxes(range=[extent[0], extent[1]])
+    fig.update_yaxes(range=[extent[2], extent[3]])
+    fig.update_layout(legend=dict(font=dict(size=10)))
+    return fig
+
+
+def show_maps(picks, names, data) -> None:
+    st.subheader("Where each model puts the test images")
+    maps = [map_of(entry, model, data) for entry, model in picks]
+    extent = shared_extent([m["extent"] for m in maps])
+    for slot, (m, name, column) in enumerate(zip(maps, names, st.columns(3))):
+        column.plotly_chart(map_figure(m, data.label_names, extent, name), width="stretch", key=f"cmp_map_{slot}",
+                            config={"displayModeBar": False})
+    note = ("Each dot is a test image's code (its μ), coloured by its class. The dashed circles are the prior "
+            "N(0, I) at 1, 2 and 3σ: where random codes are drawn from. **All three maps share the same axes.**")
+    if any(m["method"] == "pca" for m in maps):
+        note += (" A model with more than 2 latent dimensions is shown in its own PCA view (the flat slice "
+                 "through its codes with the most spread), so its axes are not the same directions as the others'.")
+    st.caption(note)
+
+
+# -- prior samples and their numbers ----------------------------------------------------------------------------------
+def show_samples(picks, names, data) -> list[dict]:
+    st.subheader("Random samples from the prior")
+    same_size = len({model.config.latent_dim for _, model in picks}) == 1
+    st.markdown(f"Each model decodes {'the same' if same_size else ''} random codes drawn from the prior N(0, I) "
+                f"(seed {SEED}). Here are {N_SHOWN} of the {N_SAMPLES} the numbers below are measured on.")
+    qualities = []
+    for (entry, model), name, column in zip(picks, names, st.columns(3)):
+        images, quality = samples_and_quality(entry.sha256, data_key(data), model, data)
+        qualities.append(quality)
+        with column:
+            st.markdown(f"**{name}**")
+            ui.show_images(images, nrow=SHOWN_COLUMNS, tile_px=56)
+    return qualities
+
+
+def quality_table(names, qualities, label_names) -> pd.DataFrame:
+    def top(q):
+        return "n/a" if q["top_class"] is None else f"“{label_names[q['top_class']]}” ({100 * q['top_share']:.0f}%)"
+
+    def percent(v):
+        return None if v is None else 100 * v
+
+    return pd.DataFrame({
+        "model": names,
+        "to the nearest training image": [q["nearest_train"] for q in qualities],
+        "from a test image to the nearest sample": [q["coverage"] for q in qualities],
+        "mix off by (%)": [percent(q["class_mix_gap"]) for q in qualities],
+        "most drawn class": [top(q) for q in qualities],
+    })
+
+
+TABLE_HELP = {
+    "to the nearest training image": "Mean pixel distance from a sample to the most similar training image: is "
+                                     "each sample, on its own, like a real image? Lower is better.",
+    "from a test image to the nearest sample": "Mean pixel distance from a real test image to the most similar "
+                                               "sample: do the samples cover all kinds of real images? Lower is "
+                                               "better.",
+    "mix off by (%)": "Give each sample the class of its nearest training image. This is the share of samples that "
+                      "would have to change class for their mix to match the training images' mix. Lower is better.",
+    "most drawn class": "The class most samples look like, and its share (a fair mix of 10 classes is about 10% each).",
+}
+
+
+def _percent(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def _worse_phrase(key: str, worse: str, better: str, w: float, b: float) -> str:
+    """One measure on which `worse`'s samples lose, in plain words with both numbers."""
+    if key == "class_mix_gap":
+        return (f"{_percent(w)} of the {worse}'s samples would have to change class to match the real mix, against "
+                f"{_percent(b)} of the {better}'s")
+    if key == "coverage":
+        return f"a real test image lies on average {w:.2f} from the nearest {worse} sample, {b:.2f} from the nearest {better} one"
+    return f"the {worse}'s samples lie on average {w:.2f} from the nearest training image, the {better}'s {b:.2f}"
+
+
+SAME_WHAT = {"class_mix_gap": "the class mix", "coverage": "how well they cover the test images",
+             "nearest_train": "how close each sample is to a training image"}
+
+
+def pair_sentence(name_a: str, name_b: str, qa: dict, qb: dict, label_names) -> str:
+    """One bullet: whose samples are worse, a's or b's, in words and numbers (or that it depends on the measure)."""
+    m = compare_quality(qa, qb)["measures"]
+    names = {"a": name_a, "b": name_b}
+    other = {"a": "b", "b": "a"}
+    worse_sides = {v["worse"] for v in m.values() if v["worse"] in ("a", "b")}
+    if not worse_sides:
+        head = f"**{name_a} vs {name_b}: about the same** by these numbers."
+    elif len(worse_sides) == 1:
+        w = next(iter(worse_sides))
+        head = f"**The {names[w]}'s samples are worse than the {names[other[w]]}'s:**"
+    else:
+        head = f"**{name_a} vs {name_b}: it depends on what you ask:**"
+    losses, same = [], []
+    for key in ("class_mix_gap", "coverage", "nearest_train"):
+        v = m[key]
+        if v["worse"] in ("a", "b"):
+            w = v["worse"]
+            losses.append(_worse_phrase(key, names[w], names[other[w]], v[w], v[other[w]]))
+        elif v["worse"] == "same":
+            fmt = _percent if key == "class_mix_gap" else (lambda x: f"{x:.2f}")
+            same.append(f"{SAME_WHAT[key]} ({name_a} {fmt(v['a'])}, {name_b} {fmt(v['b'])})")
+    text = f"- {head} " + "; ".join(losses) + ("." if losses else "")
+    lopsided = m["class_mix_gap"]["worse"]
+    if lopsided in ("a", "b"):
+        q = qa if lopsided == "a" else qb
+        if q["top_share"] >= 0.25:
+            text += (f" {_percent(q['top_share'])} of the {names[lopsided]}'s samples look like a "
+                     f"“{label_names[q['top_class']]}”.")
+    if same:
+        text += " About the same: " + "; ".join(same) + "."
+    return text
+
+
+def show_quality(picks, names, qualities, data) -> None:
+    table = quality_table(names, qualities, data.label_names)
+    st.markdown("**How good are the samples?** Distances are in pixel units (the straight-line distance between "
+                "two images' pixel values, each pixel from 0 to 1); lower is better everywhere.")
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "model": st.column_config.TextColumn("model"),
+        **{c: st.column_config.NumberColumn(c, help=h, format="%.0f" if "%" in c else "%.3f")
+           for c, h in TABLE_HELP.items() if c != "most drawn class"},
+        "most drawn class": st.column_config.TextColumn("most drawn class", help=TABLE_HELP["most drawn class"]),
+    })
+    lines = [pair_sentence(names[i], names[j], qualities[i], qualities[j], data.label_names)
+             for i, j in itertools.combinations(range(3), 2) if picks[i][0].key != picks[j][0].key]
+    with st.container(key="cmp_verdict"):
+        st.markdown("\n".join(lines) if lines else "Pick different models to compare their samples.")
+    st.caption(f"Differences under {100 * SAME_RELATIVE:.0f}% (or {100 * SAME_SHARE:.0f} points for the mix) are "
+               "called *about the same*: another random seed moves the numbers that much.")
+
+
+# -- interpolation ----------------------------------------------------------------------------------------------------
+@st.fragment
+def show_interpolation(picks, names, data) -> None:
+    st.subheader("The same walk through each model")
+    n_test = len(data.test)
+    c1, c2, c3 = st.columns([1, 1, 3])
+    start = c1.number_input("Start: test image", 0, n_test - 1, value=min(0, n_test - 1), step=1, key="cmp_start",
+                            help="The test image the walk starts from, by number.")
+    end = c2.number_input("End: test image", 0, n_test - 1, value=min(1, n_test - 1), step=1, key="cmp_end",
+                          help="The test image the walk ends at, by number.")
+    with c3:
+        ends = torch.stack([data.test.x[int(start)], data.test.x[int(end)]])
+        ui.show_images(ends, nrow=2, tile_px=56,
+                       caption=f"start ({data.label_names[int(data.test.y[int(start)])]}) and "
+                               f"end ({data.label_names[int(data.test.y[int(end)])]})")
+    with ui.friendly_errors("The interpolation"):
+        rows = [interpolation(entry.sha256, data_key(data), int(start), int(end), model, data) for entry, model in picks]
+        images = torch.cat(rows)  # (3 * STEPS, C, H, W), one row per model
+        scale = ui.scale_for(images, 56)
+        picture = image_grid(images, nrow=STEPS, scale=scale)
+        fig = figures.tile_figure(picture, 3, STEPS, (images.shape[-2] * scale, images.shape[-1] * scale),
+                                  row_labels=names, col_labels=[f"{t:.2f}" for t in np.linspace(0, 1, STEPS)],
+                                  x_title="position along the straight line from start (0) to end (1)",
+                                  y_title="model")
+        st.plotly_chart(fig, width="content", config={"displayModeBar": False})
+    note = ("Each row encodes the two test images, walks in a straight line from one code to the other in "
+            f"{STEPS} steps, and decodes every step.")
+    if any(model.config.is_conditional for _, model in picks):
+        note += " A CVAE is told the start image's class for the first half of the walk and the end's for the rest."
+    st.caption(note)
+
+
+# -- rate and distortion ----------------------------------------------------------------------------------------------
+def rd_cards(models: dict, keys: list[str]) -> dict[str, dict]:
+    """Each model's card (test numbers), with its config so the kind is known even for models trained here."""
+    out = {}
+    for key in keys:
+        entry, model = models[key]
+        out[entry.title] = {**entry.card, "config": model.config.to_dict()}
+    return out
+
+
+def rd_figure(points: list[dict]) -> go.Figure:
+    fig = go.Figure()
+    plotted = [p for p in points if p["rate"] is not None]
+    top = max([p["rate"] for p in plotted], default=1.0)
+    x_max = top * 1.25 + 0.5
+    distortions = [p["distortion"] for p in points]
+    y_lo, y_hi = min(distortions) - 1.5, max(distortions) + 1.5
+    for level in iso_elbo_levels(plotted):  # recon + KL = level: the lines of equal ELBO
+        fig.add_trace(go.Scatter(x=[0, x_max], y=[level, level - x_max], mode="lines", showlegend=False,
+                                 line=dict(color="rgba(100,100,100,0.45)", dash="dash", width=1), hoverinfo="skip"))
+        x_label = min(max(level - y_hi, 0.0), x_max)  # where the line enters the plot at the top or the left
+        fig.add_annotation(x=x_label, y=level - x_label, text=f"ELBO −{level:g}", showarrow=False,
+                           xanchor="left", yanchor="bottom", font=dict(size=10, color="#6b7280"))
+    for p in points:
+        if p["rate"] is None:  # the AE: no KL, so no point; its reconstruction as a reference line
+            fig.add_hline(y=p["distortion"], line=dict(color="#e11d48", dash="dot", width=1.5),
+                          annotation_text=f"{p['name']}: no KL (reconstruction {p['distortion']:.1f})",
+                          annotation_position="top right", annotation_font_size=10)
+    symbols = ["diamond" if p["kind"] == "cvae" else "circle" for p in plotted]
+    fig.add_trace(go.Scatter(
+        x=[p["rate"] for p in plotted], y=[p["distortion"] for p in plotted], mode="markers+text",
+        text=[p["name"] for p in plotted], textposition="middle right", showlegend=False,
+        marker=dict(size=11, color="#4f46e5", symbol=symbols),
+        customdata=[[p["elbo"]] for p in plotted],
+        hovertemplate="%{text}<br>KL %{x:.2f} nats<br>reconstruction %{y:.2f} nats<br>ELBO %{customdata[0]:.2f}"
+                      "<extra></extra>"))
+    fig.update_layout(height=420, margin=dict(l=10, r=10, t=10, b=10),
+                      xaxis=dict(title="rate: KL, nats per image (how much the code says about the image)",
+                                 range=[-0.3, x_max]),
+                      yaxis=dict(title="distortion: reconstruction, nats per image", range=[y_lo, y_hi]))
+    return fig
+
+
+def show_rate_distortion(models: dict, group_keys: list[str], group: str) -> None:
+    st.subheader("Rate and distortion: the β trade-off")
+    points = rate_distortion_points(rd_cards(models, group_keys))
+    if not points:
+        st.info("None of these models carries its test numbers, so there is nothing to plot.", icon=":material/info:")
+        return
+    st.plotly_chart(rd_figure(points), width="stretch", config={"displayModeBar": False})
+    st.caption(f"Every model trained on {group}, from its test numbers. Left-right: how many nats the code carries "
+               "(the KL, called the rate); up-down: how badly images are rebuilt (the reconstruction, called the "
+               "distortion). Along a dashed line the ELBO is the same; lower-left lines are better ELBOs. Raising β "
+               "moves a model up and to the left: a cheaper code, worse reconstructions. A CVAE (diamond) is also "
+               "told the label, so its numbers are not quite comparable.")
+
+
+# -- what to notice ---------------------------------------------------------------------------------------------------
+def show_notice(picks, names) -> None:
+    kinds = [(model.config.kind, model.config.beta) for _, model in picks]
+    points = []
+    if any(k == "ae" for k, _ in kinds):
+        points.append("**The AE's map** spreads far beyond the prior's circles, with empty gaps between the "
+                      "classes: nothing in its loss keeps codes near N(0, I). Random codes from the prior only reach "
+                      "its middle, so its samples come out as a lopsided mix of classes (the table's *mix off by*).")
+    if any(k == "vae" and b == 1 for k, b in kinds):
+        points.append("**The VAE's map** fills the prior's circles: the KL term pulls every code towards N(0, I), so "
+                      "a random code usually lands where the decoder has learnt something.")
+    if any(k == "vae" and b > 1 for k, b in kinds):
+        points.append("**The β-VAE's map** hugs the prior even more tightly and its classes overlap more; its samples "
+                      "are blurrier (further from any training image). The heavier KL buys a cheaper code with worse "
+                      "reconstructions: on the rate-distortion plot it sits up and to the left of the VAE.")
+    points.append("**On the rate-distortion plot**, a model with too large a β slides to KL ≈ 0: its code carries "
+                  "nothing and every input decodes to the same blur (posterior collapse).")
+    st.subheader("What to notice")
+    st.markdown("\n".join(f"- {p}" for p in points))
+
+
+# -- the page ---------------------------------------------------------------------------------------------------------
+def main() -> None:
+    models = ui.available_models()
+    ui.page_header("AE vs VAE vs β-VAE", INTRO)
+    if not models:
+        st.error("No models found: the bundled zoo is missing.", icon=":material/error:")
+        return
+    keys = choose_models(models)
+    ui.pop_notice()
+    picks = [models[k] for k in keys]
+    names = short_names(keys, models)
+    data = next((d for d in (ui.model_data(entry) for entry, _ in picks) if d is not None), None)
+    if data is None:
+        ui.require_data(picks[0][0])  # stops the page with a note on how to get the data
+    with ui.friendly_errors("Comparing the models"):
+        show_maps(picks, names, data)
+        qualities = show_samples(picks, names, data)
+        show_quality(picks, names, qualities, data)
+    show_interpolation(picks, names, data)
+    group = data_group(*picks[0])
+    show_rate_distortion(models, groups(models)[group], group)
+    show_notice(picks, names)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,308 @@
+"""Decode: one slider per latent dimension, and the decoder draws the image of that code as you move them; below,
+the traversal (one dimension at a time) and the manifold grid (two dimensions at once) around the same point.
+
+The point and the class live in the URL with full float32 precision, so a copied link shows the same image.
+Run by st.navigation (as __main__); importing the module (the tests do) defines the functions and runs nothing.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import streamlit as st
+import torch
+
+from pages import _figures as figures
+from pages import _ui as ui
+from vae_core.latent import (code_radius, decode, image_grid, manifold_grid, nearest_index, sample_prior,
+                             traverse)
+
+MAX_SLIDERS = 6  # larger latents get this many sliders at first, and a multiselect for the others
+MAX_TRAVERSAL_ROWS = 10  # up to this latent size the traversal shows every dimension
+STEP = 0.05
+RANGES = [1, 2, 3, 5, 10, 20]  # slider ranges offered, in prior σ
+SPANS = [0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 10, 20]  # traversal span / manifold extent, in prior σ
+DECODED_PX = 256  # the decoded image is shown about this big
+GRID_PX = 520  # the grids are drawn about this wide
+LATENT_HELP = ("A latent dimension is one of the numbers of the code the decoder turns into an image. 0 is the "
+               "centre of the prior (the bell curve the codes were trained to follow) and 1 is one prior standard "
+               "deviation (σ), so the codes of real images mostly lie within ±3.")
+AE_HELP = (" An autoencoder has no prior, so here the range is set to where its test images' codes lie.")
+CONFIG = {"displayModeBar": False}
+
+
+# -- pure helpers (also called by the tests) --------------------------------------------------------------------------
+def decoded_picture(model, z, y: int | None) -> np.ndarray:
+    """The image the decoder draws for one code z (D floats) as a crisp (H, W, 3) uint8 picture ~DECODED_PX a side."""
+    images = decode(model, torch.tensor([list(z)], dtype=torch.float32), y)  # (1, C, H, W)
+    return image_grid(images, nrow=1, scale=ui.scale_for(images, DECODED_PX))
+
+
+def dims_by_information(entry, latent_dim: int) -> list[int]:
+    """Latent dimensions, those carrying the most information (test KL) first; index order if unknown."""
+    kl = entry.meta.get("kl_per_dim") or entry.card.get("kl_per_dim") or []
+    if len(kl) != latent_dim:
+        return list(range(latent_dim))
+    return sorted(range(latent_dim), key=lambda i: -kl[i])  # stable: equal KL (an AE's zeros) keeps index order
+
+
+def slider_range(chosen: int, z) -> int:
+    """The chosen range, widened to the next whole σ when the point lies beyond it (a link, an AE's code)."""
+    return max(chosen, math.ceil(max((abs(v) for v in z), default=0)))
+
+
+def fmt_point(z) -> str:
+    return "(" + ", ".join(f"{v:.2f}" for v in z) + ")"
+
+
+# -- the point: kept per session (for any model of its size), first read from a shared link -------------------------
+def current_point(model) -> dict:
+    """{"z": D floats, "y": class, "gen": generation}; gen changes when a start button moves the sliders."""
+    d, k = model.config.latent_dim, model.config.num_classes
+    point = st.session_state.get("decode_point")
+    if point is None:  # the first visit: a shared link's point, if any (garbage: defaults and a notice)
+        z = ui.url_floats("z", d)
+        y = ui.url_int("class", 0, k - 1) if k else None
+        point = {"z": z or [0.0] * d, "y": y or 0, "gen": 0}
+    elif len(point["z"]) != d:  # another model of another latent size: back to the centre
+        point = {"z": [0.0] * d, "y": point["y"], "gen": point["gen"] + 1}
+    if k and not 0 <= point["y"] < k:
+        point["y"] = 0
+    st.session_state.decode_point = point
+    return point
+
+
+def move_point(z, y: int | None = None) -> None:
+    """Callback of the start buttons: a new point, and new sliders that start there."""
+    point = st.session_state.decode_point
+    point["z"] = [float(v) for v in z]
+    if y is not None:
+        point["y"] = int(y)
+    point["gen"] += 1
+
+
+def to_random_point(model) -> None:
+    seed = int(st.session_state.get("decode_seed", 0))
+    y = st.session_state.decode_point["y"] if model.config.is_conditional else None
+    z, _ = sample_prior(model, 1, seed=seed, y=y)
+    move_point(z[0].tolist())
+    st.session_state.decode_seed = (seed + 1) % 2**31  # the next press draws another point
+
+
+def to_test_image(key: str, mu: np.ndarray, labels: np.ndarray, conditional: bool) -> None:
+    index = int(st.session_state.get(key, 0))
+    move_point(mu[index].tolist(), int(labels[index]) if conditional else None)
+
+
+# -- start points and the slider range --------------------------------------------------------------------------------
+def start_controls(entry, model, data, encoded) -> int:
+    """The start buttons (their callbacks move the point before the run) and the range; returns the range (σ)."""
+    centre, random, test, span = st.columns([3, 3, 4, 3], border=True)
+    with centre:
+        st.markdown("**Centre**")
+        st.caption("Every dimension at 0: the prior's most typical code.")
+        st.button("Go to the centre", icon=":material/center_focus_strong:", on_click=move_point,
+                  args=([0.0] * model.config.latent_dim,), help="Set every slider to 0.")
+    with random:
+        st.markdown("**Random code**")
+        st.number_input("Seed", 0, 2**31 - 1, key="decode_seed",
+                        help="Numbers the random draw: the same seed gives the same code. Each press moves on by one.")
+        st.button("Draw a random code", icon=":material/casino:", on_click=to_random_point, args=(model,),
+                  help="Set the sliders to a code drawn at random from the prior N(0, I), as the Generate page does.")
+    with test:
+        st.markdown("**A test image's code**")
+        test_image_start(entry, model, data, encoded)
+    with span:
+        st.markdown("**Slider range**")
+        return slider_range(range_control(entry, model, encoded), st.session_state.decode_point["z"])
+
+
+def test_image_start(entry, model, data, encoded) -> None:
+    if data is None or encoded is None:
+        st.caption(f"Off: this session does not have the data **{entry.title}** was trained on ({entry.dataset}). "
+                   "Upload it on the Train page.")
+        st.button("Encode this image", disabled=True, icon=":material/input:",
+                  help="Needs the model's data set, which this session does not have.")
+        return
+    n = len(data.test)
+    left, right = st.columns([3, 2])
+    key = f"decode_index_{n}"  # per test-set size: a number kept from a larger set could be out of range
+    index = left.number_input("Test image number", 0, n - 1, key=key,
+                              help=f"Which of the {n:,} test images (never seen in training) to encode, 0 to {n - 1}. "
+                                   "Its code is the encoder's mean, so the decoded image is its reconstruction.")
+    with right:
+        label = data.label_names[int(data.test.y[index])] if len(data.label_names) else ""
+        image = data.test.x[index:index + 1]
+        st.image(ui.data_uri(image_grid(image, nrow=1, scale=ui.scale_for(image, 56))), width="content",
+                 caption=f"label {label}" if label else None)
+    st.button("Encode this image", icon=":material/input:", on_click=to_test_image,
+                args=(key, encoded["mu"], encoded["y"], model.config.is_conditional),
+                help="Set the sliders to this image's code (and, for a CVAE, the class to its label).")
+
+
+def range_control(entry, model, encoded) -> int:
+    """The slider range the user picks (σ); an AE's default covers its test codes (it has no prior scale)."""
+    default = 3
+    if not model.config.is_variational and encoded is not None:
+        radius = code_radius(torch.from_numpy(encoded["mu"]))
+        default = next((r for r in RANGES if r >= radius), RANGES[-1])
+    return st.select_slider(
+        "How far the sliders go (± σ)", RANGES, value=default, key=f"decode_range_{entry.sha256[:10]}",
+        help="How far the sliders reach either side of 0, in prior standard deviations (σ). A VAE's codes rarely "
+             "go beyond ±3, so its decoder has seldom seen codes out there." +
+             (AE_HELP if not model.config.is_variational else ""))
+
+
+# -- the decoder (a fragment: moving a slider reruns this alone, not the sidebar and the header) --------------------
+@st.fragment
+def decoder(entry, model, data, encoded) -> None:
+    with ui.friendly_errors("Decoding"):  # inside: a fragment rerun does not pass through main()
+        decoder_body(entry, model, data, encoded)
+
+
+def decoder_body(entry, model, data, encoded) -> None:
+    top, bottom = st.container(), st.container()  # filled out of order: the range decides the sliders
+    with bottom:
+        rng = start_controls(entry, model, data, encoded)
+    point = st.session_state.decode_point
+    token = f"{entry.sha256[:10]}_{rng}_{point['gen']}"  # new sliders (starting at the point) when any changes
+    conditional = model.config.is_conditional
+    with top:
+        controls, shown = st.columns([3, 2], gap="large")
+        with controls:
+            y = class_control(entry, model, point, token) if conditional else None
+            dims = slider_dims(entry, model)
+            for i in dims:
+                point["z"][i] = st.slider(
+                    f"z[{i}]", -float(rng), float(rng), value=float(point["z"][i]), step=STEP, format="%.2f",
+                    key=f"decode_z{i}_{token}", help=LATENT_HELP)
+        with shown:
+            with st.container(key="decoded"):
+                st.image(ui.data_uri(decoded_picture(model, point["z"], y)), width="content",
+                         caption="The decoder's image for this code" +
+                                 (f", class {ui.class_names(entry, model)[y]}" if conditional else ""))
+            st.caption(f"z = {fmt_point(point['z'])}. The page address holds this point: copy it to share the view.")
+    ui.set_url_exact(z=point["z"], **{"class": y})
+    traversal_tab, manifold_tab = st.tabs(["Traversal", "Manifold grid"])
+    with traversal_tab:
+        traversal_section(entry, model, point["z"], y, dims)
+    with manifold_tab:
+        manifold_section(entry, model, point["z"], y, rng)
+
+
+def class_control(entry, model, point: dict, token: str) -> int:
+    names = ui.class_names(entry, model)
+    y = st.radio("Class", range(len(names)), index=point["y"], format_func=names.__getitem__, horizontal=True,
+                 key=f"decode_class_{token}",
+                 help="A conditional VAE is told the class: the same code drawn as each class keeps its style.")
+    point["y"] = int(y)
+    return int(y)
+
+
+def slider_dims(entry, model) -> list[int]:
+    """Which dimensions get a slider: all of a small latent; of a larger one, those the user picks."""
+    d = model.config.latent_dim
+    if d <= MAX_SLIDERS:
+        return list(range(d))
+    default = sorted(dims_by_information(entry, d)[:MAX_SLIDERS])
+    chosen = st.multiselect(
+        "Dimensions with sliders", range(d), default=default, format_func=lambda i: f"z[{i}]",
+        key=f"decode_dims_{entry.sha256[:10]}",
+        help=f"This model has {d} latent dimensions. The ones carrying the most information (KL) come first; "
+             "the others stay where the point is. Dimensions carrying almost none barely change the image.")
+    if not chosen:
+        st.caption("Pick at least one dimension to get a slider.")
+    return sorted(chosen)
+
+
+# -- grids around the point (cached by model, point and settings) -----------------------------------------------------
+def traversal_section(entry, model, z, y, dims) -> None:
+    d = model.config.latent_dim
+    rows = list(range(d)) if d <= MAX_TRAVERSAL_ROWS else (dims or list(range(MAX_SLIDERS)))
+    st.caption("Each row changes one dimension from −span to +span while the others stay at your point. The red "
+               "frame marks the tile nearest your point. A row that does not change is a dimension the model "
+               "does not use.")
+    c1, c2 = st.columns(2)
+    n = c1.slider("Values per row", 3, 15, 9, step=2, key="decode_trav_n",
+                  help="How many values of each dimension are decoded, from −span to +span.")
+    span = c2.select_slider("Span (± σ)", SPANS, value=3, key="decode_trav_span",
+                            help="How far each row reaches either side of 0, in prior standard deviations (σ).")
+    fig = traversal_figure(entry.sha256, tuple(z), tuple(rows), n, float(span), y, _model=model)
+    st.plotly_chart(fig, width="content", config=CONFIG)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def traversal_figure(sha: str, base: tuple, rows: tuple, n: int, span: float, y: int | None, _model):
+    images, values = traverse(_model, torch.tensor(base), dims=list(rows), n=n, span=span, y=y)  # (R, n, C, H, W)
+    flat = images.reshape(-1, *images.shape[2:])
+    scale = ui.scale_for(flat, min(64, GRID_PX // n))
+    picture = image_grid(flat, nrow=n, scale=scale)
+    labels = [f"{v:.2f}" for v in values.tolist()]
+    frames = [(r, nearest_index(values, base[i])) for r, i in enumerate(rows)]
+    hover = [[f"z[{i}] = {v}" for v in labels] for i in rows]
+    tile = (flat.shape[-2] * scale, flat.shape[-1] * scale)
+    return figures.tile_figure(picture, len(rows), n, tile, row_labels=[f"z[{i}]" for i in rows],
+                               col_labels=labels, x_title="value of the dimension (σ)", y_title="latent dimension",
+                               frames=frames, hover=hover)
+
+
+def manifold_section(entry, model, z, y, rng: int) -> None:
+    d = model.config.latent_dim
+    if d < 2:
+        st.info("This model has a single latent dimension: there is no plane to tile. The traversal shows its "
+                "whole line.", icon=":material/info:")
+        return
+    st.caption("The decoder's images over a square of two dimensions, the others staying at your point: how the "
+               "images change across that plane. The red frame marks the tile nearest your point.")
+    order = dims_by_information(entry, d)
+    c1, c2, c3, c4 = st.columns(4)
+    key = entry.sha256[:10]
+    dx = c1.selectbox("Across", range(d), index=order[0], format_func=lambda i: f"z[{i}]", key=f"decode_mx_{key}",
+                      help="The dimension that changes from left to right.")
+    dy = c2.selectbox("Up", range(d), index=order[1], format_func=lambda i: f"z[{i}]", key=f"decode_my_{key}",
+                      help="The dimension that changes from bottom to top.")
+    n = c3.slider("Tiles per side", 3, 25, 15, key="decode_grid_n", help="The grid has this many images a side.")
+    extent = c4.select_slider("Extent (± σ)", SPANS, value=min(3, rng) if model.config.is_variational else rng,
+                              key=f"decode_extent_{key}",
+                              help="How far the square reaches either side of 0, in prior standard deviations (σ).")
+    if dx == dy:
+        st.warning("Pick two different dimensions for the two axes.", icon=":material/warning:")
+        return
+    fig = manifold_figure(entry.sha256, tuple(z), (dx, dy), n, float(extent), y, _model=model)
+    st.plotly_chart(fig, width="content", config=CONFIG)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def manifold_figure(sha: str, base: tuple, dims: tuple, n: int, extent: float, y: int | None, _model):
+    box = (-extent, extent, -extent, extent)
+    images, _, plane = manifold_grid(_model, n, dims=dims, extent=box, base=torch.tensor(base), y=y)
+    scale = ui.scale_for(images, GRID_PX // n)
+    picture = image_grid(images, nrow=n, scale=scale)
+    xs, ys = plane[:n, 0].tolist(), plane[::n, 1].tolist()  # column values; row values, top row first
+    row, col = divmod(nearest_index(plane, [base[dims[0]], base[dims[1]]]), n)
+    hover = [[f"z[{dims[0]}] = {x:.2f}, z[{dims[1]}] = {v:.2f}" for x in xs] for v in ys]
+    tile = (images.shape[-2] * scale, images.shape[-1] * scale)
+    return figures.tile_figure(picture, n, n, tile, row_labels=[f"{v:.2f}" for v in ys],
+                               col_labels=[f"{x:.2f}" for x in xs], x_title=f"z[{dims[0]}] (σ)",
+                               y_title=f"z[{dims[1]}] (σ)", frames=[(row, col)], hover=hover)
+
+
+# -- the page ---------------------------------------------------------------------------------------------------------
+def main() -> None:
+    entry, model = ui.current_model()
+    current_point(model)  # before the header: a bad link's notice shows at the top
+    ui.page_header(
+        "Decode",
+        "The decoder turns a short list of numbers, the **latent code**, into an image. Move the sliders to "
+        "change the code and watch the image follow: you are walking through the latent space yourself. The "
+        "**traversal** and the **manifold grid** below show many codes around your point at once.",
+    )
+    data = ui.model_data(entry)
+    encoded = None
+    with ui.friendly_errors("Encoding the test images"):
+        if data is not None:
+            encoded = ui.encode_split(entry.sha256, "test", model, data)
+    decoder(entry, model, data, encoded)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,375 @@
+"""Disentanglement lab: on the shapes data set, whose images are made from known factors (shape, scale, orientation,
+position), see whether each latent dimension of a model tracks one factor: its traversal grid with each row labelled
+by the factor it tells most about, its MIG and DCI scores, the bundled VAE and β-VAE compared, and a new β trained in
+the background and added to the comparison.
+
+Run by st.navigation (as __main__); importing the module (the tests do) defines the functions and runs nothing.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+from pages import _figures as figures
+from pages import _ui as ui
+from vae_core.config import TrainConfig, model_config_for
+from vae_core.disentanglement import evaluate_disentanglement, inactive_dimensions
+from vae_core.jobs import TrainingJob
+from vae_core.latent import encode_dataset, image_grid, traverse
+from vae_core.library import slug, unique_path
+from vae_core.zoo import SHAPES_CONV, SHAPES_TRAIN
+
+BUNDLED = {"zoo/shapes-vae": "VAE", "zoo/shapes-betavae": "β-VAE"}  # the pair the lab compares
+BETA_VAE = "zoo/shapes-betavae"
+FACTOR_SOURCES = ("shapes", "shapes64")  # bundled data sets with ground-truth factors
+SCORE_KEYS = ("mig", "dci_disentanglement", "dci_completeness", "dci_informativeness", "factor_per_dim")
+EVAL_SAMPLES = 4000  # as the zoo's cards (vae_core.zoo.disentanglement_card), so new models compare fairly
+SPAN, VALUES = 3.0, 7  # traversal columns: -3, -2, ..., 3 prior standard deviations
+TILE_PX = 64
+QUICK_IMAGES = 2000  # a quick try trains 1 epoch on this many images: seconds, not minutes
+DEFAULT_EPOCHS = 3  # about a minute on a free 2-core machine (the bundled models trained 12)
+POLL_SECONDS = 1.0
+CHART_CONFIG = {"displayModeBar": False}
+SCORE_TEXT = {  # (label, one plain line, help)
+    "mig": ("MIG", "For each factor, how much more the best dimension knows about it than the runner-up.",
+            "Mutual information gap (Chen et al. 2018), 0 to 1. 1: each factor lives in exactly one dimension. "
+            "0: every factor is spread over several dimensions (or none)."),
+    "dci_disentanglement": ("DCI disentanglement", "Does each dimension capture at most one factor?",
+                            "Eastwood & Williams 2018, 0 to 1, from the feature importances of a random forest "
+                            "predicting each factor from the code. 1: every dimension matters for a single factor."),
+    "dci_completeness": ("DCI completeness", "Is each factor captured by a single dimension?",
+                         "0 to 1. 1: each factor is predicted from one dimension only."),
+    "dci_informativeness": ("DCI informativeness", "How well the code predicts the factors at all.",
+                            "The random forests' accuracy on held-out test images, averaged over the factors "
+                            "(0 to 1). Disentangled or not, a useless code scores low here."),
+}
+
+
+# -- scores (the zoo's cards, or measured once per checkpoint) --------------------------------------------------------
+@st.cache_data(show_spinner=f"Measuring MIG and DCI on {EVAL_SAMPLES:,} test images (about half a minute)…",
+               max_entries=32)
+def measured_scores(sha: str, _model, _dataset) -> dict:
+    d = evaluate_disentanglement(_model, _dataset, max_samples=EVAL_SAMPLES, seed=0)
+    return {k: d[k] for k in SCORE_KEYS}
+
+
+def scores(entry, model, data) -> dict:
+    """MIG, DCI and the factor each dimension tells most about: from the model's card when it has them (the
+    bundled models), else measured the same way the cards were."""
+    card = entry.card
+    if all(k in card for k in SCORE_KEYS):
+        return {k: card[k] for k in SCORE_KEYS}
+    return measured_scores(entry.sha256, model, data.test)
+
+
+@st.cache_data(show_spinner="Measuring the information in each dimension…", max_entries=32)
+def measured_kl(sha: str, _model, _dataset) -> list[float]:
+    from vae_core.metrics import evaluate_elbo
+
+    return evaluate_elbo(_model, _dataset.x, _dataset.y)["kl_per_dim"]
+
+
+def kl_per_dim(entry, model, data) -> list[float] | None:
+    """Test KL of each latent dimension, nats (None for an autoencoder, which has no KL)."""
+    if not model.config.is_variational:
+        return None
+    kl = entry.meta.get("kl_per_dim") or entry.card.get("kl_per_dim")
+    if kl and len(kl) == model.config.latent_dim:
+        return list(kl)
+    return measured_kl(entry.sha256, model, data.test)
+
+
+def has_factors(entry) -> bool:
+    spec = entry.meta.get("data_spec") or {}
+    return spec.get("source") in FACTOR_SOURCES or "mig" in entry.card
+
+
+# -- the traversal grid -------------------------------------------------------------------------------------------------
+def row_labels(score: dict, inactive: list[bool] | None) -> list[str]:
+    """'z[4] · pos_y 0.53' (the factor the dimension tells most about, normalised MI), or 'z[0] · inactive'."""
+    labels = []
+    for i, (factor, nmi) in enumerate(score["factor_per_dim"]):
+        labels.append(f"z[{i}] · inactive" if inactive and inactive[i] else f"z[{i}] · {factor} {nmi:.2f}")
+    return labels
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def traversal_figure(sha: str, base: tuple, y: int | None, labels: tuple, faded: tuple, _model) -> go.Figure:
+    images, values = traverse(_model, torch.tensor(base), n=VALUES, span=SPAN, y=y)  # (D, n, C, H, W)
+    images = images.clone()
+    for row, fade in enumerate(faded):
+        if fade:  # greyed out but still visible: a flat row is the lesson
+            images[row] = 0.3 * images[row] + 0.55
+    flat = images.reshape(-1, *images.shape[2:])
+    scale = ui.scale_for(flat, TILE_PX)
+    picture = image_grid(flat, nrow=VALUES, scale=scale)
+    columns = [f"{v:g}" for v in values.tolist()]
+    hover = [[f"{labels[r]}<br>z[{r}] = {v}" for v in columns] for r in range(len(labels))]
+    tile = (flat.shape[-2] * scale, flat.shape[-1] * scale)
+    return figures.tile_figure(picture, len(labels), VALUES, tile, row_labels=list(labels), col_labels=columns,
+                               x_title="value of the dimension (σ)",
+                               y_title="dimension · factor it tells most about", hover=hover)
+
+
+def traversal(entry, model, data, score: dict, base: tuple, y: int | None, key: str) -> None:
+    kl = kl_per_dim(entry, model, data)
+    inactive = inactive_dimensions(kl) if kl is not None else None
+    faded = tuple(inactive) if inactive else (False,) * model.config.latent_dim
+    fig = traversal_figure(entry.sha256, base, y, tuple(row_labels(score, inactive)), faded, _model=model)
+    st.plotly_chart(fig, width="content", config=CHART_CONFIG, key=key)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def encoded_image(sha: str, index: int, _model, _dataset) -> tuple:
+    y = _dataset.y[index:index + 1]
+    return tuple(encode_dataset(_model, _dataset.x[index:index + 1], y).mu[0].tolist())
+
+
+def traversal_centre(entry, model, data) -> tuple[tuple, int | None]:
+    """(the code the rows start from, the class for a CVAE), from the user's choice."""
+    d = model.config.latent_dim
+    c1, c2 = st.columns([2, 1])
+    around = c1.radio("Centre the rows on", ["prior", "image"], horizontal=True, key="dl_around",
+                      format_func={"prior": "the prior mean (all zeros)", "image": "a test image"}.get,
+                      help="Every row starts from this code and changes one dimension from −3 to 3. The prior "
+                           "mean is the centre of the code space; a test image shows the changes around a real "
+                           "shape.")
+    if around == "prior":
+        return (0.0,) * d, 0 if model.config.is_conditional else None
+    index = int(c2.number_input("Test image number", 0, len(data.test) - 1, 0, key="dl_image",
+                                help=f"One of the {len(data.test):,} test images; its code is the centre."))
+    c2.image(image_grid(data.test.x[index:index + 1], nrow=1, scale=ui.scale_for(data.test.x, TILE_PX)),
+             caption=f"Test image {index}", width="content")
+    y = int(data.test.y[index]) if model.config.is_conditional else None
+    return encoded_image(entry.sha256, index, model, data.test), y
+
+
+# -- the chosen model ---------------------------------------------------------------------------------------------------
+def score_metrics(score: dict, source: str) -> None:
+    for key, (label, line, help_text) in SCORE_TEXT.items():
+        st.metric(label, f"{score[key]:.3f}", help=help_text)
+        st.caption(line)
+    st.caption(source)
+
+
+def chosen_model(entry, model, data) -> None:
+    score = scores(entry, model, data)
+    names = ", ".join(f"{n} ({k} values)" for n, k in zip(data.test.factor_names, data.test.factor_sizes))
+    st.subheader(f"{entry.title}: one row per latent dimension")
+    st.caption(f"The factors that made each image: {names}. Each row is labelled with the factor its dimension "
+               "tells most about and the **normalised mutual information** (0 to 1: the share of that factor's "
+               "uncertainty the dimension removes). A greyed-out row is an **inactive** dimension: it carries "
+               "under 0.1 nats of information, so the decoder ignores it.")
+    if not model.config.is_variational:
+        st.caption("An autoencoder has no KL and no prior: no row is marked inactive, and ±3 may reach past "
+                   "where its codes lie.")
+    base, y = traversal_centre(entry, model, data)
+    left, right = st.columns([5, 2], gap="large")
+    with left:
+        traversal(entry, model, data, score, base, y, key="dl_traversal")
+    with right:
+        source = ("From the model card (measured on 4,000 test images)." if "mig" in entry.card else
+                  f"Measured on {EVAL_SAMPLES:,} test images, as the bundled models' cards.")
+        score_metrics(score, source)
+
+
+def needs_factors(entry, data) -> None:
+    what = f"was trained on {entry.dataset}, which has" if data is not None else "has its data missing here, so it has"
+    st.info(f"**{entry.title}** {what} no ground-truth factors: there is nothing to check its dimensions against. "
+            "Disentanglement is measured on the **shapes** data set, where every image is made from known factors "
+            "(shape, scale, orientation, position).", icon=":material/info:")
+    if BETA_VAE in ui.available_models():
+        st.button("Switch to the bundled shapes β-VAE", icon=":material/swap_horiz:", on_click=ui.select_model,
+                  args=(BETA_VAE,), help="Pick the shapes β-VAE in the sidebar's model picker.")
+
+
+# -- the comparison -----------------------------------------------------------------------------------------------------
+def compared_models() -> list[tuple]:
+    """(entry, model, data) of the bundled VAE and β-VAE, then this session's models trained on shapes."""
+    models = ui.available_models()
+    keys = [k for k in BUNDLED if k in models]
+    keys += [k for k, (e, _) in models.items() if e.source != "zoo" and has_factors(e)]
+    out = []
+    for key in keys:
+        entry, model = models[key]
+        data = ui.model_data(entry)
+        if data is not None and data.test.factors is not None:
+            out.append((entry, model, data))
+    return out
+
+
+def comparison_table(rows: list[tuple]) -> pd.DataFrame:
+    records = []
+    for entry, model, data in rows:
+        s = scores(entry, model, data)
+        kl = kl_per_dim(entry, model, data)
+        records.append({"Model": entry.title, "β": model.config.beta, "MIG": s["mig"],
+                        "DCI disentanglement": s["dci_disentanglement"], "DCI completeness": s["dci_completeness"],
+                        "DCI informativeness": s["dci_informativeness"],
+                        "Active dimensions": inactive_dimensions(kl).count(False) if kl else model.config.latent_dim})
+    return pd.DataFrame.from_records(records)
+
+
+def comparison_figure(table: pd.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    for i, column in enumerate(("MIG", "DCI disentanglement", "DCI completeness", "DCI informativeness")):
+        fig.add_trace(go.Bar(x=table["Model"], y=table[column], name=column, marker_color=figures.PALETTE[i],
+                             hovertemplate=f"{column}: %{{y:.3f}}<extra></extra>"))
+    fig.update_layout(barmode="group", height=340, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="model",
+                      yaxis_title="score (0 to 1, higher is better)",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+    return fig
+
+
+def bundled_verdict(table: pd.DataFrame) -> None:
+    """The lab's headline: the β-VAE's MIG against the VAE's (the table's first two rows)."""
+    vae, beta = table.iloc[0], table.iloc[1]
+    word = "higher" if beta["MIG"] > vae["MIG"] else "not higher"
+    st.markdown(f"The bundled **β-VAE** (β = {beta['β']:g}) has a MIG of **{beta['MIG']:.3f}**, {word} than the "
+                f"plain **VAE**'s **{vae['MIG']:.3f}**: weighting the KL more pushes each factor into fewer "
+                "dimensions, at the cost of blurrier images.")
+
+
+def comparison() -> None:
+    st.subheader("VAE against β-VAE")
+    rows = compared_models()
+    if not rows:
+        st.info("The bundled shapes models are missing: run `python -m vae_core zoo build`.", icon=":material/info:")
+        return
+    table = comparison_table(rows)
+    st.dataframe(table, width="stretch", hide_index=True, key="dl_table", column_config={
+        "β": st.column_config.NumberColumn(help="The KL weight the model was trained with (1 = a plain VAE).",
+                                           format="%g"),
+        **{SCORE_TEXT[k][0]: st.column_config.NumberColumn(help=SCORE_TEXT[k][2], format="%.3f")
+           for k in SCORE_TEXT},
+        "Active dimensions": st.column_config.NumberColumn(help="Latent dimensions carrying at least 0.1 nats."),
+    })
+    if [e.key for e, _, _ in rows[:2]] == list(BUNDLED):
+        bundled_verdict(table)
+    st.plotly_chart(comparison_figure(table), width="stretch", config=CHART_CONFIG, key="dl_compare_chart")
+    st.markdown("**Their traversals** (rows centred on the prior mean)")
+    tabs = st.tabs([e.title for e, _, _ in rows])
+    for tab, (entry, model, data) in zip(tabs, rows):
+        with tab:
+            traversal(entry, model, data, scores(entry, model, data), (0.0,) * model.config.latent_dim,
+                      0 if model.config.is_conditional else None, key=f"dl_trav_{entry.sha256[:12]}")
+
+
+# -- training a new β in the background (as the Train page does) --------------------------------------------------------
+def session_busy() -> bool:
+    """One training run per session, whichever page started it."""
+    return any(job is not None and job.is_active for job in (st.session_state.get("job"),
+                                                            st.session_state.get("lab_job")))
+
+
+def quick_split(data):
+    """The shapes split with only the first QUICK_IMAGES training images (the test set kept whole)."""
+    n = QUICK_IMAGES
+    train = dataclasses.replace(data.train, x=data.train.x[:n], y=data.train.y[:n], factors=data.train.factors[:n])
+    return dataclasses.replace(data, train=train)
+
+
+def start_job(beta: float, epochs: int, quick: bool) -> None:
+    data = ui.bundled_data("shapes")
+    config = model_config_for(data.input_shape, data.num_classes, kind="vae", beta=beta, **SHAPES_CONV)
+    train_config = TrainConfig(**{**SHAPES_TRAIN, "epochs": epochs})
+    name = f"Shapes β-VAE (β = {beta:g}, {epochs} epoch{'s' if epochs > 1 else ''}{', quick' if quick else ''})"
+    folder = ui.user_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    job = TrainingJob(config, train_config, quick_split(data) if quick else data, ui.job_limiter(),
+                      save_to=unique_path(folder, slug(name)), name=name, alive=ui.session_alive_probe())
+    st.session_state.lab_job = job.start()
+    st.session_state.lab_job_seen_done = False
+
+
+def training_controls() -> None:
+    busy = session_busy()
+    c1, c2, c3 = st.columns(3, gap="large")
+    beta = c1.slider("β (KL weight)", 0.5, 12.0, 4.0, 0.5, key="dl_beta", disabled=busy,
+                     help="1 is the plain VAE, the bundled β-VAE has 6. Larger β: more disentangled, blurrier; "
+                          "too large and dimensions switch off (inactive).")
+    quick = c3.toggle("Quick try", key="dl_quick", disabled=busy,
+                      help=f"1 epoch on {QUICK_IMAGES:,} of the 16,000 training images: done in seconds, but the "
+                           "model is still rough, so its scores are low.")
+    epochs = c2.slider("Epochs", 1, 12, DEFAULT_EPOCHS, key="dl_epochs", disabled=busy or quick,
+                       help="Passes over the 16,000 training images. The bundled models trained 12 (about 4 "
+                            f"minutes on a free 2-core machine); {DEFAULT_EPOCHS} take about a minute.")
+    if st.button("Train this β", type="primary", icon=":material/play_arrow:", disabled=busy, key="dl_start",
+                 help="Train in the background with the bundled models' network and settings; you can keep "
+                      "using the app. The result joins the comparison above and the model picker."):
+        with ui.friendly_errors("Starting training"):
+            start_job(float(beta), 1 if quick else int(epochs), bool(quick))
+            st.rerun()
+    if busy and st.session_state.get("lab_job") is None:
+        st.caption("A model of yours is training on the Train page: one run at a time per session.")
+
+
+def job_status(job: TrainingJob) -> None:
+    snap = job.snapshot()
+    if not job.is_active and not st.session_state.get("lab_job_seen_done", True):
+        st.session_state.lab_job_seen_done = True
+        st.rerun(scope="app")  # the whole page: the comparison and the picker list the new model
+    if snap.state == "queued":
+        st.info(f"All training slots on this server are busy. You are **number {snap.queue_position or 1}** in "
+                "the queue; your run starts by itself.", icon=":material/hourglass_top:")
+    elif snap.state == "running":
+        eta = f", about {snap.eta_seconds:.0f} s left" if snap.eta_seconds is not None else ""
+        st.progress(min(snap.progress, 1.0), text=f"{job.name}: epoch {snap.epoch} of {snap.epochs} · "
+                                                   f"{snap.samples_per_s:,.0f} images/s{eta}")
+    elif snap.state == "done":
+        st.success(f"Finished {job.name}: {snap.message}. It is in the comparison above and in the model "
+                   "picker.", icon=":material/check_circle:")
+        if snap.checkpoint:
+            st.button("Show it at the top of this page", on_click=ui.select_model,
+                      args=(f"mine/{snap.checkpoint.stem}",), key="dl_show_new",
+                      help="Pick the new model in the sidebar: its traversal and scores appear above.")
+    elif snap.state == "cancelled":
+        kept = " What it learnt so far is saved and compared above." if snap.checkpoint else ""
+        st.warning(f"Stopped: {snap.message}.{kept}", icon=":material/stop_circle:")
+    elif snap.state == "failed":
+        st.error(snap.message, icon=":material/error:")
+    if job.is_active and st.button("Stop", icon=":material/stop:", key="dl_stop",
+                                   help="Stop training; the weights learnt so far are kept and saved."):
+        job.cancel()
+
+
+def training() -> None:
+    st.subheader("Train your own β")
+    st.caption("The same convolutional VAE as the bundled ones (8 latent dimensions), trained on shapes with the β "
+               "you choose, in the background. When it is done, its MIG and DCI are measured and it joins the "
+               "comparison above.")
+    training_controls()
+    job = st.session_state.get("lab_job")
+    if job is not None:
+        st.fragment(job_status, run_every=POLL_SECONDS if job.is_active else None)(job)
+
+
+# -- the page -------------------------------------------------------------------------------------------------------------
+def main() -> None:
+    entry, model = ui.current_model()
+    ui.page_header(
+        "Disentanglement lab",
+        "A code is **disentangled** when each of its numbers (latent dimensions) tracks one thing that made the "
+        "image, such as its position or its size, and nothing else. The **shapes** images are drawn from known "
+        "factors, so we can check: change one dimension at a time and watch which factor moves. A **β-VAE** "
+        "weights the KL term more (β > 1), which tends to disentangle the code.",
+    )
+    data = ui.model_data(entry)
+    with ui.friendly_errors("Measuring the model"):
+        if data is None or data.test.factors is None:
+            needs_factors(entry, data)
+        else:
+            chosen_model(entry, model, data)
+    st.divider()
+    with ui.friendly_errors("Comparing the models"):
+        comparison()
+    st.divider()
+    training()
+
+
+if __name__ == "__main__":
+    main()

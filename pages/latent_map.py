@@ -1,0 +1,338 @@
+"""Latent map: every test image as a point at its code (the encoder's mean μ) in a 2-D view, coloured by label.
+Click a point to see the image and its reconstruction, box or lasso a group, or click empty space to decode that
+spot and compare it with its nearest training images ("is it just copying?"). Options draw the encoder's
+uncertainty, the prior's circles and the decoded images behind the points. The selection lives in the URL."""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+from pages import _figures as figures
+from pages import _ui as ui
+from vae_core.latent import (
+    decode, image_grid, nearest_neighbours, nearest_training_images, posterior_ellipses, reconstruct, view_extent,
+)
+
+ui.page_header(
+    "Latent map",
+    "The encoder turns every image into a short list of numbers, its **code**. This map puts each test image at "
+    "its code, coloured by its true label: images the model finds alike land close together. **Click** a point "
+    "to see the image and how the model rebuilds it, **drag a box or lasso** (buttons at the top right of the "
+    "map) to look at a group, or **click empty space** to see what the decoder makes of that spot.",
+)
+
+GROUP_SHOWN = 16  # images of a box/lasso group shown (the first ones)
+ELLIPSE_SAMPLE = 120  # points that get an uncertainty ellipse: more would hide the map
+BACKGROUND_N = 20  # decoded images per side of the background grid
+CLICK_GRID_N = 41  # invisible click targets per side: a click on empty space lands within half a cell
+NEIGHBOURS = 5
+COPY_REFERENCE_SAMPLE = 200  # test images whose nearest training distance gives the "typical" distance
+
+
+# -- state: the selection (a list of test indices, or a spot of the plane), mirrored in the URL --------------------------
+def load_link(n_test: int, methods: list[str], num_classes: int) -> None:
+    """On the first visit in a session, take the selection, the view and the class from the link."""
+    if "lm_focus" in st.session_state:
+        return
+    idx = ui.url_int("idx", 0, n_test - 1)
+    spot = ui.url_floats("pt", 2)
+    focus = {"indices": [idx]} if idx is not None else {"spot": tuple(spot)} if spot is not None else None
+    st.session_state.lm_focus = focus
+    view = st.query_params.get("view")
+    if view in methods:
+        st.session_state.lm_view = view
+    elif view is not None:
+        st.session_state.notice = "The link's “view” value could not be used, so the page opened with defaults."
+    if num_classes:
+        cls = ui.url_int("cls", 0, num_classes - 1)
+        if cls is not None:
+            st.session_state.lm_class = cls
+
+
+def current_focus(n_test: int) -> dict | None:
+    """The selection, with indices another model's data set does not have dropped."""
+    focus = st.session_state.get("lm_focus")
+    if focus and "indices" in focus:
+        kept = [i for i in focus["indices"] if 0 <= i < n_test]
+        focus = {"indices": kept} if kept or not focus["indices"] else None
+    return focus
+
+
+def set_focus(focus: dict | None) -> None:
+    """Select test images or a spot, and move the hand-pick inputs along (run in callbacks, before they draw)."""
+    st.session_state.lm_focus = focus
+    if focus and len(focus.get("indices", [])) == 1:
+        st.session_state.lm_idx = focus["indices"][0]
+    if focus and "spot" in focus:
+        st.session_state.lm_x, st.session_state.lm_y = (round(v, 3) for v in focus["spot"])
+
+
+def on_map_select(n_test: int, decodable: bool) -> None:
+    """A click, box or lasso on the map (see ui.map_selection for what each means)."""
+    event = st.session_state.get("lm_chart")
+    picked = ui.map_selection(event["selection"] if event else None)
+    if picked is None:
+        return
+    if "spot" in picked:
+        if decodable:  # a t-SNE view has no spot to decode (it has no click grid either)
+            set_focus(picked)
+        return
+    set_focus({"indices": [i for i in picked["indices"] if 0 <= i < n_test]})
+
+
+def write_link(focus: dict | None, method: str, num_classes: int) -> None:
+    indices = (focus or {}).get("indices", [])
+    spot = (focus or {}).get("spot")
+    ui.set_url_exact(idx=indices[0] if len(indices) == 1 else None, pt=list(spot) if spot else None,
+                     view=method if method != "identity" else None,
+                     cls=st.session_state.get("lm_class") if num_classes else None)
+
+
+# -- cached work ------------------------------------------------------------------------------------------------------
+@st.cache_data(show_spinner="Decoding the background…", max_entries=64)
+def background_uri(sha: str, method: str, extent: tuple, cls: int | None, _model, _view) -> str:
+    """The decoded grid over the map as an inline PNG, upscaled without blur to about the plot's size."""
+    picture = ui.manifold_background(sha, method, BACKGROUND_N, extent, _model, _view, y=cls)
+    scale = max(1, round(600 / picture.shape[1]))
+    return ui.data_uri(picture.repeat(scale, axis=0).repeat(scale, axis=1))
+
+
+@st.cache_data(show_spinner="Measuring how far real images are from the training set…", max_entries=32)
+def typical_copy_distance(sha: str, _data) -> float:
+    """The median pixel distance of a sample of test images to their nearest training image: the yardstick for
+    "is a decoded image a copy?"."""
+    sample = _data.test.x[torch.linspace(0, len(_data.test) - 1, COPY_REFERENCE_SAMPLE).long().unique()]
+    _, distances = nearest_neighbours(sample, _data.train.x, k=1)
+    return float(distances.median())
+
+
+# -- controls --------------------------------------------------------------------------------------------------------
+def controls(entry, data, methods: list[str]) -> tuple[str, int | None]:
+    """The view, the CVAE's class and the option toggles; returns (view method, class or None)."""
+    config = entry.config
+    cols = st.columns([2, 2, 3])
+    with cols[0]:
+        if len(methods) > 1:
+            if st.session_state.get("lm_view") not in methods:
+                st.session_state.lm_view = methods[0]
+            method = st.selectbox("2-D view", methods, key="lm_view", format_func=ui.VIEW_LABELS.get,
+                                  help=f"This model's codes have {config.latent_dim} numbers, so the map shows a "
+                                       "2-D view of them. PCA shows the two directions along which the codes vary "
+                                       "most, and any spot of it can be decoded. t-SNE arranges the points so "
+                                       "neighbours stay neighbours, but its axes mean nothing and it cannot be "
+                                       "decoded: it is for looking only.")
+        else:
+            method = methods[0]
+            st.markdown("**2-D view:** the latent plane itself")
+            st.caption("This model's codes have two numbers, so the map shows them directly: "
+                       "z[0] across, z[1] up.")
+    cls = None
+    with cols[1]:
+        if config.is_conditional:
+            names = data.label_names
+            st.session_state.setdefault("lm_class", 0)
+            cls = st.selectbox("Class to decode with", range(config.num_classes), key="lm_class",
+                               format_func=lambda k: names[k],
+                               help="A conditional VAE is told the label, so its code keeps only the style. "
+                                    "Decoded spots and the background are drawn as this class; the points are "
+                                    "each encoded with their own true label.")
+    with cols[2]:
+        option_toggles(entry, method)
+    return method, cls
+
+
+def option_toggles(entry, method: str) -> None:
+    tsne = method == "tsne"
+    no_map = "Not available in a t-SNE view: it has no way back from the plane to the codes."
+    variational = entry.config.is_variational
+    st.toggle("Encoder uncertainty (μ ± σ)", key="lm_sigma", disabled=tsne or not variational,
+              help=no_map if tsne else
+              "An autoencoder gives one exact code per image: it has no uncertainty to draw." if not variational else
+              f"For {ELLIPSE_SAMPLE} of the images, an ellipse one standard deviation (σ) around the code (μ): "
+              "the encoder is unsure where in it the image belongs. Big ellipses mean a vague code. In a PCA "
+              "view the ellipse is the encoder's spread within the view's plane; spread along the directions "
+              "the view hides is not shown.")
+    st.toggle("Prior circles (1σ, 2σ, 3σ)", key="lm_prior", disabled=tsne,
+              help=no_map if tsne else
+              "Dashed circles 1, 2 and 3 standard deviations from the centre of the prior, the bell-shaped "
+              "distribution a VAE pulls its codes towards (and samples new images from). A VAE's points should "
+              "mostly sit inside; an autoencoder has no such pull, so its points can be anywhere.")
+    st.toggle("Decoded images behind the points", key="lm_background", disabled=tsne,
+              help=no_map if tsne else
+              f"Decodes a {BACKGROUND_N} × {BACKGROUND_N} grid of codes spread over the map and draws the "
+              "images behind the points: what each region of the latent space generates.")
+
+
+# -- the map ----------------------------------------------------------------------------------------------------------
+def view_points(view, test: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(points (M, 2) in the view, their test indices (M,)): t-SNE embeds only a sample of the points."""
+    if view.method == "tsne":
+        return view.embedding_.numpy(), view.indices_.numpy()
+    return view.transform(torch.from_numpy(test["mu"])).numpy(), np.arange(len(test["mu"]))
+
+
+def map_figure(entry, model, data, test, view, extent, cls, focus) -> go.Figure:
+    points, indices = view_points(view, test)
+    fig = figures.latent_scatter(points, test["y"][indices], data.label_names, view.axis_labels, indices=indices,
+                                 height=600, marker_size=7 if len(points) <= 1000 else 4)
+    # Below the plot, the legend leaves the square map its full width; a white rim keeps points readable on the
+    # decoded background.
+    fig.update_layout(legend=dict(title_text="label", orientation="h", y=-0.12, yanchor="top"),
+                      uirevision="latent-map", margin=dict(t=40))
+    fig.update_traces(marker_line=dict(width=0.6, color="white"), selector=dict(type="scattergl"))
+    if view.decodable:
+        figures.click_grid(fig, extent, CLICK_GRID_N)
+    if st.session_state.get("lm_background") and view.decodable:
+        figures.background_image(fig, background_uri(entry.sha256, view.method, extent, cls, model, view), extent)
+    if st.session_state.get("lm_sigma") and view.decodable and test["logvar"] is not None:
+        sample = np.unique(np.linspace(0, len(points) - 1, min(len(points), ELLIPSE_SAMPLE)).round().astype(int))
+        shapes = posterior_ellipses(view, torch.from_numpy(test["mu"][sample]), torch.from_numpy(test["logvar"][sample]))
+        figures.outlines(fig, shapes.numpy(), f"μ ± σ ({len(sample)} images)")
+    if st.session_state.get("lm_prior") and view.decodable:
+        center, scale = view.prior_center_and_scale()
+        figures.prior_contours(fig, tuple(center.tolist()), tuple(scale.tolist()))
+        # Darker than the shared default: the circles must show over the decoded background too.
+        fig.update_traces(line=dict(color="rgba(17,24,39,0.85)", width=1.5), selector=dict(legendgroup="prior"))
+    mark_focus(fig, focus, points, indices)
+    fig.update_xaxes(range=[extent[0], extent[1]])
+    fig.update_yaxes(range=[extent[2], extent[3]])
+    return fig
+
+
+def mark_focus(fig: go.Figure, focus: dict | None, points: np.ndarray, indices: np.ndarray) -> None:
+    if not focus:
+        return
+    if "spot" in focus:
+        figures.highlight(fig, np.array([focus["spot"]]), "decoded spot", symbol="x-thin-open", color="#e11d48")
+        return
+    shown = np.isin(indices, focus["indices"][:GROUP_SHOWN])
+    if shown.any():
+        figures.highlight(fig, points[shown], "selected")
+
+
+# -- the selection panel ------------------------------------------------------------------------------------------------
+def picture(images: torch.Tensor, nrow: int, caption: str, tile_px: int = ui.TILE_PX) -> None:
+    """A crisp grid as an inline PNG (its pixels can be read back from the page)."""
+    st.image(ui.data_uri(image_grid(images, nrow=nrow, scale=ui.scale_for(images, tile_px))), caption=caption,
+             width="content")
+
+
+def show_points(model, data, test, view, indices: list[int]) -> None:
+    if not indices:
+        st.info("No images inside that box or lasso: try a bigger one.", icon=":material/info:")
+        return
+    x = data.test.x[indices[:GROUP_SHOWN]]
+    y = data.test.y[indices[:GROUP_SHOWN]]
+    recon = reconstruct(model, x, y)  # a CVAE decodes with each image's own label
+    names = data.label_names
+    if len(indices) == 1:
+        i = indices[0]
+        where = view_points(view, test)
+        pos = np.flatnonzero(where[1] == i)
+        at = f" · at ({where[0][pos[0], 0]:.2f}, {where[0][pos[0], 1]:.2f})" if len(pos) else " · not in this t-SNE sample"
+        st.markdown(f"**Test image #{i}** · label **{names[int(y[0])]}**{at}")
+        left, right = st.columns(2)
+        with left:
+            picture(x, 1, "Input", tile_px=160)
+        with right:
+            picture(recon, 1, "Reconstruction", tile_px=160)
+        st.caption("The reconstruction is the decoder's image of this point's code: the closer to the input, "
+                   "the more the code keeps.")
+        return
+    labels, counts = np.unique(test["y"][indices], return_counts=True)
+    summary = ", ".join(f"{names[int(k)]} ({c})" for k, c in sorted(zip(labels, counts), key=lambda t: -t[1]))
+    shown = min(len(indices), GROUP_SHOWN)
+    st.markdown(f"**{len(indices)} test images selected**" + (f" (the first {shown} shown)" if len(indices) > shown
+                                                                else "") + f" · labels: {summary}")
+    picture(x, 8, "Inputs")
+    picture(recon, 8, "Their reconstructions")
+
+
+def show_spot(entry, model, data, view, spot, cls) -> None:
+    if not view.decodable:
+        st.info("A t-SNE view cannot be decoded: switch to the PCA view to decode a spot.", icon=":material/info:")
+        return
+    z = view.inverse_transform(torch.tensor([spot], dtype=torch.float32))  # (1, D)
+    image = decode(model, z, cls)
+    train_mu = torch.from_numpy(ui.encode_split(entry.sha256, "train", model, data)["mu"])
+    pix_idx, pix_dist = nearest_training_images(model, image, data.train.x, k=NEIGHBOURS, space="pixel")
+    lat_idx, lat_dist = nearest_training_images(model, image, data.train.x, k=NEIGHBOURS, space="latent",
+                                                train_mu=train_mu, y=cls)
+    st.markdown(f"**Decoded spot** ({spot[0]:.2f}, {spot[1]:.2f})"
+                + (f" as class **{data.label_names[cls]}**" if cls is not None else ""))
+    picture(image, 1, "What the decoder makes of this spot", tile_px=160)
+    st.markdown("**Is it just copying?** Its nearest training images:")
+    picture(data.train.x[pix_idx[0]], NEIGHBOURS,
+            "By pixels · distance " + " · ".join(f"{d:.2f}" for d in pix_dist[0].tolist()))
+    picture(data.train.x[lat_idx[0]], NEIGHBOURS,
+            "By code · distance " + " · ".join(f"{d:.2f}" for d in lat_dist[0].tolist()))
+    typical = typical_copy_distance(entry.sha256, data)
+    st.caption(f"A pixel distance near 0 would be a copy. For comparison, a real test image is typically "
+               f"{typical:.2f} from its nearest training image. The code distance compares the encoder's codes "
+               "of this image and of each training image.")
+
+
+def hand_pick(n_test: int, decodable: bool) -> None:
+    """Number inputs for choosing without the mouse (and for exact spots)."""
+    with st.expander("Choose by number", expanded=st.session_state.get("lm_focus") is None):
+        st.session_state.lm_idx = min(int(st.session_state.get("lm_idx", 0)), n_test - 1)
+        st.number_input("Test image number", 0, n_test - 1, key="lm_idx",
+                        on_change=lambda: set_focus({"indices": [int(st.session_state.lm_idx)]}),
+                        help=f"Show one of the {n_test} test images by its number (0 to {n_test - 1}).")
+        if not decodable:
+            return
+        st.session_state.setdefault("lm_x", 0.0)
+        st.session_state.setdefault("lm_y", 0.0)
+        take_spot = lambda: set_focus({"spot": (float(st.session_state.lm_x), float(st.session_state.lm_y))})  # noqa: E731
+        a, b = st.columns(2)
+        a.number_input("Spot: across", -1000.0, 1000.0, key="lm_x", step=0.1, format="%.3f", on_change=take_spot,
+                       help="The horizontal position, in the map's units, of a spot to decode.")
+        b.number_input("Spot: up", -1000.0, 1000.0, key="lm_y", step=0.1, format="%.3f", on_change=take_spot,
+                       help="The vertical position, in the map's units, of a spot to decode.")
+
+
+@st.fragment
+def explore(entry, model, data, test, view, extent, cls) -> None:
+    """The map and the selection panel: a click reruns only this part."""
+    n_test = len(test["mu"])
+    focus = current_focus(n_test)
+    left, right = st.columns([3, 2], gap="medium")
+    with left:
+        fig = map_figure(entry, model, data, test, view, extent, cls, focus)
+        st.plotly_chart(fig, key="lm_chart", on_select=lambda: on_map_select(n_test, view.decodable),
+                        selection_mode=("points", "box", "lasso"), width="stretch")
+        st.caption("Hover a point for its label and number. Plotly cannot show pictures in a hover box, so click "
+                   "the point: its image appears on the right." + (" Click empty space to decode that spot."
+                                                                    if view.decodable else ""))
+    with right:
+        st.subheader("Selection")
+        with ui.friendly_errors("Showing the selection"):
+            if focus is None:
+                st.info("Nothing selected yet: click a point, drag a box or lasso around some, or click empty "
+                        "space.", icon=":material/touch_app:")
+            elif "spot" in focus:
+                show_spot(entry, model, data, view, focus["spot"], cls)
+            else:
+                show_points(model, data, test, view, focus["indices"])
+        hand_pick(n_test, view.decodable)
+    write_link(focus, view.method, entry.config.num_classes if entry.config.is_conditional else 0)
+
+
+# -- the page ----------------------------------------------------------------------------------------------------------
+def main() -> None:
+    entry, model = ui.current_model()
+    data = ui.require_data(entry)
+    with ui.friendly_errors("Drawing the latent map"):
+        test = ui.encode_split(entry.sha256, "test", model, data)
+        methods = ui.view_methods(entry.config.latent_dim)
+        load_link(len(test["mu"]), methods, entry.config.num_classes if entry.config.is_conditional else 0)
+        ui.pop_notice()
+        method, cls = controls(entry, data, methods)
+        view = ui.latent_view(entry.sha256, method, test["mu"])
+        extent = view_extent(view, torch.from_numpy(test["mu"]))
+        explore(entry, model, data, test, view, extent, cls)
+
+
+main()

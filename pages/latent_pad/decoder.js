@@ -1,0 +1,190 @@
+// Latent Lab's in-browser decoder: runs a decoder exported by vae_core/export.py (browser_payload) on
+// typed arrays, with no library. Linear is a tight loop of dot products; ConvTranspose2d is computed in scatter
+// form on channels-last activations (each input pixel's non-zero values times the kernel, added into the output
+// window the pixel maps to). Every buffer is allocated once when the decoder is compiled: a decode allocates
+// nothing.
+//
+//   const dec = compileDecoder(payload);        // throws on a layer type it does not know
+//   const img = dec.decode(z, y);               // Float64Array (C*H*W, CHW order) in [0, 1]; y: class or null
+//   paintImage(dec, img, imageData);            // RGBA bytes, quantised exactly like vae_core.latent.image_grid
+
+function b64ToFloat32(text) {
+  const bin = atob(text);
+  const n = bin.length;
+  const bytes = new Uint8Array(n);
+  for (let i = 0; i < n; i++) bytes[i] = bin.charCodeAt(i);
+  return new Float32Array(bytes.buffer); // little-endian, as every browser platform is
+}
+
+function linearStep(W, b, nIn, nOut) {
+  const out = new Float64Array(nOut);
+  return (x) => {
+    for (let o = 0; o < nOut; o++) {
+      let s = b[o];
+      const base = o * nIn;
+      for (let i = 0; i < nIn; i++) s += W[base + i] * x[i];
+      out[o] = s;
+    }
+    return out;
+  };
+}
+
+function reluStep() {
+  return (x) => {
+    for (let i = 0, n = x.length; i < n; i++) if (x[i] < 0) x[i] = 0;
+    return x;
+  };
+}
+
+function sigmoidStep() {
+  return (x) => {
+    for (let i = 0, n = x.length; i < n; i++) x[i] = 1 / (1 + Math.exp(-x[i]));
+    return x;
+  };
+}
+
+function chwToHwcStep(c, h, w) {
+  const out = new Float64Array(c * h * w);
+  return (x) => {
+    for (let ch = 0; ch < c; ch++) {
+      const src = ch * h * w;
+      for (let p = 0; p < h * w; p++) out[p * c + ch] = x[src + p];
+    }
+    return out;
+  };
+}
+
+function hwcToChwStep(c, h, w) {
+  const out = new Float64Array(c * h * w);
+  return (x) => {
+    for (let p = 0; p < h * w; p++) {
+      for (let ch = 0; ch < c; ch++) out[ch * h * w + p] = x[p * c + ch];
+    }
+    return out;
+  };
+}
+
+// ConvTranspose2d, weight (Ci, Co, kh, kw) as PyTorch stores it; input and output channels-last. For each input
+// pixel, its non-zero channels are accumulated into one (kh, kw, Co) patch (a long contiguous loop), and the patch
+// is then added into the output window the pixel maps to, clipped by the padding.
+function convTransposeStep(L) {
+  const [ci, h, w] = L.in_shape;
+  const [co, oh, ow] = L.out_shape;
+  const [kh, kw] = L.kernel, [sh, sw] = L.stride, [ph, pw] = L.padding;
+  const src = b64ToFloat32(L.weight), bias = b64ToFloat32(L.bias);
+  const K = kh * kw * co;
+  const W = new Float64Array(ci * K); // (Ci, kh, kw, Co)
+  for (let a = 0; a < ci; a++)
+    for (let o = 0; o < co; o++)
+      for (let ky = 0; ky < kh; ky++)
+        for (let kx = 0; kx < kw; kx++)
+          W[a * K + (ky * kw + kx) * co + o] = src[((a * co + o) * kh + ky) * kw + kx];
+  const out = new Float64Array(oh * ow * co);
+  const patch = new Float64Array(K);
+  return (x) => {
+    for (let p = 0; p < oh * ow; p++) {
+      const base = p * co;
+      for (let o = 0; o < co; o++) out[base + o] = bias[o];
+    }
+    for (let iy = 0; iy < h; iy++) {
+      for (let ix = 0; ix < w; ix++) {
+        const ib = (iy * w + ix) * ci;
+        patch.fill(0);
+        let any = false;
+        for (let a = 0; a < ci; a++) {
+          const v = x[ib + a];
+          if (v === 0) continue; // after a ReLU many inputs are exactly zero
+          any = true;
+          const wb = a * K;
+          for (let j = 0; j < K; j++) patch[j] += v * W[wb + j];
+        }
+        if (!any) continue;
+        for (let ky = 0; ky < kh; ky++) {
+          const oy = iy * sh - ph + ky;
+          if (oy < 0 || oy >= oh) continue;
+          for (let kx = 0; kx < kw; kx++) {
+            const ox = ix * sw - pw + kx;
+            if (ox < 0 || ox >= ow) continue;
+            const ob = (oy * ow + ox) * co, pb = (ky * kw + kx) * co;
+            for (let o = 0; o < co; o++) out[ob + o] += patch[pb + o];
+          }
+        }
+      }
+    }
+    return out;
+  };
+}
+
+function compileDecoder(payload) {
+  if (payload.format !== "latent-lab-decoder" || payload.version !== 1) {
+    throw new Error("not a latent-lab-decoder v1 payload");
+  }
+  const latentDim = payload.latent_dim, numClasses = payload.num_classes;
+  const steps = [];
+  let layout = "flat"; // flat | chw | hwc
+  let shape = [latentDim + numClasses];
+  for (const L of payload.layers) {
+    switch (L.type) {
+      case "linear":
+        if (layout === "hwc") steps.push(hwcToChwStep(...shape));
+        layout = "flat";
+        steps.push(linearStep(b64ToFloat32(L.weight), b64ToFloat32(L.bias), L.in, L.out));
+        shape = [L.out];
+        break;
+      case "relu":
+        steps.push(reluStep());
+        break;
+      case "unflatten":
+        layout = "chw";
+        shape = L.shape.slice();
+        break;
+      case "conv_transpose2d":
+        if (layout !== "hwc") steps.push(chwToHwcStep(...L.in_shape));
+        layout = "hwc";
+        steps.push(convTransposeStep(L));
+        shape = L.out_shape.slice();
+        break;
+      case "sigmoid":
+        if (layout === "hwc") steps.push(hwcToChwStep(...shape));
+        layout = "chw";
+        steps.push(sigmoidStep());
+        break;
+      default:
+        throw new Error(`the browser decoder does not know the layer type ${L.type}`);
+    }
+  }
+  const input = new Float64Array(latentDim + numClasses);
+  const [c, h, w] = payload.output_shape;
+  return {
+    latentDim, numClasses, channels: c, height: h, width: w, nParameters: payload.n_parameters,
+    decode(z, y) {
+      for (let i = 0; i < latentDim; i++) input[i] = Math.fround(z[i]); // the model's float32 inputs
+      for (let k = 0; k < numClasses; k++) input[latentDim + k] = k === y ? 1 : 0;
+      let x = input;
+      for (const step of steps) x = step(x);
+      return x;
+    },
+  };
+}
+
+// torch: (x.clamp(0, 1) * 255).round().to(uint8) in float32, round half to even.
+function quantise(v) {
+  const t = Math.fround(Math.fround(v < 0 ? 0 : v > 1 ? 1 : v) * 255);
+  let r = Math.round(t);
+  if (r - t === 0.5 && (r & 1) === 1) r -= 1; // Math.round takes .5 up; torch takes it to the even neighbour
+  return r;
+}
+
+function paintImage(dec, img, imageData) {
+  const px = imageData.data, n = dec.height * dec.width;
+  for (let p = 0; p < n; p++) {
+    const q = p * 4;
+    if (dec.channels === 1) {
+      const v = quantise(img[p]);
+      px[q] = v; px[q + 1] = v; px[q + 2] = v;
+    } else {
+      px[q] = quantise(img[p]); px[q + 1] = quantise(img[n + p]); px[q + 2] = quantise(img[2 * n + p]);
+    }
+    px[q + 3] = 255;
+  }
+}

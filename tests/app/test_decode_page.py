@@ -1,0 +1,282 @@
+"""The Decode page: every bundled model renders; the sliders drive the decoded image (the decode of exactly that
+code); the start points, the grids, the CVAE class; a link reproduces the image exactly; a bad link gets defaults
+and a notice."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from pages import _ui
+from tests.app.conftest import APP, ROOT, open_app, picker
+from vae_core.checkpoint import load_checkpoint
+from vae_core.data import load_from_spec
+from vae_core.latent import encode_dataset, image_grid, sample_prior
+from vae_core.zoo import ZOO
+
+PAGE = "pages/decode.py"
+ZOO_NAMES = [s.name for s in ZOO if (ROOT / "checkpoints" / f"{s.name}.pt").is_file()]
+
+
+# -- helpers ----------------------------------------------------------------------------------------------------------
+def model(name: str):
+    return load_checkpoint(ROOT / "checkpoints" / f"{name}.pt")[0]
+
+
+def open_decode(name: str = "digits-vae-2d") -> AppTest:
+    at = open_app(PAGE)
+    if name != "digits-vae-2d":
+        picker(at).set_value(f"zoo/{name}").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def open_link(**params) -> AppTest:
+    """A fresh session opening the Decode page with these query parameters (a shared link)."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()  # the first page leaves the link's parameters alone ...
+    at.switch_page(PAGE).run()  # ... so this run is the page opened from the link
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def decoded(at: AppTest) -> np.ndarray:
+    """The decoded image the page shows, read back from its inline PNG."""
+    [image] = [i for i in at.image if i.captions and i.captions[0].startswith("The decoder's image")]
+    header, data = image.value[0].split(",", 1)
+    assert header == "data:image/png;base64"
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
+
+
+def rendered(m, z, y=None) -> np.ndarray:
+    """decode_mean(z) drawn the way the page draws it: one tile, ~256 px, nearest-neighbour upscaled."""
+    with torch.no_grad():
+        images = m.eval().decode_mean(torch.tensor([z], dtype=torch.float32),
+                                      None if y is None else torch.tensor([y])).clamp(0, 1)
+    return image_grid(images, nrow=1, scale=_ui.scale_for(images, 256))
+
+
+def z_sliders(at: AppTest):
+    return [s for s in at.slider if s.label.startswith("z[")]
+
+
+def point(at: AppTest) -> list[float]:
+    return list(at.session_state["decode_point"]["z"])
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def button(at: AppTest, label: str):
+    return labelled(at.button, label)
+
+
+def labelled(widgets, label: str):
+    [widget] = [w for w in widgets if w.label == label]
+    return widget
+
+
+# -- every model ------------------------------------------------------------------------------------------------------
+def test_every_bundled_model_renders():
+    at = open_decode()
+    for name in ZOO_NAMES:  # one session picking each model in turn, as a teacher would
+        picker(at).set_value(f"zoo/{name}").run()
+        assert not at.exception, (name, [e.value for e in at.exception])
+        m = model(name)
+        d = m.config.latent_dim
+        assert at.title[0].value == "Decode"
+        assert len(z_sliders(at)) == min(d, 6), name
+        assert all(s.help for s in z_sliders(at)), "every slider explains what a latent dimension is"
+        assert np.array_equal(decoded(at), rendered(m, [0.0] * d, 0 if m.config.is_conditional else None)), name
+        assert len(charts(at)) == (2 if d >= 2 else 1), name  # the traversal and the manifold grid
+        assert at.query_params["z"] == ",".join(["0.0"] * d), name
+        assert not at.error, (name, [e.value for e in at.error])
+
+
+# -- the sliders drive the image --------------------------------------------------------------------------------------
+class TestSliders:
+    def test_moving_a_slider_redraws_the_decode_of_that_code(self):
+        at = open_decode()
+        before = decoded(at)
+        z_sliders(at)[0].set_value(1.5).run()
+        after = decoded(at)
+        assert not np.array_equal(before, after)
+        assert np.array_equal(after, rendered(model("digits-vae-2d"), [1.5, 0.0]))
+        assert point(at) == [1.5, 0.0]
+
+    def test_slider_range_is_in_prior_sigma_and_adjustable(self):
+        at = open_decode()
+        s = z_sliders(at)[0]
+        assert (s.min, s.max, s.step) == (-3.0, 3.0, 0.05)
+        labelled(at.select_slider, "How far the sliders go (± σ)").set_value(5).run()
+        assert (z_sliders(at)[0].min, z_sliders(at)[0].max) == (-5.0, 5.0)
+
+    def test_an_autoencoder_range_covers_its_codes(self):
+        at = open_decode("digits-ae-2d")
+        assert z_sliders(at)[0].max == 10.0  # its test codes reach ~8: no prior scale to speak of
+        assert any("autoencoder has no prior" in s.help for s in at.select_slider)
+
+    def test_a_large_latent_gets_sliders_for_its_most_informative_dimensions(self):
+        at = open_decode("digits-vae-10d")
+        [dims] = at.multiselect
+        assert dims.label == "Dimensions with sliders"
+        kl = model_meta("digits-vae-10d")["kl_per_dim"]
+        assert set(dims.value) == set(np.argsort(kl)[::-1][:6].tolist())
+        [s for s in z_sliders(at) if s.label == "z[3]"][0].set_value(1.0).run()
+        dims.set_value([0, 3]).run()  # z[3] keeps its value, the others stay where the point is
+        assert [s.label for s in z_sliders(at)] == ["z[0]", "z[3]"]
+        assert z_sliders(at)[1].value == 1.0
+        assert point(at)[3] == 1.0 and len(point(at)) == 10
+        assert len(charts(at)[0]["layout"]["yaxis"]["tickvals"]) == 10  # the traversal still shows every dimension
+
+    def test_the_point_stays_when_switching_to_a_model_of_the_same_size(self):
+        at = open_decode()
+        z_sliders(at)[1].set_value(-1.0).run()
+        picker(at).set_value("zoo/digits-betavae-2d").run()
+        assert [s.value for s in z_sliders(at)] == [0.0, -1.0]
+        assert np.array_equal(decoded(at), rendered(model("digits-betavae-2d"), [0.0, -1.0]))
+        picker(at).set_value("zoo/digits-vae-10d").run()  # another size: back to the centre
+        assert point(at) == [0.0] * 10
+
+
+def model_meta(name: str) -> dict:
+    return load_checkpoint(ROOT / "checkpoints" / f"{name}.pt")[1]
+
+
+# -- start points -----------------------------------------------------------------------------------------------------
+class TestStartPoints:
+    def test_random_code_is_the_seeded_prior_sample_and_moves_the_seed_on(self):
+        at = open_decode()
+        at.number_input(key="decode_seed").set_value(7).run()
+        button(at, "Draw a random code").click().run()
+        expected = sample_prior(model("digits-vae-2d"), 1, seed=7)[0][0].tolist()
+        assert point(at) == expected
+        assert [s.value for s in z_sliders(at)] == expected
+        assert at.number_input(key="decode_seed").value == 8
+        assert np.array_equal(decoded(at), rendered(model("digits-vae-2d"), expected))
+
+    def test_centre_goes_back_to_zeros(self):
+        at = open_decode()
+        z_sliders(at)[0].set_value(2.0).run()
+        button(at, "Go to the centre").click().run()
+        assert point(at) == [0.0, 0.0]
+        assert [s.value for s in z_sliders(at)] == [0.0, 0.0]
+
+    def test_encoding_a_test_image_gives_its_reconstruction_and_class(self):
+        at = open_decode("digits-cvae-2d")
+        m, meta = load_checkpoint(ROOT / "checkpoints" / "digits-cvae-2d.pt")
+        data = load_from_spec(meta["data_spec"])
+        at.number_input(key="decode_index_359").set_value(5).run()
+        assert any(c == f"label {int(data.test.y[5])}" for i in at.image for c in i.captions)
+        button(at, "Encode this image").click().run()
+        mu = encode_dataset(m, data.test.x, data.test.y).mu[5].tolist()  # the page encodes the set at once
+        label = int(data.test.y[5])
+        assert point(at) == mu
+        assert labelled(at.radio, "Class").value == label
+        assert np.array_equal(decoded(at), rendered(m, mu, label))
+
+    def test_without_the_data_the_test_image_start_says_why_it_is_off(self, monkeypatch):
+        monkeypatch.setattr(_ui, "model_data", lambda entry: None)
+        at = open_decode()
+        assert button(at, "Encode this image").disabled
+        assert any("does not have the data" in c.value for c in at.caption)
+        assert len(z_sliders(at)) == 2  # the rest of the page works
+
+
+# -- the grids --------------------------------------------------------------------------------------------------------
+class TestGrids:
+    def test_manifold_grid_size_follows_n(self):
+        at = open_decode()
+        at.slider(key="decode_grid_n").set_value(5).run()
+        manifold = charts(at)[1]
+        assert manifold["layout"]["xaxis"]["ticktext"] == ["-3.00", "-1.50", "0.00", "1.50", "3.00"]
+        assert manifold["layout"]["yaxis"]["ticktext"] == ["3.00", "1.50", "0.00", "-1.50", "-3.00"]  # top: largest
+        across = int(np.argmax(model_meta("digits-vae-2d")["kl_per_dim"]))  # the more informative one
+        assert manifold["layout"]["xaxis"]["title"]["text"] == f"z[{across}] (σ)"
+        assert manifold["layout"]["yaxis"]["title"]["text"] == f"z[{1 - across}] (σ)"
+        assert len(manifold["layout"]["shapes"]) == 1  # the frame on the tile nearest the point
+
+    def test_manifold_needs_two_different_dimensions(self):
+        at = open_decode()
+        across, up = labelled(at.selectbox, "Across"), labelled(at.selectbox, "Up")
+        across.set_value(up.value).run()
+        assert any("two different dimensions" in w.value for w in at.warning)
+        assert len(charts(at)) == 1
+
+    def test_traversal_frames_the_tile_nearest_the_point(self):
+        at = open_decode()
+        at.slider(key="decode_trav_n").set_value(7).run()
+        trav = charts(at)[0]
+        assert trav["layout"]["xaxis"]["ticktext"] == ["-3.00", "-2.00", "-1.00", "0.00", "1.00", "2.00", "3.00"]
+        assert trav["layout"]["yaxis"]["ticktext"] == ["z[0]", "z[1]"]
+        assert trav["layout"]["xaxis"]["title"]["text"] == "value of the dimension (σ)"
+        centres = trav["layout"]["xaxis"]["tickvals"]
+
+        def framed_columns(fig):
+            return [min(range(len(centres)), key=lambda c: abs(centres[c] - (s["x0"] + s["x1"]) / 2))
+                    for s in fig["layout"]["shapes"]]
+
+        assert framed_columns(trav) == [3, 3]  # the point is the centre: the middle column in both rows
+        z_sliders(at)[0].set_value(2.9).run()
+        assert framed_columns(charts(at)[0]) == [6, 3]
+
+
+# -- the CVAE's class -------------------------------------------------------------------------------------------------
+def test_cvae_class_is_a_control_and_in_the_url():
+    at = open_decode("digits-cvae-2d")
+    [cls] = at.radio
+    assert cls.label == "Class" and cls.help
+    cls.set_value(3).run()
+    assert np.array_equal(decoded(at), rendered(model("digits-cvae-2d"), [0.0, 0.0], 3))
+    assert at.query_params["class"] == "3"
+    picker(at).set_value("zoo/digits-vae-2d").run()
+    assert "class" not in at.query_params
+
+
+# -- shared links -----------------------------------------------------------------------------------------------------
+class TestLinks:
+    def test_a_link_reproduces_the_decoded_image_exactly(self):
+        z = [1.2345673, -0.4999999]  # not on the slider's 0.05 steps: an encoded image's code, say
+        at = open_link(z=",".join(map(str, z)))
+        assert [s.value for s in z_sliders(at)] == z
+        assert np.array_equal(decoded(at), rendered(model("digits-vae-2d"), z))
+        assert [np.float32(v) for v in at.query_params["z"].split(",")] == [np.float32(v) for v in z]
+
+    def test_the_url_the_page_writes_opens_the_same_image(self):
+        sender = open_decode("digits-cvae-2d")
+        sender.number_input(key="decode_index_359").set_value(42).run()
+        button(sender, "Encode this image").click().run()  # arbitrary float32 codes
+        link = dict(sender.query_params)
+        receiver = open_link(**link)
+        assert np.array_equal(decoded(receiver), decoded(sender))
+        assert picker(receiver).value == "zoo/digits-cvae-2d"
+
+    def test_the_url_follows_the_sliders(self):
+        at = open_decode()
+        z_sliders(at)[1].set_value(0.15).run()
+        assert at.query_params["z"] == "0.0,0.15"
+
+    @pytest.mark.parametrize("params", [{"z": "abc,1"}, {"z": "1,2,3"}, {"z": "nan,0"}, {"z": "1e9,0"},
+                                        {"model": "zoo/digits-cvae-2d", "z": "0.5,0.5", "class": "99"}])
+    def test_garbage_gets_defaults_and_a_notice(self, params):
+        at = open_link(**params)
+        assert any("could not be used" in i.value for i in at.info), [i.value for i in at.info]
+        if "class" in params:  # the good part of the link is kept
+            assert point(at) == [0.5, 0.5] and at.query_params["class"] == "0"
+        else:
+            assert [s.value for s in z_sliders(at)] == [0.0, 0.0]
+            assert at.query_params["z"] == "0.0,0.0"
+
+
+def test_exact_float_reads_back_as_the_same_float32():
+    for v in [0.15, 0.1 + 0.05, -1.2345673, 1e-9, 3.0, 2.5000001, 999.99]:
+        assert np.float32(float(_ui.exact_float(v))) == np.float32(v)

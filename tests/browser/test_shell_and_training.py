@@ -1,0 +1,348 @@
+"""End-to-end browser tests of the app shell, live training and model uploads.
+
+A real `streamlit run app.py` server and a real headless Chromium (see conftest.py); nothing is mocked.
+Run:  .venv/bin/python -m pytest tests/browser -q -x
+Screenshots: $LATENT_LAB_ARTIFACTS/screenshots (default test-artifacts/screenshots); figures: figures.json there.
+"""
+from __future__ import annotations
+
+import os
+import random
+import re
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import (APP_DIR, DEFAULT_MODEL_TITLE, FIRST_PAGE_TITLE, assert_no_exception, record_figure,
+                                    screenshot, sidebar_picker, wait_for_app)
+
+pytestmark = pytest.mark.timeout(300)
+
+APP_OPEN_LIMIT_S = 5.0
+UI_ANSWER_LIMIT_MS = 2_000
+STOP_LIMIT_MS = 3_000
+TRAIN_TIMEOUT_MS = 240_000  # a loaded 2-core machine trains the small digits model in well under this
+
+EPOCH_RE = re.compile(r"Epoch (\d+) of (\d+)")
+
+# Records every distinct text of the progress bar (the fragment redraws it about once a second), so the test sees
+# the progress move however fast or slow the machine trains.
+PROGRESS_LOGGER = """() => {
+  window.__progress = [];
+  window.__progressTimer = setInterval(() => {
+    const el = document.querySelector('[data-testid="stProgress"]');
+    const text = el ? el.innerText.trim() : null;
+    const log = window.__progress;
+    if (text && log[log.length - 1] !== text) log.push(text);
+  }, 50);
+}"""
+
+
+# -- helpers --------------------------------------------------------------------------------------------------------
+def open_page(page, url: str) -> None:
+    page.goto(url)
+    wait_for_app(page)
+    assert_no_exception(page)
+
+
+def slider(page, label: str):
+    """The thumb of a Streamlit slider (a visually hidden <input type=range> that takes keyboard input)."""
+    return page.locator(f'[data-testid="stSlider"] input[type="range"][aria-label="{label}"]')
+
+
+def slider_value(page, label: str):
+    """The value shown above the thumb (for a select_slider, the option itself, not its index)."""
+    thumb = page.locator(f'input[type="range"][aria-label="{label}"]')
+    return page.get_by_test_id("stSlider").filter(has=thumb).get_by_test_id("stSliderThumbValue")
+
+
+def set_slider(page, label: str, *, home: bool = False, end: bool = False, right: int = 0, expect_text: str) -> None:
+    """Drive a slider with the keyboard (Home/End then ArrowRight presses) and wait for the app to take it."""
+    thumb = slider(page, label)
+    thumb.focus()
+    if home:
+        thumb.press("Home")
+    if end:
+        thumb.press("End")
+    for _ in range(right):
+        thumb.press("ArrowRight")
+    expect(slider_value(page, label)).to_have_text(expect_text)
+    thumb.blur()
+    wait_for_app(page)
+    expect(slider_value(page, label)).to_have_text(expect_text)
+
+
+def set_model_name(page, name: str) -> None:
+    box = page.get_by_label("Model name", exact=True)
+    box.fill(name)
+    box.press("Enter")
+    wait_for_app(page)
+    expect(box).to_have_value(name)
+
+
+def progress_bar(page):
+    return page.get_by_test_id("stProgress")
+
+
+def alert(page, text: str):
+    return page.get_by_test_id("stAlert").filter(has_text=text)
+
+
+def stop_if_training(page) -> None:
+    """Leave no job training in the shared server after a test, whatever happened in it."""
+    try:
+        stop = page.get_by_role("button", name="Stop", exact=True)
+        if stop.count() and stop.is_visible():
+            stop.click(timeout=5_000)
+            expect(page.get_by_text(re.compile("Stopped|Finished"))).to_be_visible(timeout=15_000)
+    except Exception:  # best effort: the test's own failure is the one to report
+        pass
+
+
+def trained_file(server, stem: str) -> Path | None:
+    """A checkpoint the app saved for some session of this test run (LATENT_LAB_USER_DIR/<session>/<stem>.pt)."""
+    hits = sorted(Path(server.user_dir).glob(f"*/{stem}.pt"))
+    return hits[0] if hits else None
+
+
+def checkpoint_meta(path: Path) -> dict:
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)["meta"]
+
+
+# -- 1. the app opens on the bundled digits VAE -------------------------------------------------------------------
+def test_app_opens_on_digits_vae_quickly(server, page):
+    first = server.first_open
+    assert "error" not in first, f"the first page never showed its title and the default model: {first['error']}"
+    print(f"\napp open: {first['from_health']:.2f} s after the health endpoint answered "
+          f"({first['from_process_start']:.2f} s after the process started; health after {first['health_after']:.2f} s)")
+    record_figure("app_open_seconds", round(first["from_health"], 3))
+    record_figure("app_open_seconds_from_process_start", round(first["from_process_start"], 3))
+    record_figure("server_health_seconds", round(first["health_after"], 3))
+
+    # The same page again, warm: title, picker and the default model's card, no exception.
+    open_page(page, server)
+    expect(page.get_by_role("heading", name=FIRST_PAGE_TITLE, level=1)).to_be_visible()
+    expect(sidebar_picker(page)).to_have_value(re.compile(re.escape(DEFAULT_MODEL_TITLE)))
+    expect(page.get_by_role("heading", name=DEFAULT_MODEL_TITLE)).to_be_visible()
+    screenshot(page, "app-open")
+
+    assert first["from_health"] < APP_OPEN_LIMIT_S, (
+        f"the first page took {first['from_health']:.2f} s after the health answer to show '{FIRST_PAGE_TITLE}' "
+        f"and '{DEFAULT_MODEL_TITLE}' (limit {APP_OPEN_LIMIT_S} s)")
+
+
+# -- 2. every page of the navigation renders ---------------------------------------------------------------------
+def nav_links(page) -> list[tuple[str, str]]:
+    """(label, href) of every page in the sidebar navigation, expanding a collapsed list first."""
+    nav = page.get_by_test_id("stSidebarNav")
+    expect(nav).to_be_visible()
+    more = nav.get_by_test_id("stSidebarNavViewButton")
+    if more.count() and "more" in more.inner_text().lower():
+        more.click()
+    links = nav.get_by_test_id("stSidebarNavLink")
+    return [(links.nth(i).inner_text().split("\n")[-1].strip(), links.nth(i).get_attribute("href"))
+            for i in range(links.count())]
+
+
+def test_every_page_renders(server, page):
+    open_page(page, server)
+    links = nav_links(page)
+    paths = [urlparse(href).path for _, href in links]
+    assert {"/", "/train", "/library"} <= set(paths), f"the navigation lacks a known page: {links}"
+    # The navigation must be the app's own (st.navigation), not Streamlit's automatic listing of pages/*.py,
+    # which would also offer the helper modules as pages.
+    helpers = [p for p in paths if p.strip("/") in {"app", "ui", "_ui", "figures", "_figures"}]
+    assert not helpers, f"helper modules are listed as pages: {helpers}"
+
+    for label, href in links:
+        path = urlparse(href).path
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name=label, exact=True).click()
+        expect(page).to_have_url(re.compile(re.escape(href.rstrip("/")) + r"/?(\?.*)?$"))
+        wait_for_app(page)
+        title = page.get_by_role("heading", level=1).first
+        expect(title).to_be_visible()
+        assert title.inner_text().strip(), f"{path}: the page title is empty"
+        active = page.get_by_test_id("stSidebarNavLink").filter(has_text=label).first
+        expect(active).to_have_attribute("aria-current", "page")
+        assert_no_exception(page)
+        expect(sidebar_picker(page)).to_be_visible()
+        screenshot(page, f"page-{path.strip('/').replace('/', '-') or 'root'}")
+
+
+# -- 3. train a model from the Train page -------------------------------------------------------------------------
+def test_train_digits_model_live(server, page):
+    name = "browser test digits"
+    open_page(page, f"{server}/train")
+    expect(page.get_by_role("heading", name="Train a model", level=1)).to_be_visible()
+    expect(page.get_by_label("Data", exact=True)).to_have_value(re.compile("Digits"))
+    set_slider(page, "Epochs", home=True, right=11, expect_text="12")
+    set_slider(page, "Batch size", home=True, expect_text="16")
+    set_model_name(page, name)
+
+    page.evaluate(PROGRESS_LOGGER)
+    try:
+        page.get_by_role("button", name="Start training").click()
+        expect(progress_bar(page)).to_contain_text(re.compile(r"Epoch \d+ of 12"), timeout=60_000)
+        expect(page.get_by_role("button", name="Start training")).to_be_disabled()
+
+        # While it trains the page keeps answering: a client-side toggle, then a full rerun through the server.
+        t0 = time.monotonic()
+        page.locator('[data-testid="stExpander"] summary').filter(has_text="More settings").click()
+        expect(page.get_by_label("Seed", exact=True)).to_be_visible(timeout=UI_ANSWER_LIMIT_MS)
+        expander_s = time.monotonic() - t0
+        picker = sidebar_picker(page)
+        picker.click()
+        option = page.get_by_role("option", name=re.compile(r"^Digits autoencoder \(2-D\)"))
+        t0 = time.monotonic()
+        option.click()
+        expect(page.get_by_test_id("stSidebar").get_by_text("AE, mlp, z=2 · trained on digits")).to_be_visible(
+            timeout=UI_ANSWER_LIMIT_MS)
+        rerun_s = time.monotonic() - t0
+        still_training = progress_bar(page).is_visible()
+        print(f"\nwhile training: expander answered in {expander_s:.2f} s, a full rerun (model picker) in "
+              f"{rerun_s:.2f} s; still training afterwards: {still_training}")
+        record_figure("ui_answer_while_training_seconds", round(max(expander_s, rerun_s), 3))
+
+        expect(page.get_by_text("Loss", exact=False).first).to_be_visible(timeout=60_000)
+        expect(page.get_by_text(re.compile(r"Latent map of the test set after epoch \d+"))).to_be_visible(timeout=60_000)
+        # Plotly is a large lazily loaded chunk: on a busy machine the first chart takes a while to draw.
+        expect(page.get_by_test_id("stPlotlyChart").nth(1)).to_be_visible(timeout=60_000)
+        assert_no_exception(page)
+        screenshot(page, "train-during")
+
+        expect(alert(page, "Finished")).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
+        wait_for_app(page)
+    finally:
+        stop_if_training(page)
+
+    seen = page.evaluate("window.__progress")
+    epochs = [int(m.group(1)) for m in map(EPOCH_RE.search, seen) if m and m.group(2) == "12"]
+    assert len(set(epochs)) >= 2, f"the progress text did not move: {seen}"
+    assert epochs == sorted(epochs), f"the epoch count went backwards: {seen}"
+    assert still_training, "training ended before the responsiveness check ran: the check proved nothing"
+
+    # The new model is saved, listed and selected in the picker, and it follows the user to another page.
+    label = f"{name} · trained by you"
+    expect(sidebar_picker(page)).to_have_value(label, timeout=15_000)
+    expect(page.get_by_role("button", name="Start training")).to_be_enabled()
+    assert_no_exception(page)
+    screenshot(page, "train-after")
+    saved = trained_file(server, "browser-test-digits")
+    assert saved is not None, f"no checkpoint saved under {server.user_dir}"
+    meta = checkpoint_meta(saved)
+    assert meta["status"] == "done" and len(meta["history"]) == 12 and meta["samples_per_s"] > 0
+
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Welcome", exact=True).click()
+    wait_for_app(page)
+    expect(page.get_by_role("heading", name=FIRST_PAGE_TITLE, level=1)).to_be_visible()
+    expect(sidebar_picker(page)).to_have_value(label)
+    expect(page.get_by_role("heading", name=name)).to_be_visible()
+    assert_no_exception(page)
+    screenshot(page, "train-after-welcome")
+
+
+# -- 4. stop a run --------------------------------------------------------------------------------------------------
+def test_stop_a_long_run_keeps_the_model(server, page):
+    name = "browser stop test"
+    open_page(page, f"{server}/train")
+    set_slider(page, "Epochs", end=True, expect_text="200")
+    set_slider(page, "Batch size", home=True, expect_text="16")
+    set_model_name(page, name)
+    try:
+        page.get_by_role("button", name="Start training").click()
+        # Epoch 2 under way: the first epoch is finished, so there is something to keep.
+        expect(progress_bar(page)).to_contain_text(re.compile(r"Epoch ([2-9]|\d{2,}) of 200"), timeout=120_000)
+        wait_for_app(page)
+        stop = page.get_by_role("button", name="Stop", exact=True)
+        t0 = time.monotonic()
+        stop.click(timeout=10_000)  # Playwright waits until the button is stable and takes the click
+        t1 = time.monotonic()
+        expect(alert(page, "Stopped")).to_be_visible(timeout=STOP_LIMIT_MS)
+        stop_s = time.monotonic() - t1
+    finally:
+        stop_if_training(page)
+    print(f"\nStop: the click took {t1 - t0:.2f} s to land, then 'Stopped' showed after {stop_s:.2f} s")
+    record_figure("stop_seconds", round(stop_s, 3))
+    expect(alert(page, "Stopped")).to_contain_text("saved and listed in the sidebar")
+    expect(sidebar_picker(page)).to_have_value(f"{name} · trained by you", timeout=15_000)
+    expect(page.get_by_role("button", name="Stop", exact=True)).to_have_count(0)
+    assert_no_exception(page)
+    screenshot(page, "train-stopped")
+    saved = trained_file(server, "browser-stop-test")
+    assert saved is not None, f"the stopped run's checkpoint was not saved under {server.user_dir}"
+    meta = checkpoint_meta(saved)
+    assert meta["status"] == "cancelled" and 1 <= len(meta["history"]) < 200
+
+
+# -- 5. bad uploads on the Model library page ---------------------------------------------------------------------
+class _Hostile:
+    """Unpickling this runs a shell command: the app must refuse the file before anything in it runs."""
+
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+def upload(page, path: Path) -> None:
+    page.get_by_test_id("stFileUploader").locator('input[type="file"]').set_input_files(str(path))
+
+
+def test_bad_uploads_are_refused_clearly(server, page, tmp_path):
+    import torch
+
+    marker = tmp_path / "MARKER"
+    hostile = tmp_path / "hostile.pt"
+    torch.save({"format": "latent-lab", "format_version": 1, "meta": {"name": _Hostile(f"touch {marker}")}}, hostile)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(random.Random(0).randbytes(4096).replace(b"PK", b"pk"))
+    truncated = tmp_path / "truncated.pt"
+    whole = (APP_DIR / "checkpoints" / "digits-vae-2d.pt").read_bytes()
+    truncated.write_bytes(whole[: len(whole) // 2])
+    good = tmp_path / "my-autoencoder.pt"
+    good.write_bytes((APP_DIR / "checkpoints" / "digits-ae-2d.pt").read_bytes())
+
+    open_page(page, f"{server}/library")
+    expect(page.get_by_role("heading", name="Model library", level=1)).to_be_visible()
+
+    # (a) a pickle that would run `touch MARKER` when loaded
+    upload(page, hostile)
+    expect(alert(page, "hostile.pt")).to_contain_text("refused", timeout=30_000)
+    wait_for_app(page)
+    assert_no_exception(page)
+    screenshot(page, "library-refused-hostile")
+    assert not marker.exists(), "the hostile checkpoint ran code on the server: the marker file was created"
+    assert not (APP_DIR / "MARKER").exists()
+
+    # (b) random bytes named .pt
+    upload(page, junk)
+    expect(alert(page, "junk.pt")).to_contain_text("not a Latent Lab checkpoint", timeout=30_000)
+    wait_for_app(page)
+    assert_no_exception(page)
+    screenshot(page, "library-refused-junk")
+
+    # (c) a real checkpoint cut in half
+    upload(page, truncated)
+    expect(alert(page, "truncated.pt")).to_contain_text("corrupt or truncated", timeout=30_000)
+    wait_for_app(page)
+    assert_no_exception(page)
+
+    # None of them reached the picker; a good file does (the uploader itself works).
+    picker = sidebar_picker(page)
+    picker.click()
+    expect(page.get_by_role("option", name=re.compile("uploaded"))).to_have_count(0)
+    picker.press("Escape")
+    upload(page, good)
+    expect(alert(page, "It is now in the model picker")).to_be_visible(timeout=30_000)
+    wait_for_app(page)
+    assert_no_exception(page)
+    picker.click()
+    expect(page.get_by_role("option", name=re.compile("· uploaded$"))).to_have_count(1)
+    picker.press("Escape")
+    assert not marker.exists()
