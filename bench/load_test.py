@@ -59,6 +59,10 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 VIEWPORT = {"width": 1400, "height": 900}
+# Loopback only: Chromium resolves no host name (so no DNS query leaves the machine), and any request to a
+# non-loopback http(s) address is aborted by Playwright and recorded (a classroom may have no internet).
+LAUNCH_ARGS = [*CHROMIUM_ARGS, "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
+EXTERNAL = re.compile(r"^(https?|wss?)://(?!127\.0\.0\.1[:/])")
 
 # The explore tour, by sidebar label (the nav link's text), in order. Decode gets the slider moves.
 TOUR = ["Latent map", "Interpolate", "Decode", "Generate", "Latent pad", "Model library", "Lessons", "Welcome"]
@@ -101,9 +105,10 @@ TRAIN_LOGGER_JS = """() => {
       if (log.texts[log.texts.length - 1] !== text && log.texts.length < 400) log.texts.push(text);
       const m = text.match(/number (\\d+)\\s+in the queue/);
       if (m) { const p = +m[1]; if (log.positions[log.positions.length - 1] !== p) log.positions.push(p); }
-      if (/^Epoch \\d+ of \\d+/.test(text) && log.firstRunning === null) log.firstRunning = now;
-      if (/^Finished/.test(text) && log.finished === null) log.finished = now;
-      if (/^Stopped/.test(text) && log.stopped === null) log.stopped = now;
+      // (an alert's innerText starts with its icon's ligature name, e.g. "check_circle": no ^ anchors)
+      if (/Epoch \\d+ of \\d+/.test(text) && log.firstRunning === null) log.firstRunning = now;
+      if (/Finished:/.test(text) && log.finished === null) log.finished = now;
+      if (/Stopped:/.test(text) && log.stopped === null) log.stopped = now;
       if (/training failed/i.test(text) && log.failed === null) log.failed = text;
     }
   }, 100);
@@ -135,10 +140,18 @@ def _rss_kb():
         for line in f:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
+def _names(names):
+    import re
+    counts = {}
+    for n in names:
+        n = re.sub(r"[-_ ]?[0-9a-f]{6,}$|[-_ ]?\d+$", "", n) or n
+        counts[n] = counts.get(n, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 def _stats(step):
     from streamlit.runtime import Runtime
     out = {"step": step, "rss_mb_self": round(_rss_kb() / 1024, 1), "threads": threading.active_count(),
-           "thread_names": sorted({t.name.rstrip("0123456789_-") for t in threading.enumerate()})}
+           "python_threads": _names(t.name for t in threading.enumerate()),
+           "os_threads": _names(open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task"))}
     if Runtime.exists():
         rt = Runtime.instance()
         mgr = rt._session_mgr
@@ -148,33 +161,39 @@ def _stats(step):
         data = getattr(cache, "_data", None)
         out["stored_disconnected_sessions"] = None if data is None else len(data)
         try:
+            from streamlit.runtime.stats import CacheStat
             stats = rt.stats_mgr.get_stats()
             by = {}
-            for s in (stats if isinstance(stats, list) else [x for v in stats.values() for x in v]):
-                key = f"{s.category_name}:{s.cache_name}"
-                by[key] = by.get(key, 0) + int(s.byte_length)
-            out["streamlit_cache_mb"] = {k: round(v / 2**20, 2) for k, v in sorted(by.items(), key=lambda kv: -kv[1])[:12]}
+            for group in (stats.values() if hasattr(stats, "values") else [stats]):
+                for st_ in group:
+                    if isinstance(st_, CacheStat):
+                        key = f"{st_.category_name}:{st_.cache_name}"
+                        by[key] = by.get(key, 0) + int(st_.byte_length)
+            out["streamlit_cache_mb"] = {k: round(v / 2**20, 2) for k, v in sorted(by.items(), key=lambda kv: -kv[1])[:15]}
             out["streamlit_cache_mb_total"] = round(sum(by.values()) / 2**20, 2)
         except Exception as exc:
             out["streamlit_cache_mb"] = f"n/a ({type(exc).__name__}: {exc})"
     if step in ("objects", "gc"):
         counts = {}
         tensor_bytes, seen = 0, set()
+        import warnings
         try:
             import torch
         except Exception:
             torch = None
-        for o in gc.get_objects():
-            name = type(o).__name__
-            if name in ("AppSession", "TrainingJob", "ScriptRunner", "SessionState", "DataSplit"):
-                counts[name] = counts.get(name, 0) + 1
-            if torch is not None and isinstance(o, torch.Tensor):
-                try:
-                    st = o.untyped_storage()
-                    if st.data_ptr() not in seen:
-                        seen.add(st.data_ptr()); tensor_bytes += st.nbytes()
-                except Exception:
-                    pass
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for o in gc.get_objects():
+                name = type(o).__name__
+                if name in ("AppSession", "TrainingJob", "ScriptRunner", "SessionState", "DataSplit"):
+                    counts[name] = counts.get(name, 0) + 1
+                if torch is not None and isinstance(o, torch.Tensor):
+                    try:
+                        st = o.untyped_storage()
+                        if st.data_ptr() not in seen:
+                            seen.add(st.data_ptr()); tensor_bytes += st.nbytes()
+                    except Exception:
+                        pass
         out["live_objects"] = counts
         out["torch_tensor_mb"] = round(tensor_bytes / 2**20, 1)
     return out
@@ -212,6 +231,15 @@ from streamlit.web import cli
 sys.argv = ["streamlit", "run", *sys.argv[1:]]
 sys.exit(cli.main())
 '''
+
+
+VERBOSE = True
+T_START = time.monotonic()
+
+
+def say(text: str) -> None:
+    if VERBOSE:
+        print(f"[{time.monotonic() - T_START:6.1f}s] {text}", flush=True)
 
 
 def free_port() -> int:
@@ -379,6 +407,7 @@ class Student:
         self.errors: list[str] = []
         self.page_errors: list[str] = []
         self.console_errors: list[str] = []
+        self.blocked: list[str] = []
         self.train: dict = {}
         self.done = False
         self.context = None
@@ -387,7 +416,7 @@ class Student:
     def record(self) -> dict:
         return {"name": self.name, "kind": self.kind, "trainer": self.trainer, "arrive_at": round(self.arrive_at, 2),
                 "navs": self.navs, "sliders": self.sliders, "errors": self.errors, "page_errors": self.page_errors,
-                "console_errors": self.console_errors[:20], "train": self.train, "done": self.done}
+                "console_errors": self.console_errors[:20], "blocked_external_requests": self.blocked, "train": self.train, "done": self.done}
 
 
 async def wait_idle(page, timeout_s: float) -> None:
@@ -507,15 +536,16 @@ async def prepare_training(student: Student, epochs: int, timeout_s: float) -> b
         return False
 
 
-async def train(student: Student, click_at: float, deadline: float) -> None:
+async def train(student: Student, click_at: float, deadline: float, train_timeout: float) -> None:
     page = student.page
     await asyncio.sleep(max(0.0, click_at - time.monotonic()))
     button = page.get_by_role("button", name="Start training")
     try:
         student.train["clicked_at"] = time.time()
         await button.click(timeout=30_000)
+        limit = min(train_timeout, max(1.0, deadline - time.monotonic()))
         await page.wait_for_function("() => window.__train.finished || window.__train.stopped || window.__train.failed",
-                                     timeout=max(1.0, deadline - time.monotonic()) * 1000, polling=250)
+                                     timeout=limit * 1000, polling=250)
     except Exception as exc:
         student.errors.append(f"Train: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
     try:
@@ -531,11 +561,21 @@ async def train(student: Student, click_at: float, deadline: float) -> None:
         student.errors.append(f"Train (after): {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
 
 
+async def guard(context, blocked: list[str]) -> None:
+    async def abort(route):
+        if len(blocked) < 50:
+            blocked.append(route.request.url[:200])
+        await route.abort()
+
+    await context.route(EXTERNAL, abort)
+
+
 async def run_student(student: Student, browser, server_url: str, t0: float, args, bell: "TrainBell",
                       deadline: float) -> None:
     await asyncio.sleep(max(0.0, t0 + student.arrive_at - time.monotonic()))
     student.context = await browser.new_context(viewport=VIEWPORT)
     student.context.set_default_timeout(args.step_timeout * 1000)
+    await guard(student.context, student.blocked)
     page = student.page = await student.context.new_page()
     page.on("pageerror", lambda exc: student.page_errors.append(str(exc)[:300]))
     page.on("console", lambda msg: student.console_errors.append(msg.text[:200]) if msg.type == "error" else None)
@@ -546,11 +586,15 @@ async def run_student(student: Student, browser, server_url: str, t0: float, arg
         student.navs.append({"page": "open /", "seconds": round(time.monotonic() - t - 0.15, 3),
                              "at": round(time.time(), 2)})
         await check_page(student, "open /")
+        say(f"{student.name} ({student.kind}{', trainer' if student.trainer else ''}): opened in {student.navs[-1]['seconds']:.1f} s")
         if student.trainer:
             ready = await prepare_training(student, args.epochs, args.step_timeout)
             click_at = await bell.ready(student, ready)
             if ready:
-                await train(student, click_at, deadline)
+                say(f"{student.name}: Start training")
+                await train(student, click_at, deadline, args.train_timeout)
+                say(f"{student.name}: training ended {student.train.get('positions')} "
+                    f"{'finished' if student.train.get('finished') else 'NOT finished'}")
         for label in TOUR:
             if time.monotonic() > deadline:
                 student.errors.append("deadline reached before the tour ended")
@@ -558,6 +602,7 @@ async def run_student(student: Student, browser, server_url: str, t0: float, arg
             if await navigate(student, label, args.step_timeout) and label == "Decode":
                 await move_slider(student, args.slider_presses, args.step_timeout)
         student.done = True
+        say(f"{student.name}: tour done, {len(student.errors)} error(s)")
     except Exception as exc:
         student.errors.append(f"session: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
     finally:
@@ -620,7 +665,7 @@ async def run_class(args, server: Server, sampler: Sampler, deadline: float) -> 
     bell = TrainBell(len(trainers), args.click_gap, timeout=args.ramp + 4 * args.step_timeout)
     phases = {}
     async with async_playwright() as p:
-        launch = dict(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        launch = dict(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
         shared = await p.chromium.launch(**launch)
         owns = {i: await p.chromium.launch(**launch) for i in sorted(own)}
         try:
@@ -654,14 +699,20 @@ async def run_class(args, server: Server, sampler: Sampler, deadline: float) -> 
     return students, phases
 
 
-async def warm_up(server: Server, timeout_s: float) -> dict:
+async def warm_up(server: Server, timeout_s: float, tour: bool) -> dict:
+    """One page load of `/` (tour=False), or one student's whole tour without training (tour=True)."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
+        student = Student(-1, "warm-up", False, 0.0)
+        student.name = "warm-up tour" if tour else "warm-up"
         try:
             context = await browser.new_context(viewport=VIEWPORT)
-            page = await context.new_page()
+            await guard(context, student.blocked)
+            student.context, student.page = context, await context.new_page()
+            page = student.page
+            page.on("pageerror", lambda exc: student.page_errors.append(str(exc)[:300]))
             t = time.monotonic()
             await page.goto(server.url, timeout=timeout_s * 1000)
             await wait_idle(page, timeout_s)
@@ -669,11 +720,15 @@ async def warm_up(server: Server, timeout_s: float) -> dict:
             exceptions = await page.locator(EXCEPTION_SEL).count()
             text = (await page.locator(EXCEPTION_SEL).first.inner_text())[:400] if exceptions else ""
             links = await page.get_by_test_id("stSidebarNavLink").all_inner_texts()
+            if tour and not exceptions:
+                for label in ["Train a model", *TOUR]:
+                    if await navigate(student, label, timeout_s) and label == "Decode":
+                        await move_slider(student, 1, timeout_s)
             await context.close()
         finally:
             await browser.close()
     return {"seconds": round(seconds, 2), "exceptions": exceptions, "exception_text": text,
-            "nav": [x.split("\n")[-1].strip() for x in links]}
+            "nav": [x.split("\n")[-1].strip() for x in links], "record": student.record()}
 
 
 # -- analysis ---------------------------------------------------------------------------------------------------------
@@ -770,8 +825,11 @@ def parse_args(argv=None):
     ap.add_argument("--ttl", type=int, default=15, help="--server.disconnectedSessionTTL (s)")
     ap.add_argument("--max-jobs", type=int, default=None, help="LATENT_LAB_MAX_JOBS (default: the app's, = cores)")
     ap.add_argument("--step-timeout", type=float, default=90.0, help="timeout of one page step (s)")
+    ap.add_argument("--train-timeout", type=float, default=420.0, help="max wait for one training to finish (s)")
+    ap.add_argument("--quiet", action="store_true", help="no per-session progress lines")
     ap.add_argument("--settle", type=float, default=90.0, help="max seconds to wait for memory to settle after close")
     ap.add_argument("--timeout", type=float, default=900.0, help="hard timeout of the whole run (s)")
+    ap.add_argument("--no-tour", action="store_true", help="skip the warm-up tour baseline before the class")
     ap.add_argument("--no-probe", action="store_true", help="plain `streamlit run` (no in-server memory probe)")
     ap.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)  # the app tree (default: this repo)
     ap.add_argument("--out", type=Path, default=ROOT / "test-artifacts" / "load_test.json")
@@ -782,7 +840,9 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
+    global VERBOSE
     args = parse_args(argv)
+    VERBOSE = not args.quiet
     started = time.monotonic()
     hard_deadline = started + args.timeout
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -811,13 +871,17 @@ def main(argv=None) -> int:
         raise SystemExit(f"hard timeout of {args.timeout:.0f} s reached")
 
     signal.signal(signal.SIGALRM, on_alarm)
+    def on_term(signum, frame):  # so that `finally` stops the server and writes the report
+        raise SystemExit("terminated")
+
+    signal.signal(signal.SIGTERM, on_term)
     signal.alarm(int(args.timeout) + 30)
     exit_code = 1
     try:
         report["server"] = {"health_after_s": round(server.wait_healthy(), 2), "url": server.url,
                             "cmd": server.cmd}
         print(f"server up at {server.url} in {report['server']['health_after_s']} s; warming up…", flush=True)
-        report["warm_up"] = asyncio.run(warm_up(server, args.step_timeout))
+        report["warm_up"] = asyncio.run(warm_up(server, args.step_timeout, tour=False))
         if report["warm_up"]["exceptions"]:
             report["fatal"] = f"the app shows an exception on its first page: {report['warm_up']['exception_text']}"
             print("FATAL:", report["fatal"], flush=True)
@@ -827,7 +891,19 @@ def main(argv=None) -> int:
         idle_rss = rss_after(sampler, 4.0)
         idle_threads = sampler.window(idle_start)[-1][2]
         report["idle"] = {"rss_mb": idle_rss, "threads": idle_threads, "probe": server.probe("objects")}
-        print(f"idle: {idle_rss} MB, {idle_threads} threads. The class arrives ({args.sessions} sessions)…", flush=True)
+        print(f"idle: {idle_rss} MB, {idle_threads} threads", flush=True)
+        idle_tour = None
+        if not args.no_tour:
+            # A baseline with every page's imports and the shared caches warm: what stays after the class should
+            # come back to this; the difference to `idle` is one-off imports and caches, not per-session memory.
+            report["warm_tour"] = asyncio.run(warm_up(server, args.step_timeout, tour=True))
+            time.sleep(2.0)
+            start = sampler.now()
+            idle_tour = rss_after(sampler, 4.0)
+            report["idle_after_tour"] = {"rss_mb": idle_tour, "threads": sampler.window(start)[-1][2],
+                                         "probe": server.probe("objects")}
+            print(f"idle after one warm-up tour of every page: {idle_tour} MB", flush=True)
+        print(f"The class arrives ({args.sessions} sessions)…", flush=True)
 
         class_deadline = hard_deadline - (args.settle + 90)
         students, phases = asyncio.run(run_class(args, server, sampler, class_deadline))
@@ -849,6 +925,8 @@ def main(argv=None) -> int:
         report["after_close"] = after
         report["memory_ratio_after_close_to_idle"] = round(settled["rss_mb"] / idle_rss, 3)
         report["memory_ratio_after_reap_gc_trim_to_idle"] = round(after["after_trim"]["rss_mb"] / idle_rss, 3)
+        if idle_tour:
+            report["memory_ratio_after_close_to_idle_after_tour"] = round(settled["rss_mb"] / idle_tour, 3)
 
         # -- figures
         navs = [n["seconds"] for s in students for n in s.navs if n["page"] != "open /"]
@@ -877,6 +955,9 @@ def main(argv=None) -> int:
             "after_close_rss_mb": settled["rss_mb"], "after_close_ratio": report["memory_ratio_after_close_to_idle"],
             "after_reap_gc_trim_rss_mb": after["after_trim"]["rss_mb"],
             "after_reap_gc_trim_ratio": report["memory_ratio_after_reap_gc_trim_to_idle"],
+            "idle_after_tour_rss_mb": idle_tour,
+            "after_close_ratio_to_tour": report.get("memory_ratio_after_close_to_idle_after_tour"),
+            "blocked_external_requests": sorted({u for s in students for u in s.blocked}),
             "threads_idle": idle_threads, "threads_peak": report["peak"]["threads_max"],
             "threads_after_close": after["threads"],
         }
@@ -925,10 +1006,15 @@ def print_summary(r: dict) -> None:
         (f"slider -> image p50 / p95 (n={f['slider_n']})", f"{s(f['slider_to_image_p50_s'])} / {s(f['slider_to_image_p95_s'])}"),
         ("slider -> idle p50 / p95", f"{s(f['slider_to_idle_p50_s'])} / {s(f['slider_to_idle_p95_s'])}"),
         ("server RSS idle / peak", f"{f['idle_rss_mb']:.0f} MB / {f['peak_rss_mb']:.0f} MB"),
+        ("server RSS idle after a warm-up tour of every page", "n/a" if not f["idle_after_tour_rss_mb"] else
+         f"{f['idle_after_tour_rss_mb']:.0f} MB"),
         ("server RSS after close (ratio to idle)", f"{f['after_close_rss_mb']:.0f} MB ({f['after_close_ratio']:.2f}x)"),
+        ("  ratio to idle after the warm-up tour", "n/a" if not f["after_close_ratio_to_tour"] else
+         f"{f['after_close_ratio_to_tour']:.2f}x"),
         ("  after reap + gc + malloc_trim (ratio)", f"{f['after_reap_gc_trim_rss_mb']:.0f} MB "
                                                     f"({f['after_reap_gc_trim_ratio']:.2f}x)"),
         ("server threads idle / peak / after close", f"{f['threads_idle']} / {f['threads_peak']} / {f['threads_after_close']}"),
+        ("external (non-loopback) requests blocked", str(len(f["blocked_external_requests"]))),
         ("wall time", f"{r.get('wall_s', 0):.0f} s"),
     ]
     width = max(len(a) for a, _ in rows)

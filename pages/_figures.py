@@ -88,10 +88,10 @@ def click_grid(fig: go.Figure, extent: tuple[float, float, float, float], n: int
     return fig
 
 
-def background_image(fig: go.Figure, png_data_uri: str, extent: tuple[float, float, float, float],
+def background_image(fig: go.Figure, png_data_uri: str, box: tuple[float, float, float, float],
                      opacity: float = 0.6) -> go.Figure:
-    """A picture (e.g. the decoded manifold grid) stretched over the extent, under the points."""
-    x0, x1, y0, y1 = extent
+    """A picture (e.g. the decoded manifold grid) stretched over the box (x0, x1, y0, y1), under the points."""
+    x0, x1, y0, y1 = box
     fig.add_layout_image(source=png_data_uri, xref="x", yref="y", x=x0, y=y1, sizex=x1 - x0, sizey=y1 - y0,
                          sizing="stretch", opacity=opacity, layer="below", xanchor="left", yanchor="top")
     return fig

@@ -115,32 +115,50 @@ def scores_of(sha: str, set_key: str, score: str, _model, _x: torch.Tensor, _y: 
 
 
 # -- state from and to the URL ----------------------------------------------------------------------------------------
-def url_choice(name: str, options) -> str | None:
-    """A value of `options` from the URL, or None (with a notice if it was something else)."""
+def url_news(name: str) -> str | None:
+    """The URL's value of `name` if it is not the one this page last wrote there: a shared link, a lesson step or
+    a hand-edited address asks for it. Otherwise (the page's own value, or none) None: the widgets rule."""
     raw = st.query_params.get(name)
-    if raw is None:
-        return None
-    if raw not in options:
-        st.session_state.notice = f"The link's “{name}” value could not be used, so the page opened with defaults."
+    if raw is None or raw == st.session_state.get("an_written", {}).get(name):
         return None
     return raw
 
 
+def bad_link(name: str) -> None:
+    st.session_state.notice = f"The link's “{name}” value could not be used, so the page opened with defaults."
+
+
 def init_from_url(choices: dict) -> None:
-    """Widget values from a shared link the first time the page is drawn; afterwards the widgets rule."""
-    if "an_vs" not in st.session_state:
-        st.session_state.an_vs = url_choice("vs", choices) or "other"
+    """Widget values from the URL when it asks for new ones; defaults on a first visit without any."""
+    vs, score, t = url_news("vs"), url_news("score"), url_news("t")
+    if vs is not None:
+        if vs in choices:
+            st.session_state.an_vs = vs
+        else:
+            bad_link("vs")
+    if score is not None:
+        if score in SCORES:
+            st.session_state.an_score = score
+        else:
+            bad_link("score")
+    if t is not None:
+        try:
+            value = float(t)
+            if not math.isfinite(value):
+                raise ValueError
+            st.session_state.an_url_t = value  # applied by the threshold slider, once its range is known
+        except ValueError:
+            bad_link("t")
+    st.session_state.setdefault("an_vs", "other")
+    st.session_state.setdefault("an_score", "neg_elbo")
     if st.session_state.an_vs not in choices:  # the new model does not offer the old choice
         st.session_state.an_vs = "other"
-    if "an_score" not in st.session_state:
-        st.session_state.an_score = url_choice("score", SCORES) or "neg_elbo"
-    if "an_url_t" not in st.session_state:  # the link's threshold, used by the first threshold slider drawn
-        raw = st.query_params.get("t")
-        try:
-            st.session_state.an_url_t = float(raw) if raw is not None and math.isfinite(float(raw)) else None
-        except ValueError:
-            st.session_state.an_url_t = None
-            st.session_state.notice = "The link's “t” value could not be used, so the page opened with defaults."
+
+
+def write_url(**values: str) -> None:
+    """Put the page's state in the URL (a shareable link), remembering what was written (see url_news)."""
+    ui.set_url_exact(**values)
+    st.session_state.setdefault("an_written", {}).update(values)
 
 
 # -- controls ---------------------------------------------------------------------------------------------------------
@@ -196,11 +214,12 @@ def threshold_slider(slider_key: str, s_in: np.ndarray, s_out: np.ndarray) -> fl
     lo = round(math.floor(both.min() / step) * step, 6)
     hi = round(math.ceil(both.max() / step) * step, 6)
     hi = hi if hi > lo else lo + step
-    if slider_key not in st.session_state:
+    from_url = st.session_state.pop("an_url_t", None)
+    if from_url is not None:
+        st.session_state[slider_key] = round(min(max(from_url, lo), hi), 6)
+    elif slider_key not in st.session_state:
         start = math.ceil(threshold_at_false_positive_rate(s_in, START_FALSE_ALARMS) / step) * step
-        from_url = st.session_state.pop("an_url_t", None)
-        st.session_state[slider_key] = round(min(max(from_url if from_url is not None else start, lo), hi), 6)
-    st.session_state.pop("an_url_t", None)  # the link's threshold only seeds the first slider
+        st.session_state[slider_key] = round(min(max(start, lo), hi), 6)
     return float(st.slider(
         "Threshold (nats)", lo, hi, step=step, key=slider_key, format="%.2f" if step < 0.1 else "%.1f",
         help="Images scoring above the threshold are flagged as anomalous. Higher: fewer false alarms, more "
@@ -214,14 +233,14 @@ def histogram_figure(s_in, s_out, in_name: str, out_name: str, threshold: float)
     size = max(float(both.max() - both.min()) / 40, 1e-6)
     bins = dict(start=float(both.min()), end=float(both.max()) + size, size=size)
     fig = go.Figure()
-    for values, name, color in ((s_in, in_name, "#4f46e5"), (s_out, out_name, "#e11d48")):
+    for values, name, color in ((s_in, in_name, "#4f46e5"), (s_out, out_name, "#f59e0b")):
         fig.add_trace(go.Histogram(x=values, name=name, xbins=bins, histnorm="percent", opacity=0.6,
                                    marker_color=color, hovertemplate="%{x} nats: %{y:.1f}% of the set<extra></extra>"))
     fig.add_vline(x=threshold, line_dash="dash", line_color="#111827", annotation_text="threshold",
                   annotation_position="top")
-    fig.update_layout(barmode="overlay", height=360, margin=dict(l=10, r=10, t=30, b=10),
+    fig.update_layout(barmode="overlay", height=380, margin=dict(l=10, r=10, t=60, b=10),
                       xaxis_title="anomaly score (nats)", yaxis_title="share of the set (%)",
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+                      legend=dict(orientation="h", yanchor="bottom", y=1.1, x=0))  # above the threshold's label
     return fig
 
 
@@ -235,7 +254,7 @@ def roc_figure(s_in, s_out, tpr: float, fpr: float, auc: float) -> go.Figure:
                              line=dict(color="#4f46e5", width=2.5),
                              hovertemplate="false alarms %{x:.0%}, caught %{y:.0%}<extra></extra>"))
     fig.add_trace(go.Scatter(x=[fpr], y=[tpr], mode="markers", name="your threshold",
-                             marker=dict(size=14, color="#e11d48", line=dict(color="#111827", width=1.5)),
+                             marker=dict(size=14, color="#f59e0b", line=dict(color="#111827", width=1.5)),
                              hovertemplate="false alarms %{x:.0%}, caught %{y:.0%}<extra></extra>"))
     fig.update_layout(height=360, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="false positive rate",
                       yaxis_title="true positive rate", legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
@@ -291,7 +310,7 @@ def results(entry, model, data, choice: str, score: str, in_set, out_set) -> Non
         st.warning(f"The model finds the {out_name} *less* surprising than its own {in_name}. Likelihood scores can "
                    "rank simple images as more likely than the training data (Nalisnick et al. 2019): always check "
                    "the AUROC, not the idea.", icon=":material/warning:")
-    ui.set_url_exact(vs=choice, score=score, t=f"{threshold:g}")
+    write_url(t=f"{threshold:g}")
     st.subheader("The most and least anomalous images")
     c1, c2 = st.columns(2, gap="large")
     with c1:
@@ -315,6 +334,7 @@ def main() -> None:
     )
     data = ui.require_data(entry)
     choice, score = controls(data, model, choices)
+    write_url(vs=choice, score=score)
     in_set = (data.test.x[:MAX_IMAGES], data.test.y[:MAX_IMAGES])
     with ui.friendly_errors("Scoring the images"):
         out_set = the_other_set(choice, data, model, in_set[0])

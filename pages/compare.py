@@ -27,6 +27,7 @@ N_SAMPLES = 512  # prior draws the numbers are measured on: enough that another 
 N_SHOWN, SHOWN_COLUMNS = 20, 5
 SEED = 0
 STEPS = 8
+TILE_PX = 72  # the interpolation's images
 INTRO = (
     "Three models that learnt from the **same images**, side by side. By default: a plain **autoencoder (AE)**, a "
     "**VAE** and a **β-VAE** (a VAE whose KL term weighs twice as much), all with the same network and the same "
@@ -147,19 +148,20 @@ def map_of(entry, model, data) -> dict:
 
 
 def map_figure(m: dict, label_names, extent, title: str) -> go.Figure:
-    fig = figures.latent_scatter(m["points"], m["y"], label_names, m["axes"], height=380, title=title,
+    fig = figures.latent_scatter(m["points"], m["y"], label_names, m["axes"], height=470, title=title,
                                  marker_size=4, opacity=0.7)
     figures.prior_contours(fig, m["center"], m["scale"])
-    fig.update_xaxes(range=[extent[0], extent[1]])
-    fig.update_yaxes(range=[extent[2], extent[3]])
-    fig.update_layout(legend=dict(font=dict(size=10)))
+    # The ranges stay as given (the plot area shrinks instead), so the three maps really share their axes.
+    fig.update_xaxes(range=[extent[0], extent[1]], constrain="domain")
+    fig.update_yaxes(range=[extent[2], extent[3]], constrain="domain")
+    fig.update_layout(legend=dict(orientation="h", y=-0.18, yanchor="top", font=dict(size=10)))
     return fig
 
 
 def show_maps(picks, names, data) -> None:
     st.subheader("Where each model puts the test images")
     maps = [map_of(entry, model, data) for entry, model in picks]
-    extent = shared_extent([m["extent"] for m in maps])
+    extent = shared_extent([m["extent"] for m in maps], square=True)
     for slot, (m, name, column) in enumerate(zip(maps, names, st.columns(3))):
         column.plotly_chart(map_figure(m, data.label_names, extent, name), width="stretch", key=f"cmp_map_{slot}",
                             config={"displayModeBar": False})
@@ -183,7 +185,7 @@ def show_samples(picks, names, data) -> list[dict]:
         qualities.append(quality)
         with column:
             st.markdown(f"**{name}**")
-            ui.show_images(images, nrow=SHOWN_COLUMNS, tile_px=56)
+            ui.show_images(images, nrow=SHOWN_COLUMNS, tile_px=56)  # five across fit a third of the page
     return qualities
 
 
@@ -286,24 +288,31 @@ def show_quality(picks, names, qualities, data) -> None:
 
 
 # -- interpolation ----------------------------------------------------------------------------------------------------
+def other_class_index(data) -> int:
+    """The first test image of another class than test image 0: a default walk that crosses classes."""
+    y = data.test.y
+    others = (y != y[0]).nonzero()
+    return int(others[0, 0]) if len(others) else min(1, len(y) - 1)
+
+
 @st.fragment
 def show_interpolation(picks, names, data) -> None:
     st.subheader("The same walk through each model")
-    n_test = len(data.test)
+    n_test = len(data.test)  # the inputs' keys name the data set: each has its own range of test images
     c1, c2, c3 = st.columns([1, 1, 3])
-    start = c1.number_input("Start: test image", 0, n_test - 1, value=min(0, n_test - 1), step=1, key="cmp_start",
+    start = c1.number_input("Start: test image", 0, n_test - 1, value=0, step=1, key=f"cmp_start_{data_key(data)}",
                             help="The test image the walk starts from, by number.")
-    end = c2.number_input("End: test image", 0, n_test - 1, value=min(1, n_test - 1), step=1, key="cmp_end",
-                          help="The test image the walk ends at, by number.")
+    end = c2.number_input("End: test image", 0, n_test - 1, value=other_class_index(data), step=1,
+                          key=f"cmp_end_{data_key(data)}", help="The test image the walk ends at, by number.")
     with c3:
         ends = torch.stack([data.test.x[int(start)], data.test.x[int(end)]])
-        ui.show_images(ends, nrow=2, tile_px=56,
+        ui.show_images(ends, nrow=2, tile_px=TILE_PX,
                        caption=f"start ({data.label_names[int(data.test.y[int(start)])]}) and "
                                f"end ({data.label_names[int(data.test.y[int(end)])]})")
     with ui.friendly_errors("The interpolation"):
         rows = [interpolation(entry.sha256, data_key(data), int(start), int(end), model, data) for entry, model in picks]
         images = torch.cat(rows)  # (3 * STEPS, C, H, W), one row per model
-        scale = ui.scale_for(images, 56)
+        scale = ui.scale_for(images, TILE_PX)
         picture = image_grid(images, nrow=STEPS, scale=scale)
         fig = figures.tile_figure(picture, 3, STEPS, (images.shape[-2] * scale, images.shape[-1] * scale),
                                   row_labels=names, col_labels=[f"{t:.2f}" for t in np.linspace(0, 1, STEPS)],
@@ -348,7 +357,7 @@ def rd_figure(points: list[dict]) -> go.Figure:
     symbols = ["diamond" if p["kind"] == "cvae" else "circle" for p in plotted]
     fig.add_trace(go.Scatter(
         x=[p["rate"] for p in plotted], y=[p["distortion"] for p in plotted], mode="markers+text",
-        text=[p["name"] for p in plotted], textposition="middle right", showlegend=False,
+        text=[p["name"] for p in plotted], textposition="top right", showlegend=False,
         marker=dict(size=11, color="#4f46e5", symbol=symbols),
         customdata=[[p["elbo"]] for p in plotted],
         hovertemplate="%{text}<br>KL %{x:.2f} nats<br>reconstruction %{y:.2f} nats<br>ELBO %{customdata[0]:.2f}"

@@ -66,19 +66,23 @@ def in_rows(images: torch.Tensor, columns: int) -> torch.Tensor:
 
 # -- settings (the URL fills them on the first visit) -----------------------------------------------------------------
 def init_from_url(model) -> None:
-    """Widget values from a shared link the first time the widgets are drawn (garbage: defaults and a notice)."""
-    def init(key, value, default):
-        if key not in st.session_state:
-            st.session_state[key] = default if value is None else value
-
+    """Widget values from a shared link the first time the page is drawn in a session (garbage: defaults and a
+    notice); later a missing value (another model's widgets) starts at its default, not at what the URL held for
+    the model before."""
+    first = not st.session_state.get("gen_link_read")
+    st.session_state.gen_link_read = True
     conditional, k = model.config.is_conditional, model.config.num_classes
-    init("gen_seed", ui.url_int("seed", 0, 2**31 - 1), 0)
-    init("gen_temp", ui.url_float("temp", 0.0, 2.0), 1.0)
+    wanted = {"gen_seed": (lambda: ui.url_int("seed", 0, 2**31 - 1), 0),
+              "gen_temp": (lambda: ui.url_float("temp", 0.0, 2.0), 1.0)}
     if conditional:
-        init(f"gen_per_class_{k}", ui.url_int("n", 1, MAX_PER_CLASS), 8)
-        init(f"gen_class_{k}", ui.url_int("class", 0, k - 1), ALL)
+        wanted[f"gen_per_class_{k}"] = (lambda: ui.url_int("n", 1, MAX_PER_CLASS), 8)
+        wanted[f"gen_class_{k}"] = (lambda: ui.url_int("class", 0, k - 1), ALL)
     else:
-        init("gen_count", ui.url_int("n", 1, MAX_COUNT), 16)
+        wanted["gen_count"] = (lambda: ui.url_int("n", 1, MAX_COUNT), 16)
+    for key, (read, default) in wanted.items():
+        if key not in st.session_state:
+            value = read() if first else None
+            st.session_state[key] = default if value is None else value
 
 
 def next_seed() -> None:

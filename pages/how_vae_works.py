@@ -216,8 +216,9 @@ def step_loss(ex: dict) -> None:
 def walkthrough(entry, model, data) -> None:
     """Everything below the header: a click (resample, toggle, index) reruns only this part."""
     n_test = len(data.test)
-    index = st.number_input("Test image", 0, n_test - 1, step=1, key="hvw_index",
-                            help=f"Which of the {n_test} test images (never seen in training) to follow, by number.")
+    index = st.columns([1, 3])[0].number_input(
+        "Test image", 0, n_test - 1, step=1, key="hvw_index",
+        help=f"Which of the {n_test} test images (never seen in training) to follow, by number.")
     ui.set_url(i=int(index))
     draw = int(st.session_state.hvw_draw)
     with ui.friendly_errors("Explaining this image"):
@@ -229,11 +230,12 @@ def walkthrough(entry, model, data) -> None:
         with right:
             step_encoder(ex)
         left, right = st.columns([2, 1], gap="large")
-        with left:
+        with left, st.container(key="hvw_trick"):  # keys: the browser tests find the parts by them
             step_trick(ex, draw)
-        with right:
+        with right, st.container(key="hvw_decoded"):
             step_decoder(ex)
-        step_loss(ex)
+        with st.container(key="hvw_loss"):
+            step_loss(ex)
 
 
 def main() -> None:

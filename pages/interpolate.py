@@ -275,7 +275,7 @@ def results(entry, model, data, test, view, ends, method, n, cls) -> None:
     result = path_result(entry.sha256, za, zb, n, method, cls, model)
     st.subheader("The path, decoded")
     show(result["images"], n, f"{n} steps from the start (left) to the end (right)", tile_px=strip_tile_px(n))
-    d1, d2, _ = st.columns([1, 1, 3])
+    d1, d2, _ = st.columns([2, 2, 3])
     d1.download_button("Download the strip (PNG)", result["png"], file_name="interpolation.png", mime="image/png",
                        on_click="ignore", icon=":material/download:", help="The strip above as one PNG picture.")
     d2.download_button("Download the animation (GIF)", result["gif"], file_name="interpolation.gif",

@@ -12,7 +12,8 @@ import torch
 from pages import _figures as figures
 from pages import _ui as ui
 from vae_core.latent import (
-    decode, image_grid, nearest_neighbours, nearest_training_images, posterior_ellipses, reconstruct, view_extent,
+    decode, grid_picture_box, image_grid, manifold_grid, nearest_training_images, posterior_ellipses, reconstruct,
+    typical_nearest_distance, view_extent,
 )
 
 ui.page_header(
@@ -25,10 +26,10 @@ ui.page_header(
 
 GROUP_SHOWN = 16  # images of a box/lasso group shown (the first ones)
 ELLIPSE_SAMPLE = 120  # points that get an uncertainty ellipse: more would hide the map
-BACKGROUND_N = 20  # decoded images per side of the background grid
+BACKGROUND_N = 15  # decoded images per side of the background grid
 CLICK_GRID_N = 41  # invisible click targets per side: a click on empty space lands within half a cell
 NEIGHBOURS = 5
-COPY_REFERENCE_SAMPLE = 200  # test images whose nearest training distance gives the "typical" distance
+COPY_REFERENCE_SAMPLE = 200  # test images whose distance to the training set gives the "typical" distance
 
 
 # -- state: the selection (a list of test indices, or a spot of the plane), mirrored in the URL --------------------------
@@ -92,20 +93,21 @@ def write_link(focus: dict | None, method: str, num_classes: int) -> None:
 
 # -- cached work ------------------------------------------------------------------------------------------------------
 @st.cache_data(show_spinner="Decoding the background…", max_entries=64)
-def background_uri(sha: str, method: str, extent: tuple, cls: int | None, _model, _view) -> str:
-    """The decoded grid over the map as an inline PNG, upscaled without blur to about the plot's size."""
-    picture = ui.manifold_background(sha, method, BACKGROUND_N, extent, _model, _view, y=cls)
+def background(sha: str, method: str, extent: tuple, cls: int | None, _model, _view) -> tuple[str, tuple]:
+    """The decoded grid over the map as an inline PNG (thin white lines between the tiles, so neighbours do not
+    merge into a wallpaper), upscaled without blur to about the plot's size, and the box to stretch it over so
+    each tile sits on its code."""
+    images, _, _ = manifold_grid(_model, BACKGROUND_N, view=_view, extent=extent, y=cls)
+    picture = image_grid(images, nrow=BACKGROUND_N, padding=1)
     scale = max(1, round(600 / picture.shape[1]))
-    return ui.data_uri(picture.repeat(scale, axis=0).repeat(scale, axis=1))
+    return ui.data_uri(picture.repeat(scale, axis=0).repeat(scale, axis=1)), background_box(extent, _model)
 
 
 @st.cache_data(show_spinner="Measuring how far real images are from the training set…", max_entries=32)
 def typical_copy_distance(sha: str, _data) -> float:
-    """The median pixel distance of a sample of test images to their nearest training image: the yardstick for
-    "is a decoded image a copy?"."""
-    sample = _data.test.x[torch.linspace(0, len(_data.test) - 1, COPY_REFERENCE_SAMPLE).long().unique()]
-    _, distances = nearest_neighbours(sample, _data.train.x, k=1)
-    return float(distances.median())
+    """The median pixel distance of test images to their nearest training image: the yardstick for "is a decoded
+    image a copy?"."""
+    return typical_nearest_distance(_data.test.x, _data.train.x, max_points=COPY_REFERENCE_SAMPLE)
 
 
 # -- controls --------------------------------------------------------------------------------------------------------
@@ -176,16 +178,21 @@ def view_points(view, test: dict) -> tuple[np.ndarray, np.ndarray]:
 def map_figure(entry, model, data, test, view, extent, cls, focus) -> go.Figure:
     points, indices = view_points(view, test)
     fig = figures.latent_scatter(points, test["y"][indices], data.label_names, view.axis_labels, indices=indices,
-                                 height=600, marker_size=7 if len(points) <= 1000 else 4)
+                                 height=700, marker_size=7 if len(points) <= 1000 else 4)
     # Below the plot, the legend leaves the square map its full width; a white rim keeps points readable on the
     # decoded background.
     fig.update_layout(legend=dict(title_text="label", orientation="h", y=-0.12, yanchor="top"),
                       uirevision="latent-map", margin=dict(t=40))
-    fig.update_traces(marker_line=dict(width=0.6, color="white"), selector=dict(type="scattergl"))
+    if len(points) <= 1000:  # on thousands of small points the rims would be all one sees
+        fig.update_traces(marker_line=dict(width=0.6, color="white"), selector=dict(type="scattergl"))
+    # A decodable map is framed by the background's box (half a tile beyond the extent), shown or not, so the map
+    # does not jump when the background is toggled.
+    frame = background_box(extent, model) if view.decodable else extent
     if view.decodable:
-        figures.click_grid(fig, extent, CLICK_GRID_N)
+        figures.click_grid(fig, frame, CLICK_GRID_N)
     if st.session_state.get("lm_background") and view.decodable:
-        figures.background_image(fig, background_uri(entry.sha256, view.method, extent, cls, model, view), extent)
+        uri, box = background(entry.sha256, view.method, extent, cls, model, view)
+        figures.background_image(fig, uri, box)
     if st.session_state.get("lm_sigma") and view.decodable and test["logvar"] is not None:
         sample = np.unique(np.linspace(0, len(points) - 1, min(len(points), ELLIPSE_SAMPLE)).round().astype(int))
         shapes = posterior_ellipses(view, torch.from_numpy(test["mu"][sample]), torch.from_numpy(test["logvar"][sample]))
@@ -196,9 +203,14 @@ def map_figure(entry, model, data, test, view, extent, cls, focus) -> go.Figure:
         # Darker than the shared default: the circles must show over the decoded background too.
         fig.update_traces(line=dict(color="rgba(17,24,39,0.85)", width=1.5), selector=dict(legendgroup="prior"))
     mark_focus(fig, focus, points, indices)
-    fig.update_xaxes(range=[extent[0], extent[1]])
-    fig.update_yaxes(range=[extent[2], extent[3]])
+    fig.update_xaxes(range=[frame[0], frame[1]])
+    fig.update_yaxes(range=[frame[2], frame[3]])
     return fig
+
+
+def background_box(extent: tuple, model) -> tuple:
+    _, height, width = model.config.input_shape
+    return grid_picture_box(extent, BACKGROUND_N, (width, height), padding=1)
 
 
 def mark_focus(fig: go.Figure, focus: dict | None, points: np.ndarray, indices: np.ndarray) -> None:

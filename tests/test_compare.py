@@ -161,6 +161,7 @@ class TestRateDistortion:
 
     def test_shared_extent(self):
         assert shared_extent([(-1, 2, -3, 1), (-4, 1, 0, 5)]) == (-4, 2, -3, 5)
+        assert shared_extent([(-1, 2, -3, 1), (-4, 1, 0, 5)], square=True) == (-5, 3, -3, 5)
         with pytest.raises(ValueError):
             shared_extent([])
 

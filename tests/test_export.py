@@ -135,3 +135,57 @@ def test_the_reference_needs_the_class_of_a_cvae():
     assert exported.num_classes == 10 and exported.input_size == 12
     with pytest.raises(ValueError, match="class"):
         reference_decode(exported, np.zeros((1, 2), np.float32))
+
+
+# -- the browser's decoder itself, run by Node.js when the machine has it -----------------------------------------------
+DECODER_JS = Path(__file__).resolve().parents[1] / "pages" / "latent_pad" / "decoder.js"
+NODE_RUNNER = """
+const fs = require('fs'), vm = require('vm');
+globalThis.atob = (s) => Buffer.from(s, 'base64').toString('latin1');
+vm.runInThisContext(fs.readFileSync(process.argv[2], 'utf8'));
+const cases = JSON.parse(fs.readFileSync(process.argv[3], 'utf8'));
+const out = cases.map(({payload, z, y}) => {
+  const dec = compileDecoder(payload);
+  return z.map((row, i) => Array.from(dec.decode(row, y === null ? null : y[i])));
+});
+process.stdout.write(JSON.stringify(out));
+"""
+
+
+def test_the_javascript_decoder_matches_torch_on_odd_architectures(tmp_path):
+    """decoder.js (what the browser runs) on shapes the zoo does not have: RGB, odd kernels, strides and output
+    padding, a conditional conv decoder. The zoo models themselves are checked in a real browser."""
+    import shutil
+    import subprocess
+
+    node = shutil.which("node") or shutil.which("nodejs")
+    if node is None:
+        pytest.skip("Node.js is not installed (the browser tests check the zoo's decoders in Chromium)")
+    torch.manual_seed(0)
+    odd = nn.Sequential(nn.Linear(3, 2 * 3 * 2), nn.ReLU(), nn.Unflatten(1, (2, 3, 2)),
+                        nn.ConvTranspose2d(2, 3, kernel_size=3, stride=3, padding=1, output_padding=1), nn.ReLU(),
+                        nn.ConvTranspose2d(3, 3, kernel_size=(2, 5), stride=(1, 2), padding=(0, 2)))
+    cases, wants = [], []
+    rng = np.random.default_rng(3)
+    for name in ["mlp-rgb", "conv-vae", "conv-cvae-rgb", "odd"]:
+        if name == "odd":
+            exported, forward, y = export_sequential(odd, 3), (lambda z, y: torch.sigmoid(odd(z))), None
+            z = rng.normal(size=(5, 3)).astype(np.float32)
+        else:
+            spec = dict(CONFIGS[name])
+            config = model_config_for(spec.pop("shape"), spec.pop("classes"), **spec)
+            model = build_model(config, seed=2).eval()
+            exported, forward = export_decoder(model), model.decode_mean
+            z = rng.normal(size=(5, config.latent_dim)).astype(np.float32) * 2
+            y = rng.integers(0, config.num_classes, size=5) if config.is_conditional else None
+        with torch.no_grad():
+            wants.append(forward(torch.from_numpy(z), None if y is None else torch.from_numpy(y)).reshape(5, -1).numpy())
+        cases.append({"payload": browser_payload(exported), "z": z.tolist(), "y": None if y is None else y.tolist()})
+    path = tmp_path / "cases.json"
+    path.write_text(json.dumps(cases))
+    runner = tmp_path / "run.js"
+    runner.write_text(NODE_RUNNER)
+    result = subprocess.run([node, str(runner), str(DECODER_JS), str(path)], capture_output=True, text=True,
+                            timeout=120, check=True)
+    for got, want in zip(json.loads(result.stdout), wants):
+        np.testing.assert_allclose(np.asarray(got), want, atol=1e-5)

@@ -167,3 +167,34 @@ class TestPngAndGif:
             animated_gif(torch.empty(0, 1, 8, 8))
         with pytest.raises(ValueError, match="pixels wide"):
             animated_gif(torch.rand(20, 1, 8, 8), scale=1)
+
+
+class TestGridPictureBox:
+    @pytest.mark.parametrize("n,tile,padding", [(15, 8, 0), (15, 8, 1), (4, 32, 2), (2, 8, 1)])
+    def test_every_tile_centre_lands_on_its_code(self, n, tile, padding):
+        from vae_core.latent import grid_picture_box, plane_grid
+
+        extent = (-3.3, 2.7, -1.0, 5.0)
+        x0, x1, y0, y1 = grid_picture_box(extent, n, tile, padding)
+        size = n * (tile + padding) + padding
+        codes = plane_grid(n, extent).reshape(n, n, 2)  # row-major, top row (largest y) first
+        for i in range(n):  # row
+            for j in range(n):  # column
+                cx = padding + j * (tile + padding) + tile / 2  # the tile's centre in picture pixels
+                cy = padding + i * (tile + padding) + tile / 2  # from the top
+                x = x0 + cx / size * (x1 - x0)
+                y = y1 - cy / size * (y1 - y0)  # the picture's top is at y1
+                assert (x, y) == pytest.approx(tuple(codes[i, j].tolist()), abs=1e-5)
+
+    def test_refusals(self):
+        from vae_core.latent import grid_picture_box
+
+        with pytest.raises(ValueError):
+            grid_picture_box((0, 1, 0, 1), 1, 8)
+
+    def test_non_square_tiles(self):
+        from vae_core.latent import grid_picture_box
+
+        a = grid_picture_box((0, 1, 0, 1), 5, (8, 16), 1)
+        assert a[:2] == pytest.approx(grid_picture_box((0, 1, 0, 1), 5, 8, 1)[:2])
+        assert a[2:] == pytest.approx(grid_picture_box((0, 1, 0, 1), 5, 16, 1)[2:])

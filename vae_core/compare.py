@@ -177,12 +177,19 @@ def iso_elbo_levels(points: list[dict], count: int = 5) -> list[float]:
     return levels
 
 
-def shared_extent(extents: list[tuple[float, float, float, float]]) -> tuple[float, float, float, float]:
-    """The smallest (x0, x1, y0, y1) that holds every extent: shared axes for side-by-side maps."""
+def shared_extent(extents: list[tuple[float, float, float, float]], *, square: bool = False
+                  ) -> tuple[float, float, float, float]:
+    """The smallest (x0, x1, y0, y1) that holds every extent: shared axes for side-by-side maps. With square, the
+    shorter side is widened about its centre to the longer one, so a map drawn at equal scale fills a square plot."""
     if not extents:
         raise ValueError("no extents to share")
-    return (min(e[0] for e in extents), max(e[1] for e in extents),
-            min(e[2] for e in extents), max(e[3] for e in extents))
+    x0, x1 = min(e[0] for e in extents), max(e[1] for e in extents)
+    y0, y1 = min(e[2] for e in extents), max(e[3] for e in extents)
+    if square:
+        half = max(x1 - x0, y1 - y0) / 2
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        x0, x1, y0, y1 = cx - half, cx + half, cy - half, cy + half
+    return x0, x1, y0, y1
 
 
 __all__ = ["MEASURES", "SAME_RELATIVE", "SAME_SHARE", "class_mix_gap", "prior_samples", "sample_quality",

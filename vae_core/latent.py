@@ -741,3 +741,27 @@ def typical_nearest_distance(query: torch.Tensor, reference: torch.Tensor, *, ma
 
 
 __all__ += ["nearest_index", "code_radius", "typical_nearest_distance"]
+
+
+# -- for the latent map page: where to draw a decoded grid so each tile sits on its code ----------------------------
+def grid_picture_box(extent: tuple[float, float, float, float], n: int, tile_px, padding: int = 0
+                     ) -> tuple[float, float, float, float]:
+    """(x_min, x_max, y_min, y_max) over which to stretch image_grid(manifold_grid(model, n, extent=extent) images,
+    nrow=n, padding=padding) so that the centre of every tile lands exactly on the code it was decoded from.
+    tile_px: the images' size in pixels, one int for square images or (width, height).
+
+    The grid's codes run from edge to edge of `extent` (plane_grid), so the picture must reach half a tile (and
+    the padding) beyond it: stretched over `extent` itself, the outer tiles would sit up to half a cell inwards."""
+    tile_w, tile_h = (tile_px, tile_px) if isinstance(tile_px, int) else (int(tile_px[0]), int(tile_px[1]))
+    if n < 2 or min(tile_w, tile_h) < 1 or padding < 0:
+        raise ValueError(f"need n >= 2, tiles >= 1 pixel and padding >= 0, got {n}, {tile_px}, {padding}")
+    out = []
+    for (lo, hi), tile in ((extent[:2], tile_w), (extent[2:], tile_h)):
+        size = n * (tile + padding) + padding  # the picture's pixels along this axis
+        per_px = (hi - lo) / (n - 1) / (tile + padding)  # data units per pixel: neighbouring codes are a tile apart
+        start = lo - (padding + tile / 2) * per_px  # the first tile's centre (at pixel padding + tile/2) is on lo
+        out += [start, start + size * per_px]
+    return tuple(out)
+
+
+__all__ += ["grid_picture_box"]

@@ -81,6 +81,8 @@ function convTransposeStep(L) {
           W[a * K + (ky * kw + kx) * co + o] = src[((a * co + o) * kh + ky) * kw + kx];
   const out = new Float64Array(oh * ow * co);
   const patch = new Float64Array(K);
+  const nonZero = new Int32Array(ci);
+  const even = K - (K % 2);
   return (x) => {
     for (let p = 0; p < oh * ow; p++) {
       const base = p * co;
@@ -89,16 +91,26 @@ function convTransposeStep(L) {
     for (let iy = 0; iy < h; iy++) {
       for (let ix = 0; ix < w; ix++) {
         const ib = (iy * w + ix) * ci;
+        let n = 0;
+        for (let a = 0; a < ci; a++) if (x[ib + a] !== 0) nonZero[n++] = a; // after a ReLU many are exactly 0
+        if (n === 0) continue;
         patch.fill(0);
-        let any = false;
-        for (let a = 0; a < ci; a++) {
-          const v = x[ib + a];
-          if (v === 0) continue; // after a ReLU many inputs are exactly zero
-          any = true;
-          const wb = a * K;
-          for (let j = 0; j < K; j++) patch[j] += v * W[wb + j];
+        // Two input channels per pass over the patch (half the patch loads and stores), two taps per step.
+        let t = 0;
+        for (; t + 1 < n; t += 2) {
+          const a1 = nonZero[t], a2 = nonZero[t + 1];
+          const v1 = x[ib + a1], v2 = x[ib + a2], w1 = a1 * K, w2 = a2 * K;
+          let j = 0;
+          for (; j < even; j += 2) {
+            patch[j] += v1 * W[w1 + j] + v2 * W[w2 + j];
+            patch[j + 1] += v1 * W[w1 + j + 1] + v2 * W[w2 + j + 1];
+          }
+          if (j < K) patch[j] += v1 * W[w1 + j] + v2 * W[w2 + j];
         }
-        if (!any) continue;
+        if (t < n) {
+          const a1 = nonZero[t], v1 = x[ib + a1], w1 = a1 * K;
+          for (let j = 0; j < K; j++) patch[j] += v1 * W[w1 + j];
+        }
         for (let ky = 0; ky < kh; ky++) {
           const oy = iy * sh - ph + ky;
           if (oy < 0 || oy >= oh) continue;

@@ -58,8 +58,7 @@ class Pad {
     this.el = (sel) => root.querySelector(sel);
     this.padCanvas = this.el("canvas.latent-pad");
     this.imageCanvas = this.el("canvas.latent-image");
-    this.padCtx = this.padCanvas.getContext("2d");
-    this.bg = document.createElement("canvas"); // the pad's static layer: grid, axes, points
+    this.marker = this.el(".pad-marker"); // an overlay moved with a CSS transform: the canvas is drawn once
     this.decoderId = null;
     this.sceneId = null;
     this.dec = null;
@@ -296,17 +295,15 @@ class Pad {
     const dpr = window.devicePixelRatio || 1;
     this.size = size;
     this.dpr = dpr;
-    for (const c of [this.padCanvas, this.bg]) {
-      c.width = Math.round(size * dpr);
-      c.height = Math.round(size * dpr);
-    }
+    this.padCanvas.width = Math.round(size * dpr);
+    this.padCanvas.height = Math.round(size * dpr);
     this.padCanvas.style.width = this.padCanvas.style.height = `${size}px`;
     this.drawBackground();
     this.drawPad();
   }
 
   drawBackground() {
-    const ctx = this.bg.getContext("2d"), s = this.size, dpr = this.dpr, sc = this.scene;
+    const ctx = this.padCanvas.getContext("2d"), s = this.size, dpr = this.dpr, sc = this.scene;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     const css = getComputedStyle(this.padCanvas);
     const fg = css.getPropertyValue("--pad-fg").trim() || "#31333f";
@@ -349,19 +346,9 @@ class Pad {
 
   drawPad() {
     if (!this.scene || !this.size) return;
-    const ctx = this.padCtx, dpr = this.dpr;
-    ctx.setTransform(1, 0, 0, 1, 0, 0);
-    ctx.drawImage(this.bg, 0, 0);
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     const [px, py] = this.toPad(this.p[0], this.p[1]);
-    ctx.lineWidth = 3;
-    ctx.strokeStyle = "#ffffff";
-    ctx.beginPath(); ctx.arc(px, py, 8, 0, 2 * Math.PI); ctx.stroke();
-    ctx.lineWidth = 1.5;
-    ctx.strokeStyle = "#111827";
-    ctx.beginPath(); ctx.arc(px, py, 8, 0, 2 * Math.PI); ctx.stroke();
-    ctx.beginPath(); ctx.moveTo(px - 13, py); ctx.lineTo(px - 4, py); ctx.moveTo(px + 4, py); ctx.lineTo(px + 13, py);
-    ctx.moveTo(px, py - 13); ctx.lineTo(px, py - 4); ctx.moveTo(px, py + 4); ctx.lineTo(px, py + 13); ctx.stroke();
+    this.marker.style.transform = `translate(${px}px, ${py}px)`;
+    this.marker.hidden = false;
   }
 
   drawLegend() {

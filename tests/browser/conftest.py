@@ -262,9 +262,27 @@ def assert_no_exception(page) -> None:
     assert n == 0, f"an element shows a traceback on {page.url}: {traceback.first.inner_text()[:500]}"
 
 
+MAX_SCREENSHOT_HEIGHT = 8000
+
+
 def screenshot(page, name: str) -> Path:
+    """A PNG of the whole page. Streamlit scrolls inside <main data-testid="stMain">, so Playwright's full_page
+    sees only the viewport: the viewport is stretched to the content's height for the shot, then put back."""
     path = screenshots_dir() / (name if name.endswith(".png") else f"{name}.png")
-    page.screenshot(path=str(path), full_page=True)
+    viewport = page.viewport_size
+    height = page.evaluate("""() => {
+      const main = document.querySelector('[data-testid="stMain"]');
+      return Math.max(main ? main.scrollHeight : 0, document.documentElement.scrollHeight);
+    }""")
+    tall = viewport is not None and height > viewport["height"]
+    try:
+        if tall:
+            page.set_viewport_size({"width": viewport["width"], "height": min(int(height), MAX_SCREENSHOT_HEIGHT)})
+            page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        page.screenshot(path=str(path), full_page=True)
+    finally:
+        if tall:
+            page.set_viewport_size(viewport)
     return path
 
 

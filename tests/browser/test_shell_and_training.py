@@ -23,7 +23,8 @@ pytestmark = pytest.mark.timeout(300)
 
 APP_OPEN_LIMIT_S = 5.0
 UI_ANSWER_LIMIT_MS = 2_000
-STOP_LIMIT_MS = 3_000
+STOP_LIMIT_S = 3.5  # "within about 3 s" of the click
+EPOCHS = 10  # the short run: at batch 16 long enough (several seconds) to interact with it while it trains
 TRAIN_TIMEOUT_MS = 240_000  # a loaded 2-core machine trains the small digits model in well under this
 
 EPOCH_RE = re.compile(r"Epoch (\d+) of (\d+)")
@@ -89,6 +90,22 @@ def progress_bar(page):
 
 def alert(page, text: str):
     return page.get_by_test_id("stAlert").filter(has_text=text)
+
+
+def renderer_busy_fraction(page, seconds: float) -> float:
+    """Share of wall time the page's main thread spent running tasks (Chrome's Performance metrics, via CDP)."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        cdp.send("Performance.enable")
+
+        def task_seconds() -> float:
+            return {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}["TaskDuration"]
+
+        before, t0 = task_seconds(), time.monotonic()
+        page.wait_for_timeout(seconds * 1000)
+        return (task_seconds() - before) / (time.monotonic() - t0)
+    finally:
+        cdp.detach()
 
 
 def stop_if_training(page) -> None:
@@ -180,14 +197,14 @@ def test_train_digits_model_live(server, page):
     open_page(page, f"{server}/train")
     expect(page.get_by_role("heading", name="Train a model", level=1)).to_be_visible()
     expect(page.get_by_label("Data", exact=True)).to_have_value(re.compile("Digits"))
-    set_slider(page, "Epochs", home=True, right=11, expect_text="12")
+    set_slider(page, "Epochs", home=True, right=EPOCHS - 1, expect_text=str(EPOCHS))
     set_slider(page, "Batch size", home=True, expect_text="16")
     set_model_name(page, name)
 
     page.evaluate(PROGRESS_LOGGER)
     try:
         page.get_by_role("button", name="Start training").click()
-        expect(progress_bar(page)).to_contain_text(re.compile(r"Epoch \d+ of 12"), timeout=60_000)
+        expect(progress_bar(page)).to_contain_text(re.compile(rf"Epoch \d+ of {EPOCHS}"), timeout=60_000)
         expect(page.get_by_role("button", name="Start training")).to_be_disabled()
 
         # While it trains the page keeps answering: a client-side toggle, then a full rerun through the server.
@@ -221,7 +238,7 @@ def test_train_digits_model_live(server, page):
         stop_if_training(page)
 
     seen = page.evaluate("window.__progress")
-    epochs = [int(m.group(1)) for m in map(EPOCH_RE.search, seen) if m and m.group(2) == "12"]
+    epochs = [int(m.group(1)) for m in map(EPOCH_RE.search, seen) if m and m.group(2) == str(EPOCHS)]
     assert len(set(epochs)) >= 2, f"the progress text did not move: {seen}"
     assert epochs == sorted(epochs), f"the epoch count went backwards: {seen}"
     assert still_training, "training ended before the responsiveness check ran: the check proved nothing"
@@ -235,7 +252,7 @@ def test_train_digits_model_live(server, page):
     saved = trained_file(server, "browser-test-digits")
     assert saved is not None, f"no checkpoint saved under {server.user_dir}"
     meta = checkpoint_meta(saved)
-    assert meta["status"] == "done" and len(meta["history"]) == 12 and meta["samples_per_s"] > 0
+    assert meta["status"] == "done" and len(meta["history"]) == EPOCHS and meta["samples_per_s"] > 0
 
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Welcome", exact=True).click()
     wait_for_app(page)
@@ -257,17 +274,22 @@ def test_stop_a_long_run_keeps_the_model(server, page):
         page.get_by_role("button", name="Start training").click()
         # Epoch 2 under way: the first epoch is finished, so there is something to keep.
         expect(progress_bar(page)).to_contain_text(re.compile(r"Epoch ([2-9]|\d{2,}) of 200"), timeout=120_000)
-        wait_for_app(page)
+        busy = renderer_busy_fraction(page, 3.0)
         stop = page.get_by_role("button", name="Stop", exact=True)
         t0 = time.monotonic()
-        stop.click(timeout=10_000)  # Playwright waits until the button is stable and takes the click
+        stop.click(timeout=30_000)  # returns once the browser has dispatched the click
         t1 = time.monotonic()
-        expect(alert(page, "Stopped")).to_be_visible(timeout=STOP_LIMIT_MS)
-        stop_s = time.monotonic() - t1
+        expect(alert(page, "Stopped")).to_be_visible(timeout=30_000)
+        t2 = time.monotonic()
     finally:
         stop_if_training(page)
-    print(f"\nStop: the click took {t1 - t0:.2f} s to land, then 'Stopped' showed after {stop_s:.2f} s")
-    record_figure("stop_seconds", round(stop_s, 3))
+    print(f"\nStop: the page's main thread was busy {busy:.0%} of the time while training; the click took "
+          f"{t1 - t0:.2f} s to be dispatched, then 'Stopped' showed {t2 - t1:.2f} s later ({t2 - t0:.2f} s in all)")
+    record_figure("stop_seconds", round(t2 - t0, 3))
+    record_figure("stop_click_dispatch_seconds", round(t1 - t0, 3))
+    record_figure("renderer_busy_fraction_while_training", round(busy, 3))
+    assert t2 - t0 <= STOP_LIMIT_S, (f"'Stopped' showed {t2 - t0:.2f} s after pressing Stop (limit {STOP_LIMIT_S} s): "
+                                     f"{t1 - t0:.2f} s before the page could take the click, {t2 - t1:.2f} s after")
     expect(alert(page, "Stopped")).to_contain_text("saved and listed in the sidebar")
     expect(sidebar_picker(page)).to_have_value(f"{name} · trained by you", timeout=15_000)
     expect(page.get_by_role("button", name="Stop", exact=True)).to_have_count(0)

@@ -1,0 +1,123 @@
+"""The Disentanglement lab: every model kind renders, a shapes model's rows are labelled with factor names and its
+MIG / DCI are the card's, a digits model is told it needs factors (and can switch), the β-VAE beats the VAE on MIG
+on the page, and a β trained from the page joins the comparison and the picker."""
+import json
+
+from tests.app.conftest import open_app, picker
+from vae_core.data import SHAPE_FACTOR_NAMES
+from vae_core.zoo import ZOO, list_zoo
+
+PAGE = "pages/disentanglement.py"
+CARDS = {card["name"]: card for card in list_zoo()}
+
+
+def open_lab(model_key: str | None = None):
+    at = open_app()
+    if model_key:
+        picker(at).set_value(model_key).run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def traversal_rows(at, key: str = "dl_traversal") -> list[str]:
+    """The row labels of a traversal figure, read from the chart's Plotly spec."""
+    chart = [c for c in at.get("plotly_chart") if c.proto.id and key in c.proto.id]
+    assert chart, f"no chart {key}"
+    return json.loads(chart[0].proto.spec)["layout"]["yaxis"]["ticktext"]
+
+
+def metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+class TestEveryModel:
+    def test_every_bundled_model_kind_renders(self):
+        at = open_lab()
+        for spec in ZOO:
+            picker(at).set_value(f"zoo/{spec.name}").run()
+            assert not at.exception, (spec.name, [e.value for e in at.exception])
+            assert at.title[0].value == "Disentanglement lab"
+            needs = any("no ground-truth factors" in i.value for i in at.info)
+            assert needs == (spec.dataset != "shapes"), spec.name
+            assert bool(metrics(at)) == (spec.dataset == "shapes"), spec.name
+            assert at.dataframe, spec.name  # the comparison shows whatever the chosen model
+
+
+class TestShapesModels:
+    def test_rows_are_labelled_with_factors_and_scores_are_the_cards(self):
+        at = open_lab("zoo/shapes-betavae")
+        for name in ("shapes-vae", "shapes-betavae"):
+            picker(at).set_value(f"zoo/{name}").run()
+            card = CARDS[name]
+            rows = traversal_rows(at)
+            assert len(rows) == card["config"]["latent_dim"]
+            active = [r for r in rows if "inactive" not in r]
+            assert len(active) == card["active_units"]
+            for i, row in enumerate(rows):
+                factor, nmi = card["factor_per_dim"][i]
+                assert row.startswith(f"z[{i}] · ")
+                assert row.endswith("inactive") or row == f"z[{i}] · {factor} {nmi:.2f}"
+            assert all(r.split(" · ")[1].split()[0] in SHAPE_FACTOR_NAMES for r in active)
+            shown = metrics(at)
+            assert shown["MIG"] == f"{card['mig']:.3f}"
+            assert shown["DCI disentanglement"] == f"{card['dci_disentanglement']:.3f}"
+            assert shown["DCI completeness"] == f"{card['dci_completeness']:.3f}"
+            assert shown["DCI informativeness"] == f"{card['dci_informativeness']:.3f}"
+
+    def test_product_check_the_beta_vae_mig_beats_the_vae_on_the_page(self):
+        at = open_lab("zoo/shapes-vae")
+        beta, vae = CARDS["shapes-betavae"]["mig"], CARDS["shapes-vae"]["mig"]
+        assert beta > vae
+        verdict = [m.value for m in at.markdown if "has a MIG of" in m.value]
+        assert verdict and f"**{beta:.3f}**, higher than" in verdict[0] and f"**{vae:.3f}**" in verdict[0]
+        table = at.dataframe[0].value
+        assert list(table["MIG"].round(6)) == [round(vae, 6), round(beta, 6)]
+
+    def test_rows_can_centre_on_a_test_image(self):
+        at = open_lab("zoo/shapes-betavae")
+        at.radio(key="dl_around").set_value("image").run()
+        at.number_input(key="dl_image").set_value(7).run()
+        assert not at.exception
+        captions = [img.caption for element in at.get("image") for img in element.proto.imgs]
+        assert "Test image 7" in captions
+        assert len(traversal_rows(at)) == 8
+
+
+class TestDigitsModel:
+    def test_needs_factors_and_offers_the_beta_vae(self):
+        at = open_lab()
+        assert picker(at).value == "zoo/digits-vae-2d"
+        assert any("no ground-truth factors" in i.value for i in at.info)
+        [b for b in at.button if b.label == "Switch to the bundled shapes β-VAE"][0].click().run()
+        assert not at.exception
+        assert picker(at).value == "zoo/shapes-betavae"
+        assert metrics(at)["MIG"] == f"{CARDS['shapes-betavae']['mig']:.3f}"
+
+
+class TestTraining:
+    def test_a_quick_beta_run_joins_the_comparison_and_the_picker(self):
+        at = open_lab("zoo/shapes-vae")
+        at.slider(key="dl_beta").set_value(8.0).run()
+        at.toggle(key="dl_quick").set_value(True).run()
+        at.button(key="dl_start").click().run()
+        assert not at.exception
+        job = at.session_state["lab_job"]
+        assert at.button(key="dl_start").disabled  # one run per session
+        assert job.join(240), "training did not finish"
+        at.run()  # the poll that sees the finished job redraws the whole page, which measures the new model
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert job.state == "done", job.snapshot().message
+        assert job.model_config.beta == 8.0 and job.model_config.latent_dim == 8
+        assert len(job.data.train) == 2000 and job.train_config.epochs == 1
+        assert any("Finished" in s.value for s in at.success)
+        table = at.dataframe[0].value
+        assert len(table) == 3 and "β = 8" in table["Model"].iloc[2]
+        assert 0.0 <= table["MIG"].iloc[2] <= 1.0
+        new_key = f"mine/{job.snapshot().checkpoint.stem}"
+        assert new_key in picker(at).options or new_key == picker(at).value or any(
+            "trained by you" in o for o in picker(at).options)
+        at.button(key="dl_show_new").click().run()
+        assert picker(at).value == new_key
+        assert len(traversal_rows(at)) == 8 and metrics(at)["MIG"] == f"{table['MIG'].iloc[2]:.3f}"

@@ -1,0 +1,328 @@
+"""Classroom checks with real browsers: several students (browser contexts) on one real server.
+
+1. Isolation: one student trains a model; another student's picker and library never list it.
+2. Hostile uploads by one student (a pickle that runs code, random bytes, a file above maxUploadSize) are refused,
+   and another student's training keeps running and answering meanwhile; the server stays healthy.
+3. A student who closes the browser mid-training: the job stops (the watchdog), and what it learnt is saved.
+   This one runs its own server with LATENT_LAB_ORPHAN_GRACE=3 (the app's default grace is 30 s).
+
+The load version (30 students, 10 trainers, memory) is bench/load_test.py.
+Run:  .venv/bin/python -m pytest tests/browser/test_classroom.py -q
+"""
+from __future__ import annotations
+
+import os
+import random
+import re
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import (APP_DIR, artifacts_dir, assert_no_exception, record_figure, screenshot,
+                                    sidebar_picker, start_server, stop_server, wait_for_app)
+
+pytestmark = pytest.mark.timeout(240)
+
+VIEWPORT = {"width": 1400, "height": 900}
+TRAIN_TIMEOUT_MS = 180_000
+ORPHAN_GRACE_S = 3.0
+MAX_UPLOAD_MB = 64  # .streamlit/config.toml [server] maxUploadSize
+
+# Every distinct text of the progress bar and the alerts, with the time it was first seen (ms since page load).
+TRAIN_LOGGER = """() => {
+  window.__log = [];
+  window.__logTimer = setInterval(() => {
+    for (const el of document.querySelectorAll('[data-testid="stProgress"], [data-testid="stAlert"]')) {
+      const text = el.innerText.trim();
+      const log = window.__log;
+      if (text && !log.some(e => e.text === text)) log.push({t: performance.now(), text});
+    }
+  }, 100);
+}"""
+EPOCH_RE = re.compile(r"Epoch (\d+) of (\d+)")
+
+
+# -- helpers --------------------------------------------------------------------------------------------------------
+@pytest.fixture
+def student(browser):
+    """A factory of students: each call opens a new browser context (own cookies, own Streamlit session)."""
+    contexts = []
+
+    def new():
+        context = browser.new_context(viewport=VIEWPORT)
+        context.set_default_timeout(30_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield new
+    for context in contexts:
+        try:
+            context.close()
+        except Exception:
+            pass
+
+
+def open_page(page, url: str) -> None:
+    page.goto(url)
+    wait_for_app(page)
+    assert_no_exception(page)
+
+
+def set_epochs(page, epochs: int) -> None:
+    thumb = page.locator('[data-testid="stSlider"] input[type="range"][aria-label="Epochs"]')
+    thumb.focus()
+    thumb.press("Home")
+    for _ in range(epochs - 1):
+        thumb.press("ArrowRight")
+    value = page.get_by_test_id("stSlider").filter(has=thumb).get_by_test_id("stSliderThumbValue")
+    expect(value).to_have_text(str(epochs))
+    thumb.blur()
+    wait_for_app(page)
+    expect(value).to_have_text(str(epochs))
+
+
+def start_training(page, server_url: str, name: str, epochs: int) -> None:
+    """Open the Train page (digits, default settings), set the epochs and the name, press Start."""
+    open_page(page, f"{server_url}/train")
+    expect(page.get_by_label("Data", exact=True)).to_have_value(re.compile("Digits"))
+    set_epochs(page, epochs)
+    box = page.get_by_label("Model name", exact=True)
+    box.fill(name)
+    box.press("Enter")
+    wait_for_app(page)
+    expect(box).to_have_value(name)
+    page.evaluate(TRAIN_LOGGER)
+    page.get_by_role("button", name="Start training").click()
+    expect(page.get_by_test_id("stProgress").or_(alert(page, "in the queue"))).to_be_visible(timeout=60_000)
+
+
+def alert(page, text: str):
+    return page.get_by_test_id("stAlert").filter(has_text=text)
+
+
+def picker_options(page) -> list[str]:
+    picker = sidebar_picker(page)
+    picker.click()
+    options = page.get_by_role("option")
+    expect(options.first).to_be_visible()
+    labels = [t.strip() for t in options.all_inner_texts()]
+    picker.press("Escape")
+    return labels
+
+
+def epochs_seen(page, total: int) -> list[int]:
+    log = page.evaluate("window.__log || []")
+    return [int(m.group(1)) for m in (EPOCH_RE.search(e["text"]) for e in log) if m and int(m.group(2)) == total]
+
+
+def checkpoints(user_dir: Path, stem: str) -> list[Path]:
+    """Checkpoints named `stem` saved for any session of this server (USER_DIR/sessions/<session>/<stem>.pt)."""
+    return sorted(Path(user_dir).rglob(f"{stem}.pt"))
+
+
+def checkpoint_meta(path: Path) -> dict:
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)["meta"]
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def stop_run(page) -> None:
+    """Leave no job training on the shared server (best effort)."""
+    try:
+        stop = page.get_by_role("button", name="Stop", exact=True)
+        if stop.count() and stop.is_visible():
+            stop.click(timeout=5_000)
+            expect(page.get_by_text(re.compile("Stopped|Finished")).first).to_be_visible(timeout=20_000)
+    except Exception:
+        pass
+
+
+# -- 1. isolation across real sessions ------------------------------------------------------------------------------
+def test_one_students_model_never_shows_in_anothers_picker(server, student):
+    name = "classroom isolation A"
+    alice, bob = student(), student()
+    open_page(bob, server)  # Bob is already in class while Alice trains
+    before = picker_options(bob)
+    try:
+        start_training(alice, server, name, epochs=1)
+        expect(alert(alice, "Finished")).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
+        wait_for_app(alice)
+    finally:
+        stop_run(alice)
+    label = f"{name} · trained by you"
+    expect(sidebar_picker(alice)).to_have_value(label, timeout=15_000)
+    assert label in picker_options(alice)
+    assert_no_exception(alice)
+
+    saved = checkpoints(server.user_dir, "classroom-isolation-a")
+    assert len(saved) == 1, f"expected one checkpoint of Alice's run under {server.user_dir}, found {saved}"
+
+    # Bob's session that was open all along: a rerun (reload the picker) still does not list it.
+    open_page(bob, f"{server}/library")
+    assert_no_exception(bob)
+    after = picker_options(bob)
+    assert not [o for o in after if name in o], f"Bob's picker lists Alice's model: {after}"
+    assert [o for o in after if "trained by you" in o] == [o for o in before if "trained by you" in o]
+    expect(bob.get_by_text(name)).to_have_count(0)
+    # A student arriving afterwards does not see it either.
+    carol = student()
+    open_page(carol, f"{server}/library")
+    assert not [o for o in picker_options(carol) if name in o]
+    expect(carol.get_by_text(name)).to_have_count(0)
+    screenshot(carol, "classroom-isolation-other-student")
+
+
+# -- 2. hostile uploads by one student while another trains --------------------------------------------------------
+class _Hostile:
+    """Unpickling this runs a shell command: the app must refuse the file before anything in it runs."""
+
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+def upload(page, path: Path) -> None:
+    page.get_by_test_id("stFileUploader").locator('input[type="file"]').set_input_files(str(path))
+
+
+def test_training_survives_another_students_hostile_uploads(server, student, tmp_path):
+    import torch
+
+    marker = tmp_path / "MARKER"
+    hostile = tmp_path / "hostile.pt"
+    torch.save({"format": "latent-lab", "format_version": 1, "meta": {"name": _Hostile(f"touch {marker}")}}, hostile)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(random.Random(1).randbytes(1 << 16).replace(b"PK", b"pk"))
+    huge = tmp_path / "huge.pt"
+    with open(huge, "wb") as f:  # above maxUploadSize; random head, sparse tail: cheap to make
+        f.write(random.Random(2).randbytes(1 << 20))
+        f.truncate((MAX_UPLOAD_MB + 1) * 2**20)
+
+    trainer, uploader = student(), student()
+    open_page(uploader, f"{server}/library")
+    try:
+        start_training(trainer, server, "classroom survivor", epochs=200)
+        expect(trainer.get_by_test_id("stProgress")).to_contain_text(EPOCH_RE, timeout=60_000)
+
+        def trainer_still_answers(step: str) -> None:
+            """New progress texts keep arriving: the server answers the trainer's live view while its job runs."""
+            seen = epochs_seen(trainer, 200)
+            last = max(seen, default=0)
+            deadline = time.monotonic() + 60
+            while max(epochs_seen(trainer, 200), default=0) <= last:
+                assert time.monotonic() < deadline, f"after {step}: the trainer's progress stopped at epoch {last}"
+                trainer.wait_for_timeout(250)
+            assert healthy(server), f"after {step}: the server's health endpoint does not answer"
+
+        # (a) a pickle that would run `touch MARKER` when loaded
+        upload(uploader, hostile)
+        expect(alert(uploader, "hostile.pt")).to_contain_text("refused", timeout=30_000)
+        wait_for_app(uploader)
+        assert_no_exception(uploader)
+        assert not marker.exists(), "the hostile checkpoint ran code on the server"
+        trainer_still_answers("the hostile pickle")
+
+        # (b) random bytes named .pt
+        upload(uploader, junk)
+        expect(alert(uploader, "junk.pt")).to_contain_text("refused", timeout=30_000)
+        wait_for_app(uploader)
+        assert_no_exception(uploader)
+        trainer_still_answers("the random bytes")
+
+        # (c) a file above the server's maxUploadSize: Streamlit's own uploader refuses it (nothing reaches the app)
+        upload(uploader, huge)
+        expect(uploader.get_by_test_id("stFileUploader").get_by_text(re.compile(r"must be .*or smaller"))
+               ).to_be_visible(timeout=30_000)
+        wait_for_app(uploader)
+        assert_no_exception(uploader)
+        screenshot(uploader, "classroom-huge-upload-refused")
+        trainer_still_answers("the file above maxUploadSize")
+
+        # None of them reached the uploader's picker.
+        assert not [o for o in picker_options(uploader) if "uploaded" in o]
+        # The trainer's job is still the one running, and the trainer's page never showed an error.
+        expect(trainer.get_by_role("button", name="Stop", exact=True)).to_be_visible()
+        assert_no_exception(trainer)
+        expect(trainer.get_by_test_id("stAlertContentError")).to_have_count(0)
+        screenshot(trainer, "classroom-trainer-after-uploads")
+    finally:
+        stop_run(trainer)
+    assert not marker.exists() and not (APP_DIR / "MARKER").exists()
+    assert healthy(server)
+
+
+# -- 3. a student closes the browser mid-training ------------------------------------------------------------------
+@pytest.fixture
+def short_grace_server(tmp_path_factory):
+    """A server of its own whose training watchdog gives a closed session LATENT_LAB_ORPHAN_GRACE s."""
+    user_dir = tmp_path_factory.mktemp("latent_lab_orphan_users")
+    srv = start_server(user_dir, artifacts_dir() / "streamlit-server-orphan.log",
+                       env_extra={"LATENT_LAB_ORPHAN_GRACE": str(ORPHAN_GRACE_S)})
+    try:
+        yield srv
+    finally:
+        stop_server(srv.process)
+
+
+def _threads(pid: int) -> int:
+    """OS threads of the server process (Python threads, OpenMP workers, …)."""
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def test_closing_the_browser_mid_training_stops_the_job(short_grace_server, browser):
+    srv = short_grace_server
+    context = browser.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(30_000)
+    try:
+        page = context.new_page()
+        start_training(page, srv, "classroom orphan", epochs=200)
+        # Epoch 2 under way: the first epoch is done, so the stopped run has something to save.
+        expect(page.get_by_test_id("stProgress")).to_contain_text(re.compile(r"Epoch ([2-9]|\d{2,}) of 200"),
+                                                                  timeout=120_000)
+        assert not checkpoints(srv.user_dir, "classroom-orphan"), "saved before the run ended"
+        threads_training = _threads(srv.process.pid)
+        closed_at = time.monotonic()
+    finally:
+        context.close()
+
+    # The watchdog notices the closed session after the grace, cancels, and the job saves what it learnt.
+    deadline = closed_at + ORPHAN_GRACE_S + 60
+    saved = []
+    while not saved and time.monotonic() < deadline:
+        saved = checkpoints(srv.user_dir, "classroom-orphan")
+        time.sleep(0.2)
+    assert saved, f"no checkpoint {ORPHAN_GRACE_S + 60:.0f} s after the browser closed: the job did not stop"
+    stop_seconds = time.monotonic() - closed_at
+    time.sleep(1.0)  # the save is the job's last act
+    meta = checkpoint_meta(saved[0])
+    print(f"\nbrowser closed mid-training: job stopped and saved after {stop_seconds:.1f} s "
+          f"(grace {ORPHAN_GRACE_S:.0f} s), {len(meta['history'])} of 200 epochs")
+    record_figure("orphan_stop_seconds", round(stop_seconds, 2))
+    assert meta["status"] == "cancelled", f"the run was not cancelled: {meta['status']}"
+    assert 1 <= len(meta["history"]) < 200
+    assert stop_seconds >= ORPHAN_GRACE_S - 0.5, "cancelled before the grace ended"
+    # Training really stopped: the checkpoint is not rewritten, and the job's two threads (worker, watchdog) are gone.
+    mtime = saved[0].stat().st_mtime
+    end = time.monotonic() + 15
+    while _threads(srv.process.pid) > threads_training - 2 and time.monotonic() < end:
+        time.sleep(0.2)
+    threads_after = _threads(srv.process.pid)
+    print(f"server threads while training: {threads_training}, after the stop: {threads_after}")
+    assert threads_after <= threads_training - 2, (
+        f"the job's threads did not end: {threads_training} threads while training, {threads_after} after the stop")
+    time.sleep(2.0)
+    assert saved[0].stat().st_mtime == mtime, "the checkpoint was written again after the stop"
+    assert healthy(srv)

@@ -1,0 +1,94 @@
+"""Decode and Generate in a real browser: a decoder slider moved with the keyboard redraws the image (and the
+link), another seed draws other samples, and screenshots of both pages with the 2-D and the 10-D digits VAE."""
+from __future__ import annotations
+
+import pytest
+
+from tests.browser.conftest import assert_no_exception, screenshot, wait_for_app
+
+DECODED_IMG = ".st-key-decoded img"
+SAMPLES_IMG = ".st-key-samples img"
+CHANGED_JS = "([selector, before]) => { const i = document.querySelector(selector);" \
+             " return !!i && i.getAttribute('src') !== before && i.complete && i.naturalWidth > 0; }"
+
+
+_ROOT_OPENED: set[str] = set()
+
+
+def open_page(page, server, path: str) -> None:
+    if server not in _ROOT_OPENED:
+        # A fresh server whose first request is a deep link runs that page alone, the old pages/-folder way, until
+        # some session has run app.py (st.navigation switches the server over): open the root once first.
+        page.goto(server)
+        wait_for_app(page)
+        _ROOT_OPENED.add(str(server))
+    page.goto(f"{server}/{path}")
+    wait_for_app(page)
+    assert_no_exception(page)
+
+
+def src(page, selector: str) -> str:
+    img = page.locator(selector).first
+    img.wait_for(state="visible")
+    return img.get_attribute("src")
+
+
+def slider_thumb(page, label: str):
+    """The thumb of the slider labelled `label`, the element a keyboard user focuses (Streamlit 1.67 draws it as
+    an <input type="range">: role slider, without a role attribute)."""
+    return page.get_by_role("slider", name=label, exact=True)
+
+
+def test_a_decoder_slider_redraws_the_image(page, server):
+    open_page(page, server, "decode?model=zoo/digits-vae-2d")
+    before = src(page, DECODED_IMG)
+    assert before.startswith("data:image/png;base64,")
+    thumb = slider_thumb(page, "z[0]")
+    thumb.focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(CHANGED_JS, arg=[DECODED_IMG, before], timeout=15_000)
+    wait_for_app(page)
+    assert_no_exception(page)
+    assert thumb.input_value() == "0.05"
+    assert "z=0.05%2C0.0" in page.url  # the link follows the slider
+    # Back again: the same code, the same picture.
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function("(b) => document.querySelector('.st-key-decoded img').getAttribute('src') === b",
+                           arg=before, timeout=15_000)
+
+
+def test_a_shared_decode_link_opens_on_its_point(page, server):
+    open_page(page, server, "decode?model=zoo/digits-vae-2d&z=1.5%2C-0.75")
+    assert slider_thumb(page, "z[0]").input_value() == "1.5"
+    assert slider_thumb(page, "z[1]").input_value() == "-0.75"
+
+
+def test_another_seed_draws_other_samples(page, server):
+    open_page(page, server, "generate?model=zoo/digits-vae-2d")
+    before = src(page, SAMPLES_IMG)
+    page.get_by_role("button", name="New samples").click()
+    page.wait_for_function(CHANGED_JS, arg=[SAMPLES_IMG, before], timeout=15_000)
+    wait_for_app(page)
+    assert_no_exception(page)
+    assert "seed=1" in page.url
+    page.goto(f"{server}/generate?model=zoo/digits-vae-2d&seed=0")  # the link of the first set shows it again
+    wait_for_app(page)
+    assert src(page, SAMPLES_IMG) == before
+
+
+@pytest.mark.parametrize("model", ["digits-vae-2d", "digits-vae-10d"])
+def test_screenshots(page, server, model):
+    page.set_viewport_size({"width": 1400, "height": 2300})  # Streamlit scrolls inside: a tall window shows all
+    open_page(page, server, f"decode?model=zoo/{model}")
+    assert page.locator('[data-testid="stPlotlyChart"]').count() >= 1
+    screenshot(page, f"decode-{model}")
+    page.get_by_role("tab", name="Manifold grid").click()
+    wait_for_app(page)
+    page.wait_for_timeout(300)  # plotly draws the chart of a newly shown tab on the next frames
+    screenshot(page, f"decode-{model}-manifold")
+    open_page(page, server, f"generate?model=zoo/{model}")
+    page.get_by_role("checkbox", name="Show each sample's nearest training image").check()
+    wait_for_app(page)
+    assert_no_exception(page)
+    assert page.locator('[data-testid="stPlotlyChart"]').count() == 1
+    screenshot(page, f"generate-{model}")
