@@ -80,7 +80,7 @@ def train_in_page(browser, url: str, user_dir: Path, epochs: int, name: str) -> 
     finally:
         context.close()
     stem = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    files = sorted(user_dir.glob(f"*/{stem}.pt"))
+    files = sorted(user_dir.rglob(f"{stem}.pt"))
     if not files:
         raise RuntimeError(f"the page's checkpoint {stem}.pt was not found under {user_dir}")
     meta = torch.load(files[0], map_location="cpu", weights_only=True)["meta"]

@@ -651,19 +651,24 @@ class TrainBell:
             self.event.set()
 
 
-async def run_class(args, server: Server, sampler: Sampler, deadline: float) -> tuple[list[Student], dict]:
-    from playwright.async_api import async_playwright
-
+def make_class(args) -> list[Student]:
+    """The students, arriving evenly over the ramp; own-Chromium ones and trainers spread over the arrival order."""
     n = args.sessions
     own = set(round(i * n / args.browsers) for i in range(args.browsers)) if args.browsers else set()
     trainers = set(round(i * n / args.trainers) + (1 if args.trainers < n else 0) for i in range(args.trainers))
     trainers = {min(t, n - 1) for t in trainers}
     while len(trainers) < args.trainers:  # rounding collisions: fill from the start
         trainers.add(min(set(range(n)) - trainers))
-    students = [Student(i, "own-chromium" if i in own else "shared-chromium-context", i in trainers,
-                        args.ramp * i / max(1, n - 1)) for i in range(n)]
-    bell = TrainBell(len(trainers), args.click_gap, timeout=args.ramp + 4 * args.step_timeout)
-    phases = {}
+    return [Student(i, "own-chromium" if i in own else "shared-chromium-context", i in trainers,
+                    args.ramp * i / max(1, n - 1)) for i in range(n)]
+
+
+async def run_class(args, server: Server, sampler: Sampler, deadline: float, students: list[Student],
+                    phases: dict) -> None:
+    from playwright.async_api import async_playwright
+
+    own = {s.index for s in students if s.kind == "own-chromium"}
+    bell = TrainBell(sum(s.trainer for s in students), args.click_gap, timeout=args.ramp + 4 * args.step_timeout)
     async with async_playwright() as p:
         launch = dict(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
         shared = await p.chromium.launch(**launch)
@@ -696,7 +701,6 @@ async def run_class(args, server: Server, sampler: Sampler, deadline: float) -> 
                 except Exception:
                     pass
             phases["closed"] = sampler.now()
-    return students, phases
 
 
 async def warm_up(server: Server, timeout_s: float, tour: bool) -> dict:
@@ -830,8 +834,11 @@ def parse_args(argv=None):
     ap.add_argument("--settle", type=float, default=90.0, help="max seconds to wait for memory to settle after close")
     ap.add_argument("--timeout", type=float, default=900.0, help="hard timeout of the whole run (s)")
     ap.add_argument("--no-tour", action="store_true", help="skip the warm-up tour baseline before the class")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary user folder (trained models)")
     ap.add_argument("--no-probe", action="store_true", help="plain `streamlit run` (no in-server memory probe)")
-    ap.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)  # the app tree (default: this repo)
+    # The app tree: this checkout, or LATENT_LAB_APP_DIR (as tests/browser/conftest.py) for a patched copy.
+    ap.add_argument("--root", type=Path, default=Path(os.environ.get("LATENT_LAB_APP_DIR", ROOT)),
+                    help="the app's folder (default: $LATENT_LAB_APP_DIR or this checkout)")
     ap.add_argument("--out", type=Path, default=ROOT / "test-artifacts" / "load_test.json")
     args = ap.parse_args(argv)
     args.browsers = min(args.browsers, args.sessions)
@@ -866,20 +873,18 @@ def main(argv=None) -> int:
     sampler = Sampler(server.process.pid, server.started)
     sampler.start()
 
-    def on_alarm(signum, frame):  # the hard timeout: stop everything we started
-        server.stop()
-        raise SystemExit(f"hard timeout of {args.timeout:.0f} s reached")
+    def on_signal(signum, frame):  # hard timeout or SIGTERM: `finally` stops the server and writes the report
+        raise SystemExit(f"stopped by signal {signum} (SIGALRM = the hard timeout of {args.timeout:.0f} s)")
 
-    signal.signal(signal.SIGALRM, on_alarm)
-    def on_term(signum, frame):  # so that `finally` stops the server and writes the report
-        raise SystemExit("terminated")
-
-    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGALRM, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     signal.alarm(int(args.timeout) + 30)
+    students: list[Student] = []
+    phases: dict = {}
+    state = {"idle_rss": None, "idle_threads": None, "idle_tour": None, "after": None}
     exit_code = 1
     try:
-        report["server"] = {"health_after_s": round(server.wait_healthy(), 2), "url": server.url,
-                            "cmd": server.cmd}
+        report["server"] = {"health_after_s": round(server.wait_healthy(), 2), "url": server.url, "cmd": server.cmd}
         print(f"server up at {server.url} in {report['server']['health_after_s']} s; warming up…", flush=True)
         report["warm_up"] = asyncio.run(warm_up(server, args.step_timeout, tour=False))
         if report["warm_up"]["exceptions"]:
@@ -888,140 +893,168 @@ def main(argv=None) -> int:
             return 2
         time.sleep(2.0)
         idle_start = sampler.now()
-        idle_rss = rss_after(sampler, 4.0)
-        idle_threads = sampler.window(idle_start)[-1][2]
-        report["idle"] = {"rss_mb": idle_rss, "threads": idle_threads, "probe": server.probe("objects")}
-        print(f"idle: {idle_rss} MB, {idle_threads} threads", flush=True)
-        idle_tour = None
+        state["idle_rss"] = rss_after(sampler, 4.0)
+        state["idle_threads"] = sampler.window(idle_start)[-1][2]
+        report["idle"] = {"rss_mb": state["idle_rss"], "threads": state["idle_threads"], "probe": server.probe("objects")}
+        print(f"idle: {state['idle_rss']} MB, {state['idle_threads']} threads", flush=True)
         if not args.no_tour:
             # A baseline with every page's imports and the shared caches warm: what stays after the class should
             # come back to this; the difference to `idle` is one-off imports and caches, not per-session memory.
             report["warm_tour"] = asyncio.run(warm_up(server, args.step_timeout, tour=True))
             time.sleep(2.0)
             start = sampler.now()
-            idle_tour = rss_after(sampler, 4.0)
-            report["idle_after_tour"] = {"rss_mb": idle_tour, "threads": sampler.window(start)[-1][2],
+            state["idle_tour"] = rss_after(sampler, 4.0)
+            report["idle_after_tour"] = {"rss_mb": state["idle_tour"], "threads": sampler.window(start)[-1][2],
                                          "probe": server.probe("objects")}
-            print(f"idle after one warm-up tour of every page: {idle_tour} MB", flush=True)
+            print(f"idle after one warm-up tour of every page: {state['idle_tour']} MB", flush=True)
         print(f"The class arrives ({args.sessions} sessions)…", flush=True)
 
+        students.extend(make_class(args))
         class_deadline = hard_deadline - (args.settle + 90)
-        students, phases = asyncio.run(run_class(args, server, sampler, class_deadline))
-        report["phases_s"] = phases
-        during = sampler.window(phases["class_start"], phases["closed"])
-        peak = max(during, key=lambda s: s[1]) if during else (0, 0, 0, 0)
-        report["peak"] = {"rss_mb": round(peak[1], 1), "at_s": round(peak[0], 1), "threads_max": max(s[2] for s in during),
-                          "children_max": max(s[3] for s in during)}
-        print(f"class done in {phases['class_end'] - phases['class_start']:.0f} s; peak {peak[1]:.0f} MB. "
+        asyncio.run(run_class(args, server, sampler, class_deadline, students, phases))
+        print(f"class done in {phases['class_end'] - phases['class_start']:.0f} s. "
               f"All closed; waiting for memory to settle (TTL {args.ttl} s)…", flush=True)
 
         settled = settle(sampler, phases["closed"], min_wait=args.ttl + 10, max_wait=args.settle)
-        after = {"natural": settled}
+        after = state["after"] = {"natural": settled}
         after["probe_stats"] = server.probe("objects")
         after["after_reap"] = {**server.probe("reap"), "rss_mb": rss_after(sampler, 3.0)}
         after["after_gc"] = {**server.probe("gc"), "rss_mb": rss_after(sampler, 3.0)}
         after["after_trim"] = {**server.probe("trim"), "rss_mb": rss_after(sampler, 3.0)}
         after["threads"] = sampler.window(sampler.now() - 2)[-1][2]
         report["after_close"] = after
-        report["memory_ratio_after_close_to_idle"] = round(settled["rss_mb"] / idle_rss, 3)
-        report["memory_ratio_after_reap_gc_trim_to_idle"] = round(after["after_trim"]["rss_mb"] / idle_rss, 3)
-        if idle_tour:
-            report["memory_ratio_after_close_to_idle_after_tour"] = round(settled["rss_mb"] / idle_tour, 3)
-
-        # -- figures
-        navs = [n["seconds"] for s in students for n in s.navs if n["page"] != "open /"]
-        opens = [n["seconds"] for s in students for n in s.navs if n["page"] == "open /"]
-        to_img = [x["to_image_s"] for s in students for x in s.sliders]
-        to_idle = [x["to_idle_s"] for s in students for x in s.sliders]
-        jobs = job_timeline(user_dir)
-        trainers = [s for s in students if s.trainer]
-        finished = [s for s in trainers if s.train.get("finished") and jobs.get(s.name, {}).get("status") == "done"]
-        queue_seen = {s.name: s.train.get("positions", []) for s in trainers}
-        log = server_log_problems(log_path)
-        errors = [f"{s.name}: {e}" for s in students for e in s.errors]
-        page_errors = [f"{s.name}: {e}" for s in students for e in s.page_errors]
-        report["figures"] = {
-            "sessions_completed": sum(s.done for s in students),
-            "errors": len(errors) + len(page_errors) + log["tracebacks"],
-            "trainings_finished": f"{len(finished)}/{len(trainers)}",
-            "queue_positions_seen": queue_seen,
-            "max_queue_position_seen": max((max(p) for p in queue_seen.values() if p), default=0),
-            "open_p50_s": pct(opens, 0.5), "open_p95_s": pct(opens, 0.95),
-            "nav_p50_s": pct(navs, 0.5), "nav_p95_s": pct(navs, 0.95), "nav_n": len(navs),
-            "slider_to_image_p50_s": pct(to_img, 0.5), "slider_to_image_p95_s": pct(to_img, 0.95),
-            "slider_to_idle_p50_s": pct(to_idle, 0.5), "slider_to_idle_p95_s": pct(to_idle, 0.95),
-            "slider_n": len(to_img),
-            "idle_rss_mb": idle_rss, "peak_rss_mb": report["peak"]["rss_mb"],
-            "after_close_rss_mb": settled["rss_mb"], "after_close_ratio": report["memory_ratio_after_close_to_idle"],
-            "after_reap_gc_trim_rss_mb": after["after_trim"]["rss_mb"],
-            "after_reap_gc_trim_ratio": report["memory_ratio_after_reap_gc_trim_to_idle"],
-            "idle_after_tour_rss_mb": idle_tour,
-            "after_close_ratio_to_tour": report.get("memory_ratio_after_close_to_idle_after_tour"),
-            "blocked_external_requests": sorted({u for s in students for u in s.blocked}),
-            "threads_idle": idle_threads, "threads_peak": report["peak"]["threads_max"],
-            "threads_after_close": after["threads"],
-        }
-        per_page = {}
-        for s in students:
-            for n in s.navs:
-                per_page.setdefault(n["page"], []).append(n["seconds"])
-        report["nav_by_page"] = {k: {"n": len(v), "p50_s": pct(v, 0.5), "p95_s": pct(v, 0.95)} for k, v in per_page.items()}
-        report["fairness"] = fairness(students, jobs, cap)
-        report["jobs"] = jobs
-        report["errors"] = errors
-        report["page_errors"] = page_errors
-        report["server_log"] = log
-        report["students"] = [s.record() for s in students]
-        report["memory_timeline"] = [(round(t, 1), round(r, 1), th, k) for t, r, th, k in sampler.window(0)][::2]
-        report["config"]["load_average_at_end"] = os.getloadavg()
-        report["wall_s"] = round(time.monotonic() - started, 1)
-        print_summary(report)
-        exit_code = 0 if report["figures"]["errors"] == 0 and len(finished) == len(trainers) else 1
+        exit_code = 0
     finally:
         signal.alarm(0)
         sampler.stop_event.set()
         server.stop()
-        report.setdefault("wall_s", round(time.monotonic() - started, 1))
-        args.out.write_text(json.dumps(report, indent=1, default=str) + "\n")
-        print(f"written {args.out} (server log: {log_path})", flush=True)
+        try:
+            if students:
+                ok = analyse(report, students, phases, state, sampler, user_dir, log_path, cap)
+                exit_code = exit_code if ok else 1
+                report["wall_s"] = round(time.monotonic() - started, 1)
+                print_summary(report)
+        finally:
+            report.setdefault("wall_s", round(time.monotonic() - started, 1))
+            args.out.write_text(json.dumps(report, indent=1, default=str) + "\n")
+            print(f"written {args.out} (server log: {log_path})", flush=True)
+            if not args.keep:
+                import shutil
+
+                shutil.rmtree(user_dir, ignore_errors=True)
+                if server.probe_dir:
+                    shutil.rmtree(server.probe_dir, ignore_errors=True)
     return exit_code
+
+
+def analyse(report: dict, students: list[Student], phases: dict, state: dict, sampler: Sampler, user_dir: Path,
+            log_path: Path, cap: int) -> bool:
+    """Fill report["figures"] and the details from whatever the run got to; True if the class passed."""
+    idle_rss, idle_tour, after = state["idle_rss"], state["idle_tour"], state["after"] or {}
+    report["phases_s"] = phases
+    during = sampler.window(phases.get("class_start", 0), phases.get("closed"))
+    peak = max(during, key=lambda x: x[1]) if during else (0, 0, 0, 0)
+    report["peak"] = {"rss_mb": round(peak[1], 1), "at_s": round(peak[0], 1),
+                      "threads_max": max((x[2] for x in during), default=None),
+                      "children_max": max((x[3] for x in during), default=None)}
+    natural = (after.get("natural") or {}).get("rss_mb")
+    trimmed = (after.get("after_trim") or {}).get("rss_mb")
+
+    def ratio(a, b):
+        return round(a / b, 3) if a and b else None
+
+    navs = [n["seconds"] for s in students for n in s.navs if n["page"] != "open /"]
+    opens = [n["seconds"] for s in students for n in s.navs if n["page"] == "open /"]
+    to_img = [x["to_image_s"] for s in students for x in s.sliders]
+    to_idle = [x["to_idle_s"] for s in students for x in s.sliders]
+    jobs = job_timeline(user_dir)
+    trainers = [s for s in students if s.trainer]
+    finished = [s for s in trainers if s.train.get("finished") and jobs.get(s.name, {}).get("status") == "done"]
+    queue_seen = {s.name: s.train.get("positions", []) for s in trainers}
+    log = server_log_problems(log_path)
+    errors = [f"{s.name}: {e}" for s in students for e in s.errors]
+    page_errors = [f"{s.name}: {e}" for s in students for e in s.page_errors]
+    report["figures"] = {
+        "sessions_completed": sum(s.done for s in students),
+        "errors": len(errors) + len(page_errors) + log["tracebacks"],
+        "trainings_finished": f"{len(finished)}/{len(trainers)}",
+        "trainings_saved_on_server": f"{sum(1 for s in trainers if jobs.get(s.name, {}).get('status') == 'done')}"
+                                     f"/{len(trainers)}",
+        "queue_positions_seen": queue_seen,
+        "max_queue_position_seen": max((max(p) for p in queue_seen.values() if p), default=0),
+        "open_p50_s": pct(opens, 0.5), "open_p95_s": pct(opens, 0.95),
+        "nav_p50_s": pct(navs, 0.5), "nav_p95_s": pct(navs, 0.95), "nav_n": len(navs),
+        "slider_to_image_p50_s": pct(to_img, 0.5), "slider_to_image_p95_s": pct(to_img, 0.95),
+        "slider_to_idle_p50_s": pct(to_idle, 0.5), "slider_to_idle_p95_s": pct(to_idle, 0.95),
+        "slider_n": len(to_img),
+        "idle_rss_mb": idle_rss, "idle_after_tour_rss_mb": idle_tour, "peak_rss_mb": report["peak"]["rss_mb"],
+        "after_close_rss_mb": natural, "after_close_ratio": ratio(natural, idle_rss),
+        "after_close_ratio_to_tour": ratio(natural, idle_tour),
+        "after_reap_gc_trim_rss_mb": trimmed, "after_reap_gc_trim_ratio": ratio(trimmed, idle_rss),
+        "after_reap_gc_trim_ratio_to_tour": ratio(trimmed, idle_tour),
+        "blocked_external_requests": sorted({u for s in students for u in s.blocked}),
+        "threads_idle": state["idle_threads"], "threads_peak": report["peak"]["threads_max"],
+        "threads_after_close": after.get("threads"),
+    }
+    per_page: dict[str, list[float]] = {}
+    for s in students:
+        for n in s.navs:
+            per_page.setdefault(n["page"], []).append(n["seconds"])
+    report["nav_by_page"] = {k: {"n": len(v), "p50_s": pct(v, 0.5), "p95_s": pct(v, 0.95)} for k, v in per_page.items()}
+    report["fairness"] = fairness(students, jobs, cap)
+    report["jobs"] = jobs
+    report["errors"] = errors
+    report["page_errors"] = page_errors
+    report["server_log"] = log
+    report["students"] = [s.record() for s in students]
+    report["memory_timeline"] = [(round(t, 1), round(r, 1), th, k) for t, r, th, k in sampler.window(0)][::2]
+    report["config"]["load_average_at_end"] = os.getloadavg()
+    return report["figures"]["errors"] == 0 and len(finished) == len(trainers)
 
 
 def print_summary(r: dict) -> None:
     f = r["figures"]
 
-    def s(x, unit=" s"):
-        return "n/a" if x is None else f"{x:.2f}{unit}"
+    def sec(x):
+        return "n/a" if x is None else f"{x:.2f} s"
+
+    def mb(x):
+        return "n/a" if x is None else f"{x:.0f} MB"
+
+    def times(x):
+        return "n/a" if x is None else f"{x:.2f}x"
 
     rows = [
         ("sessions (own Chromium + shared contexts)", f"{r['config']['sessions']} ({r['config']['own_chromium']} + "
                                                       f"{r['config']['shared_chromium_contexts']}), "
                                                       f"{f['sessions_completed']} completed"),
         ("errors (exceptions, alerts, timeouts, page errors, tracebacks)", str(f["errors"])),
-        ("trainings finished", f["trainings_finished"]),
+        ("trainings finished (seen in the page / saved as done)", f"{f['trainings_finished']} / "
+                                                                  f"{f['trainings_saved_on_server']}"),
         ("queue positions seen (max)", f"{f['max_queue_position_seen']} (cap {r['config']['job_cap']} running)"),
         ("queue fair (start order = click order)", str(r["fairness"]["fair"])),
-        ("open / p50 / p95", f"{s(f['open_p50_s'])} / {s(f['open_p95_s'])}"),
-        (f"page navigation to idle p50 / p95 (n={f['nav_n']})", f"{s(f['nav_p50_s'])} / {s(f['nav_p95_s'])}"),
-        (f"slider -> image p50 / p95 (n={f['slider_n']})", f"{s(f['slider_to_image_p50_s'])} / {s(f['slider_to_image_p95_s'])}"),
-        ("slider -> idle p50 / p95", f"{s(f['slider_to_idle_p50_s'])} / {s(f['slider_to_idle_p95_s'])}"),
-        ("server RSS idle / peak", f"{f['idle_rss_mb']:.0f} MB / {f['peak_rss_mb']:.0f} MB"),
-        ("server RSS idle after a warm-up tour of every page", "n/a" if not f["idle_after_tour_rss_mb"] else
-         f"{f['idle_after_tour_rss_mb']:.0f} MB"),
-        ("server RSS after close (ratio to idle)", f"{f['after_close_rss_mb']:.0f} MB ({f['after_close_ratio']:.2f}x)"),
-        ("  ratio to idle after the warm-up tour", "n/a" if not f["after_close_ratio_to_tour"] else
-         f"{f['after_close_ratio_to_tour']:.2f}x"),
-        ("  after reap + gc + malloc_trim (ratio)", f"{f['after_reap_gc_trim_rss_mb']:.0f} MB "
-                                                    f"({f['after_reap_gc_trim_ratio']:.2f}x)"),
-        ("server threads idle / peak / after close", f"{f['threads_idle']} / {f['threads_peak']} / {f['threads_after_close']}"),
-        ("external (non-loopback) requests blocked", str(len(f["blocked_external_requests"]))),
+        ("open / p50 / p95", f"{sec(f['open_p50_s'])} / {sec(f['open_p95_s'])}"),
+        (f"page navigation to idle p50 / p95 (n={f['nav_n']})", f"{sec(f['nav_p50_s'])} / {sec(f['nav_p95_s'])}"),
+        (f"slider -> image p50 / p95 (n={f['slider_n']})",
+         f"{sec(f['slider_to_image_p50_s'])} / {sec(f['slider_to_image_p95_s'])}"),
+        ("slider -> idle p50 / p95", f"{sec(f['slider_to_idle_p50_s'])} / {sec(f['slider_to_idle_p95_s'])}"),
+        ("server RSS idle (after one page) / peak", f"{mb(f['idle_rss_mb'])} / {mb(f['peak_rss_mb'])}"),
+        ("server RSS idle after a warm-up tour of every page", mb(f["idle_after_tour_rss_mb"])),
+        ("server RSS after close: ratio to idle / to idle after tour",
+         f"{mb(f['after_close_rss_mb'])}: {times(f['after_close_ratio'])} / {times(f['after_close_ratio_to_tour'])}"),
+        ("  after reap + gc + malloc_trim: ratio to idle / to tour",
+         f"{mb(f['after_reap_gc_trim_rss_mb'])}: {times(f['after_reap_gc_trim_ratio'])} / "
+         f"{times(f['after_reap_gc_trim_ratio_to_tour'])}"),
+        ("server threads idle / peak / after close", f"{f['threads_idle']} / {f['threads_peak']} / "
+                                                     f"{f['threads_after_close']}"),
+        ("external (non-loopback) requests blocked", ", ".join(f["blocked_external_requests"]) or "none"),
         ("wall time", f"{r.get('wall_s', 0):.0f} s"),
     ]
     width = max(len(a) for a, _ in rows)
-    print("\n" + "-" * (width + 40))
+    print("\n" + "-" * (width + 50))
     for a, b in rows:
         print(f"{a:<{width}}  {b}")
-    print("-" * (width + 40))
+    print("-" * (width + 50))
     for e in (r["errors"] + r["page_errors"])[:15]:
         print("  error:", e)
     if r["server_log"]["tracebacks"]:

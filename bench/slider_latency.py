@@ -51,7 +51,7 @@ PROBE_JS = """() => {
 
 def thumb(page, label: str = "z[0]"):
     """The slider's thumb: in Streamlit 1.67 an <input type="range"> (role slider, no role attribute)."""
-    return page.get_by_role("slider", name=label, exact=True)
+    return page.locator(f'[data-testid="stSlider"] input[type="range"][aria-label="{label}"]')
 
 
 def measure(page, base: str, model: str, presses: int) -> list[float]:

@@ -239,10 +239,14 @@ def _browser_pad(payload, entry, view, points, labels, label_names, start: PadPo
     scene_id = f"{entry.sha256[:12]}-{_digest(scene)}"
     sent = _sent()
 
+    force_point = f"_latent_pad_force_point_{key}"
+
     def on_need() -> None:  # the page lacks something (a reload kept the session): send it on this run
         need = (st.session_state.get(key) or {}).get("need") or {}
         sent["decoder"].discard(need.get("decoder"))
         sent["scene"].discard(need.get("scene"))
+        if need.get("point"):
+            st.session_state[force_point] = True
 
     def on_point() -> None:  # the user released the pad: the session's point follows
         released = _valid_point((st.session_state.get(key) or {}).get("point"), entry)
@@ -252,7 +256,7 @@ def _browser_pad(payload, entry, view, points, labels, label_names, start: PadPo
     # The point only when the page does not show it already: then a release's rerun sends the very same element,
     # which Streamlit replaces by a reference to the copy the browser holds (the JS alone is ~20 kB).
     shown = _valid_point((st.session_state.get(key) or {}).get("point"), entry)
-    keep = shown is not None and shown == (start.z, start.y)
+    keep = shown is not None and shown == (start.z, start.y) and not st.session_state.pop(force_point, False)
     data = {"decoder_id": entry.sha256, "scene_id": scene_id, "z": None if keep else start.z,
             "y": None if keep else start.y, "slider_dims": dims,
             "decoder": None if entry.sha256 in sent["decoder"] else payload,
@@ -294,7 +298,7 @@ def _server_pad(model, entry, view, start: PadPoint, dims: list[int], ranges, *,
         if z != point.z or y != point.y:
             share_point(entry, z, y)
             ui.set_url_exact(z=z, **{"class": y})
-        with right:
+        with right, st.container(key=f"{key}_server_image"):  # .st-key-<key>_server_image: found by the bench
             images = decode(model, torch.tensor([z], dtype=torch.float32), y)  # (1, C, H, W)
             picture = image_grid(images, nrow=1, scale=ui.scale_for(images, 200))
             st.image(ui.data_uri(picture), caption="Decoded on the server", width="content")

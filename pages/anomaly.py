@@ -25,7 +25,7 @@ from vae_core.data import load_image_folder, load_npz
 MAX_IMAGES = 500  # per set: enough for a steady AUROC (±0.01), small enough to score a conv model in seconds
 N_SAMPLES = 8  # posterior samples per −ELBO: measured AUROC digits vs shapes 0.975 with 8 against 0.960 with 1
 START_FALSE_ALARMS = 0.05  # the threshold starts where 5% of the model's own test images are flagged
-SHOWN = 8  # most and least anomalous images shown per set
+SHOWN = 6  # most and least anomalous images shown per set (one row in a half-width column)
 THUMB_PX = 64
 CHART_CONFIG = {"displayModeBar": False}
 SCORES = {"neg_elbo": "−ELBO (8 samples)", "recon": "Reconstruction error"}
@@ -268,7 +268,9 @@ def thumbnails(images: torch.Tensor) -> list[np.ndarray]:
     from vae_core.latent import image_grid
 
     scale = ui.scale_for(images, THUMB_PX)
-    return [image_grid(img[None], nrow=1, scale=scale) for img in images]
+    # A white margin after upscaling, so neighbouring images do not run into each other.
+    return [np.pad(image_grid(img[None], nrow=1, scale=scale), ((0, 0), (3, 3), (0, 0)), constant_values=255)
+            for img in images]
 
 
 def show_extremes(title: str, x: torch.Tensor, scores: np.ndarray) -> None:
@@ -304,8 +306,9 @@ def results(entry, model, data, choice: str, score: str, in_set, out_set) -> Non
                        "random normal one. 0.5 is guessing, 1 is a perfect separation, below 0.5 is upside down.")
         st.plotly_chart(roc_figure(s_in, s_out, tpr, fpr, auc), width="stretch", config=CHART_CONFIG, key="an_roc")
     st.caption(f"**ROC curve**: every threshold at once, from flagging everything (top right) to nothing (bottom "
-               f"left). AUROC {auc:.3f}: pick one of the {out_name} and one of the {in_name} at random, and the "
-               f"first scores higher {auc:.0%} of the time.")
+               f"left). The true positive rate is the share of the {out_name} flagged, the false positive rate the "
+               f"share of the {in_name} flagged. AUROC {auc:.3f}: pick one of the {out_name} and one of the "
+               f"{in_name} at random, and the first scores higher {auc:.0%} of the time.")
     if auc < 0.5:
         st.warning(f"The model finds the {out_name} *less* surprising than its own {in_name}. Likelihood scores can "
                    "rank simple images as more likely than the training data (Nalisnick et al. 2019): always check "

@@ -20,7 +20,6 @@ from vae_core.config import TrainConfig, model_config_for
 from vae_core.disentanglement import evaluate_disentanglement, inactive_dimensions
 from vae_core.jobs import TrainingJob
 from vae_core.latent import encode_dataset, image_grid, traverse
-from vae_core.library import slug, unique_path
 from vae_core.zoo import SHAPES_CONV, SHAPES_TRAIN
 
 BUNDLED = {"zoo/shapes-vae": "VAE", "zoo/shapes-betavae": "β-VAE"}  # the pair the lab compares
@@ -78,7 +77,7 @@ def kl_per_dim(entry, model, data) -> list[float] | None:
     """Test KL of each latent dimension, nats (None for an autoencoder, which has no KL)."""
     if not model.config.is_variational:
         return None
-    kl = entry.meta.get("kl_per_dim") or entry.card.get("kl_per_dim")
+    kl = entry.card.get("kl_per_dim") or entry.meta.get("kl_per_dim")  # the card's, as its active units
     if kl and len(kl) == model.config.latent_dim:
         return list(kl)
     return measured_kl(entry.sha256, model, data.test)
@@ -140,6 +139,9 @@ def traversal_centre(entry, model, data) -> tuple[tuple, int | None]:
                            "mean is the centre of the code space; a test image shows the changes around a real "
                            "shape.")
     if around == "prior":
+        if model.config.is_conditional:
+            st.caption(f"This CVAE draws every row as the class “{data.label_names[0]}”; centre the rows on a "
+                       "test image to use its class.")
         return (0.0,) * d, 0 if model.config.is_conditional else None
     index = int(c2.number_input("Test image number", 0, len(data.test) - 1, 0, key="dl_image",
                                 help=f"One of the {len(data.test):,} test images; its code is the centre."))
@@ -179,10 +181,14 @@ def chosen_model(entry, model, data) -> None:
 
 
 def needs_factors(entry, data) -> None:
-    what = f"was trained on {entry.dataset}, which has" if data is not None else "has its data missing here, so it has"
-    st.info(f"**{entry.title}** {what} no ground-truth factors: there is nothing to check its dimensions against. "
-            "Disentanglement is measured on the **shapes** data set, where every image is made from known factors "
-            "(shape, scale, orientation, position).", icon=":material/info:")
+    if data is None and has_factors(entry):
+        st.info(f"This page needs the data **{entry.title}** was trained on ({entry.dataset}), which this session "
+                "does not have. Upload that file on the Train page, or pick a bundled model.", icon=":material/info:")
+    else:
+        st.info(f"**{entry.title}** was trained on {entry.dataset}, which has no ground-truth factors: there is "
+                "nothing to check its dimensions against. Disentanglement is measured on the **shapes** data set, "
+                "where every image is made from known factors (shape, scale, orientation, position).",
+                icon=":material/info:")
     if BETA_VAE in ui.available_models():
         st.button("Switch to the bundled shapes β-VAE", icon=":material/swap_horiz:", on_click=ui.select_model,
                   args=(BETA_VAE,), help="Pick the shapes β-VAE in the sidebar's model picker.")
@@ -262,9 +268,15 @@ def comparison() -> None:
 
 # -- training a new β in the background (as the Train page does) --------------------------------------------------------
 def session_busy() -> bool:
-    """One training run per session, whichever page started it."""
-    return any(job is not None and job.is_active for job in (st.session_state.get("job"),
-                                                            st.session_state.get("lab_job")))
+    """One training run per session, whichever page started it (ui.start_training_job keeps it in "job")."""
+    job = st.session_state.get("job")
+    return job is not None and job.is_active
+
+
+def lab_job() -> TrainingJob | None:
+    """The session's training job if this page started it."""
+    job = st.session_state.get("job")
+    return job if job is not None and job.id == st.session_state.get("lab_job_id") else None
 
 
 def head(dataset, n: int):
@@ -284,11 +296,8 @@ def start_job(beta: float, epochs: int, quick: bool) -> None:
     config = model_config_for(data.input_shape, data.num_classes, kind="vae", beta=beta, **SHAPES_CONV)
     train_config = TrainConfig(**{**SHAPES_TRAIN, "epochs": epochs})
     name = f"Shapes β-VAE (β = {beta:g}, {epochs} epoch{'s' if epochs > 1 else ''}{', quick' if quick else ''})"
-    folder = ui.user_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    job = TrainingJob(config, train_config, quick_split(data) if quick else data, ui.job_limiter(),
-                      save_to=unique_path(folder, slug(name)), name=name, alive=ui.session_alive_probe())
-    st.session_state.lab_job = job.start()
+    job = ui.start_training_job(config, train_config, quick_split(data) if quick else data, name)
+    st.session_state.lab_job_id = job.id
     st.session_state.lab_job_seen_done = False
 
 
@@ -310,7 +319,7 @@ def training_controls() -> None:
         with ui.friendly_errors("Starting training"):
             start_job(float(beta), 1 if quick else int(epochs), bool(quick))
             st.rerun()
-    if busy and st.session_state.get("lab_job") is None:
+    if busy and lab_job() is None:
         st.caption("A model of yours is training on the Train page: one run at a time per session.")
 
 
@@ -318,6 +327,7 @@ def job_status(job: TrainingJob) -> None:
     snap = job.snapshot()
     if not job.is_active and not st.session_state.get("lab_job_seen_done", True):
         st.session_state.lab_job_seen_done = True
+        st.session_state.job_seen_done = True  # handled here: the Train page need not switch the picker to it
         st.rerun(scope="app")  # the whole page: the comparison and the picker list the new model
     if snap.state == "queued":
         st.info(f"All training slots on this server are busy. You are **number {snap.queue_position or 1}** in "
@@ -349,7 +359,7 @@ def training() -> None:
                "you choose, in the background. When it is done, its MIG and DCI are measured and it joins the "
                "comparison above.")
     training_controls()
-    job = st.session_state.get("lab_job")
+    job = lab_job()
     if job is not None:
         st.fragment(job_status, run_every=POLL_SECONDS if job.is_active else None)(job)
 

@@ -206,7 +206,7 @@ def end_column(side: str, end: dict, data, model, cls, n_test: int) -> None:
     title = "Start" if side == "a" else "End"
     image, caption = end_image(end, data, model, cls)
     st.markdown(f"**{title}:** {caption}")
-    show(image, 1, f"{title} image", tile_px=112)
+    show(image, 1, f"{title} image", f"ip_{side}_image", tile_px=112)
     st.session_state.setdefault(f"ip_{side}", end.get("idx", 0))
     st.session_state[f"ip_{side}"] = min(int(st.session_state[f"ip_{side}"]), n_test - 1)
     st.number_input(f"{title}: test image number", 0, n_test - 1, key=f"ip_{side}",
@@ -214,11 +214,12 @@ def end_column(side: str, end: dict, data, model, cls, n_test: int) -> None:
                     help=f"Pick the {title.lower()} by its number among the {n_test} test images.")
 
 
-def show(images: torch.Tensor, nrow: int, caption: str, tile_px: int = ui.TILE_PX) -> np.ndarray:
-    """A crisp grid as an inline PNG (its pixels can be read back from the page); returns the grid."""
-    grid = image_grid(images, nrow=nrow, scale=ui.scale_for(images, tile_px))
-    st.image(ui.data_uri(grid), caption=caption, width="content")
-    return grid
+def show(images: torch.Tensor, nrow: int, caption: str, key: str, tile_px: int = ui.TILE_PX) -> None:
+    """A crisp grid as an inline PNG (its pixels can be read back from the page), in a container with a stable
+    CSS class (st-key-<key>) for browser tests."""
+    with st.container(key=key):
+        st.image(ui.data_uri(image_grid(images, nrow=nrow, scale=ui.scale_for(images, tile_px))), caption=caption,
+                 width="content")
 
 
 # -- the path ---------------------------------------------------------------------------------------------------------------
@@ -229,7 +230,7 @@ def path_result(sha: str, za: tuple, zb: tuple, n: int, method: str, cls: int | 
     images = decode(_model, z, cls)
     elbo = path_elbo(_model, images, cls, seed=0)
     strip = image_grid(images, nrow=n, scale=ui.scale_for(images, strip_tile_px(n)))
-    return {"z": z, "images": images, "elbo": elbo.numpy(), "strip": strip, "png": png_bytes(strip),
+    return {"z": z, "images": images, "elbo": elbo.numpy(), "png": png_bytes(strip),
             "gif": animated_gif(images, scale=ui.scale_for(images, GIF_TILE_PX))}
 
 
@@ -274,7 +275,8 @@ def results(entry, model, data, test, view, ends, method, n, cls) -> None:
     za, zb = (tuple(float(v) for v in end_code(ends[s], test)) for s in "ab")
     result = path_result(entry.sha256, za, zb, n, method, cls, model)
     st.subheader("The path, decoded")
-    show(result["images"], n, f"{n} steps from the start (left) to the end (right)", tile_px=strip_tile_px(n))
+    show(result["images"], n, f"{n} steps from the start (left) to the end (right)", "ip_strip",
+         tile_px=strip_tile_px(n))
     d1, d2, _ = st.columns([2, 2, 3])
     d1.download_button("Download the strip (PNG)", result["png"], file_name="interpolation.png", mime="image/png",
                        on_click="ignore", icon=":material/download:", help="The strip above as one PNG picture.")

@@ -225,10 +225,12 @@ def mark_focus(fig: go.Figure, focus: dict | None, points: np.ndarray, indices: 
 
 
 # -- the selection panel ------------------------------------------------------------------------------------------------
-def picture(images: torch.Tensor, nrow: int, caption: str, tile_px: int = ui.TILE_PX) -> None:
-    """A crisp grid as an inline PNG (its pixels can be read back from the page)."""
-    st.image(ui.data_uri(image_grid(images, nrow=nrow, scale=ui.scale_for(images, tile_px))), caption=caption,
-             width="content")
+def picture(images: torch.Tensor, nrow: int, caption: str, key: str, tile_px: int = ui.TILE_PX) -> None:
+    """A crisp grid as an inline PNG (its pixels can be read back from the page), in a container with a stable
+    CSS class (st-key-<key>) for browser tests."""
+    with st.container(key=key):
+        st.image(ui.data_uri(image_grid(images, nrow=nrow, scale=ui.scale_for(images, tile_px))), caption=caption,
+                 width="content")
 
 
 def show_points(model, data, test, view, indices: list[int]) -> None:
@@ -247,9 +249,9 @@ def show_points(model, data, test, view, indices: list[int]) -> None:
         st.markdown(f"**Test image #{i}** · label **{names[int(y[0])]}**{at}")
         left, right = st.columns(2)
         with left:
-            picture(x, 1, "Input", tile_px=160)
+            picture(x, 1, "Input", "lm_input", tile_px=160)
         with right:
-            picture(recon, 1, "Reconstruction", tile_px=160)
+            picture(recon, 1, "Reconstruction", "lm_recon", tile_px=160)
         st.caption("The reconstruction is the decoder's image of this point's code: the closer to the input, "
                    "the more the code keeps.")
         return
@@ -258,8 +260,8 @@ def show_points(model, data, test, view, indices: list[int]) -> None:
     shown = min(len(indices), GROUP_SHOWN)
     st.markdown(f"**{len(indices)} test images selected**" + (f" (the first {shown} shown)" if len(indices) > shown
                                                                 else "") + f" · labels: {summary}")
-    picture(x, 8, "Inputs")
-    picture(recon, 8, "Their reconstructions")
+    picture(x, 8, "Inputs", "lm_inputs")
+    picture(recon, 8, "Their reconstructions", "lm_recons")
 
 
 def show_spot(entry, model, data, view, spot, cls) -> None:
@@ -274,12 +276,12 @@ def show_spot(entry, model, data, view, spot, cls) -> None:
                                                 train_mu=train_mu, y=cls)
     st.markdown(f"**Decoded spot** ({spot[0]:.2f}, {spot[1]:.2f})"
                 + (f" as class **{data.label_names[cls]}**" if cls is not None else ""))
-    picture(image, 1, "What the decoder makes of this spot", tile_px=160)
+    picture(image, 1, "What the decoder makes of this spot", "lm_spot", tile_px=160)
     st.markdown("**Is it just copying?** Its nearest training images:")
     picture(data.train.x[pix_idx[0]], NEIGHBOURS,
-            "By pixels · distance " + " · ".join(f"{d:.2f}" for d in pix_dist[0].tolist()))
+            "By pixels · distance " + " · ".join(f"{d:.2f}" for d in pix_dist[0].tolist()), "lm_near_pixels")
     picture(data.train.x[lat_idx[0]], NEIGHBOURS,
-            "By code · distance " + " · ".join(f"{d:.2f}" for d in lat_dist[0].tolist()))
+            "By code · distance " + " · ".join(f"{d:.2f}" for d in lat_dist[0].tolist()), "lm_near_codes")
     typical = typical_copy_distance(entry.sha256, data)
     st.caption(f"A pixel distance near 0 would be a copy. For comparison, a real test image is typically "
                f"{typical:.2f} from its nearest training image. The code distance compares the encoder's codes "

@@ -132,10 +132,11 @@ class Pad {
       }
       this.lastDataZ = z.slice();
       this.lastDataY = y;
-    } else if (switched) {
+    } else if (switched) { // a new pad whose Python side believes it shows the point already: ask for it
       this.inverse([0, 0], this.z);
       this.p = [0, 0];
       this.y = dec.numClasses ? 0 : null;
+      setTriggerValue("need", {point: true});
     }
     this.status(`Decoding in your browser \u00b7 ${dec.nParameters.toLocaleString("en")} weights`);
     this.layout(true);

@@ -102,7 +102,8 @@ class TestTraining:
         at.toggle(key="dl_quick").set_value(True).run()
         at.button(key="dl_start").click().run()
         assert not at.exception
-        job = at.session_state["lab_job"]
+        job = at.session_state["job"]  # the session's one job, as the Train page keeps it
+        assert job.id == at.session_state["lab_job_id"]
         assert at.button(key="dl_start").disabled  # one run per session
         assert job.join(240), "training did not finish"
         at.run()  # the poll that sees the finished job redraws the whole page, which measures the new model

@@ -155,9 +155,10 @@ class TestChoosingEnds:
         at.file_uploader(key="ip_upload_a").upload("my_digit.png", buffer.getvalue(), "image/png").run()
         assert not at.exception
         assert "**Start:** your image my_digit.png" in ends_text(at)
-        # Area-averaging the 4x nearest upscale gives the digit back, so its code is the test image's code.
+        # Area-averaging the 4x nearest upscale gives the digit back (to 8-bit rounding), so its code is the test
+        # image's code.
         figure, xy = spec(at, "ip_chart"), path_xy(at)
-        assert tuple(xy[0]) == pytest.approx(point_of(figure, 20), abs=1e-4)
+        assert tuple(xy[0]) == pytest.approx(point_of(figure, 20), abs=5e-3)
         assert len(at.query_params["za"].split(",")) == 2
 
     def test_a_file_that_is_not_an_image_gets_a_clear_message(self):

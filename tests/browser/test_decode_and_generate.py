@@ -35,8 +35,8 @@ def src(page, selector: str) -> str:
 
 def slider_thumb(page, label: str):
     """The thumb of the slider labelled `label`, the element a keyboard user focuses (Streamlit 1.67 draws it as
-    an <input type="range">: role slider, without a role attribute)."""
-    return page.get_by_role("slider", name=label, exact=True)
+    an <input type="range">: role slider, without a role attribute; its accessible name repeats the label)."""
+    return page.locator(f'[data-testid="stSlider"] input[type="range"][aria-label="{label}"]')
 
 
 def test_a_decoder_slider_redraws_the_image(page, server):
@@ -87,7 +87,8 @@ def test_screenshots(page, server, model):
     page.wait_for_timeout(300)  # plotly draws the chart of a newly shown tab on the next frames
     screenshot(page, f"decode-{model}-manifold")
     open_page(page, server, f"generate?model=zoo/{model}")
-    page.get_by_role("checkbox", name="Show each sample's nearest training image").check()
+    page.get_by_text("Show each sample's nearest training image", exact=True).click()  # the toggle's label
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for(state="visible")
     wait_for_app(page)
     assert_no_exception(page)
     assert page.locator('[data-testid="stPlotlyChart"]').count() == 1

@@ -17,9 +17,12 @@ CHANGED_TEXT_JS = "([selector, before]) => { const e = document.querySelector(se
                   " return !!e && e.innerText !== before; }"
 
 
+OPEN_TIMEOUT_MS = 90_000  # a page's first visit on a cold server loads its data and chart code; slow under load
+
+
 def open_page(page, server, path: str) -> None:
     page.goto(f"{server}/{path}")
-    wait_for_app(page)
+    wait_for_app(page, OPEN_TIMEOUT_MS)
     assert_no_exception(page)
 
 
