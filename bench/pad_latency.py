@@ -124,7 +124,7 @@ def browser_path(page, base: str, name: str, moves: int, presses: int) -> dict:
 def server_presses(page, selector: str, thumb_label: str, presses: int) -> list[float]:
     """keydown -> the server's new picture (`selector`) painted, for presses on the Streamlit slider `thumb_label`."""
     page.evaluate(SERVER_PROBE_JS, selector)
-    page.get_by_role("slider", name=thumb_label, exact=True).focus()
+    page.locator(f'[data-testid="stMain"] input[type="range"][aria-label="{thumb_label}"]').first.focus()
     for i in range(presses):
         page.keyboard.press("ArrowRight")
         page.wait_for_function("(n) => window.__serverLatency.painted.length >= n", arg=i + 1, timeout=30_000)

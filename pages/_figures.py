@@ -81,9 +81,10 @@ def click_grid(fig: go.Figure, extent: tuple[float, float, float, float], n: int
     """Invisible n x n points over the extent, drawn first (under the data): Plotly reports clicks on points only,
     so a click on empty space selects the nearest grid point and the page learns where the user clicked."""
     xs, ys = np.meshgrid(np.linspace(extent[0], extent[1], n), np.linspace(extent[2], extent[3], n))
+    hidden = dict(marker=dict(opacity=0))  # Plotly restyles selected points: keep the grid invisible then too
     fig.add_trace(go.Scattergl(x=xs.ravel(), y=ys.ravel(), mode="markers", name="click anywhere",
                                marker=dict(size=10, color="rgba(0,0,0,0)"), customdata=np.full((n * n, 1), GRID_INDEX),
-                               hoverinfo="none", showlegend=False))
+                               selected=hidden, unselected=hidden, hoverinfo="none", showlegend=False))
     fig.data = (fig.data[-1], *fig.data[:-1])  # first: data points stay on top for hover and clicks
     return fig
 

@@ -274,6 +274,9 @@ def _server_pad(model, entry, view, start: PadPoint, dims: list[int], ranges, *,
     """Streamlit sliders and a PyTorch decode in a fragment: each change is a round trip to the server."""
     if notice:
         st.info(notice, icon=":material/dns:")
+    else:
+        st.caption("Decoding on the server: every change travels to the server, which decodes the image with "
+                   "PyTorch and sends the picture back.")
     config = entry.config
     k = config.num_classes if config.is_conditional else 0
     prefix = f"{key}_server_{entry.sha256[:12]}"

@@ -177,8 +177,9 @@ def show_maps(picks, names, data) -> None:
 def show_samples(picks, names, data) -> list[dict]:
     st.subheader("Random samples from the prior")
     same_size = len({model.config.latent_dim for _, model in picks}) == 1
-    st.markdown(f"Each model decodes {'the same' if same_size else ''} random codes drawn from the prior N(0, I) "
-                f"(seed {SEED}). Here are {N_SHOWN} of the {N_SAMPLES} the numbers below are measured on.")
+    codes = "the same random codes" if same_size else "random codes (of its own latent size)"
+    st.markdown(f"Each model decodes {codes}, drawn from the prior N(0, I) with seed {SEED}. Here are {N_SHOWN} of "
+                f"the {N_SAMPLES} samples the numbers below are measured on.")
     qualities = []
     for (entry, model), name, column in zip(picks, names, st.columns(3)):
         images, quality = samples_and_quality(entry.sha256, data_key(data), model, data)
@@ -281,6 +282,8 @@ def show_quality(picks, names, qualities, data) -> None:
     })
     lines = [pair_sentence(names[i], names[j], qualities[i], qualities[j], data.label_names)
              for i, j in itertools.combinations(range(3), 2) if picks[i][0].key != picks[j][0].key]
+    if any(model.config.is_conditional for _, model in picks):
+        lines.append("- A **CVAE** is told which class to draw (here each class in turn), so its mix is even by design.")
     with st.container(key="cmp_verdict"):
         st.markdown("\n".join(lines) if lines else "Pick different models to compare their samples.")
     st.caption(f"Differences under {100 * SAME_RELATIVE:.0f}% (or {100 * SAME_SHARE:.0f} points for the mix) are "
@@ -424,7 +427,8 @@ def main() -> None:
         show_quality(picks, names, qualities, data)
     show_interpolation(picks, names, data)
     group = data_group(*picks[0])
-    show_rate_distortion(models, groups(models)[group], group)
+    with ui.friendly_errors("The rate-distortion plot"):
+        show_rate_distortion(models, groups(models)[group], group)
     show_notice(picks, names)
 
 

@@ -22,7 +22,7 @@ from vae_core.jobs import TrainingJob
 from vae_core.latent import encode_dataset, image_grid, traverse
 from vae_core.zoo import SHAPES_CONV, SHAPES_TRAIN
 
-BUNDLED = {"zoo/shapes-vae": "VAE", "zoo/shapes-betavae": "β-VAE"}  # the pair the lab compares
+BUNDLED = ("zoo/shapes-vae", "zoo/shapes-betavae")  # the pair the lab compares, VAE first
 BETA_VAE = "zoo/shapes-betavae"
 FACTOR_SOURCES = ("shapes", "shapes64")  # bundled data sets with ground-truth factors
 SCORE_KEYS = ("mig", "dci_disentanglement", "dci_completeness", "dci_informativeness", "factor_per_dim")

@@ -19,6 +19,7 @@ from vae_core.explain import explain_example
 from vae_core.latent import image_grid
 
 IMAGE_PX = 160  # the input and the decoded image, side by side: big enough to compare pixel by pixel
+UNUSED_KL = 0.05  # nats: a dimension this close to the prior carries (almost) nothing about the image
 MAX_WRITTEN_DIMS = 3  # dimensions spelled out in the z = μ + σ·ε formula; the table has them all
 INTRO = (
     "Follow **one real image** through the model in the sidebar. The **encoder** turns it into a small cloud of "
@@ -95,6 +96,11 @@ def step_encoder(ex: dict) -> None:
                     "error bar): the image's code is *somewhere around μ, give or take σ*. The red diamond is the "
                     "code z drawn in step 3.")
     st.plotly_chart(code_chart(ex), width="stretch", config={"displayModeBar": False})
+    if ex["sigma"] is not None:
+        unused = [i for i, kl in enumerate(ex["kl_per_dim"].tolist()) if kl < UNUSED_KL]
+        if unused and len(unused) < ex["latent_dim"]:
+            st.caption(f"{len(unused)} of the {ex['latent_dim']} dimensions sit at μ ≈ 0, σ ≈ 1 (KL under "
+                       f"{UNUSED_KL} nats in the table): the prior itself. The model does not use them for this image.")
 
 
 def z_formula(ex: dict) -> str:

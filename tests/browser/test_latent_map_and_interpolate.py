@@ -56,7 +56,11 @@ def open_page(page, server, path: str) -> None:
 
 
 def map_points(page, nth: int = 0) -> dict[int, tuple[float, float]]:
-    """{data index: (x, y) page pixels} of the nth map's points."""
+    """{data index: (x, y) viewport pixels} of the nth map's points, the map scrolled into view first (the
+    positions are relative to the viewport, so nothing may scroll between this and the mouse actions)."""
+    chart = page.locator('[data-testid="stPlotlyChart"]').nth(nth)
+    chart.scroll_into_view_if_needed()
+    chart.hover(position={"x": 5, "y": 5})  # shows the modebar now, so a later hover does not scroll
     points = page.evaluate(POINTS_JS.replace("document.querySelector(sel)",
                                              f"document.querySelectorAll(sel)[{nth}]"), MAP)
     return {int(i): (x, y) for i, x, y in points}
@@ -117,9 +121,7 @@ def test_a_lasso_selects_the_group_inside_it(page, server):
     near_edge = [i for i, (x, y) in points.items()
                  if (radius - 3) ** 2 <= (x - centre[0]) ** 2 + (y - centre[1]) ** 2 < (radius + 3) ** 2]
     assert len(inside) > 16, "the loop should catch a crowd"
-    chart = page.locator('[data-testid="stPlotlyChart"]').first
-    chart.hover()
-    chart.locator('.modebar-btn[data-title="Lasso Select"]').click()
+    page.locator('[data-testid="stPlotlyChart"] .modebar-btn[data-title="Lasso Select"]').first.click()
     page.mouse.move(*ring[0])
     page.mouse.down()
     for point in ring[1:]:

@@ -32,7 +32,7 @@ def text_of(page, selector: str) -> str:
     return element.inner_text()
 
 
-def test_how_a_vae_works_resample_and_reduction(page, server):
+def test_how_a_vae_works(page, server):
     page.set_viewport_size({"width": 1400, "height": 2000})  # Streamlit scrolls inside: a tall window shows all
     open_page(page, server, "how-a-vae-works?model=zoo/digits-vae-2d")
     image = page.locator(DECODED_IMG).first
@@ -60,9 +60,7 @@ def test_how_a_vae_works_resample_and_reduction(page, server):
     expect(page.get_by_text("64 times more")).to_be_visible()
     screenshot(page, "how-a-vae-works-mean")
 
-
-def test_how_a_vae_works_for_the_autoencoder(page, server):
-    page.set_viewport_size({"width": 1400, "height": 2000})
+    # The autoencoder, in the same browser context (its chart code is loaded already): no σ, no ε, nothing to draw.
     open_page(page, server, "how-a-vae-works?model=zoo/digits-ae-2d")
     expect(page.get_by_text("no σ and no ε", exact=False)).to_be_visible()
     expect(page.get_by_role("button", name="Resample ε")).to_be_disabled()
