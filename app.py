@@ -32,17 +32,18 @@ PAGES = {
         st.Page("pages/disentanglement.py", title="Disentanglement lab", icon=":material/science:", url_path="disentanglement"),
     ],
 }
-navigation = st.navigation(PAGES)
+navigation = st.navigation(PAGES, expanded=True)  # every page in view: a class should not hunt for one
 
 import vae_core  # noqa: E402,F401  (first: sets OpenMP's passive waiting before torch starts its threads)
 import torch  # noqa: E402
 
-from pages import _lessons as lessons  # noqa: E402
+from pages import _lesson_plans as lessons  # noqa: E402
 from pages import _ui as ui  # noqa: E402
 
 # Interactive work (encode, decode a grid) is small: one thread per script run keeps the cores for training jobs.
 torch.set_num_threads(1)
 
+ui.mark_shell_ran()
 ui.forget_old_sessions()
 with st.sidebar:
     ui.model_picker()

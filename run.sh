@@ -39,7 +39,12 @@ case "${1:-}" in
   app)
     ensure_venv
     echo "==> Latent Lab: open http://localhost:8501"
-    exec "$VENV/bin/streamlit" run app.py --server.headless true --server.port 8501
+    # `streamlit run app.py`, with Streamlit's old pages/-folder mode off from the start (see pages/_ui.py).
+    exec "$PY" -c 'import sys
+from streamlit.runtime.pages_manager import PagesManager
+PagesManager.uses_pages_directory = False
+from streamlit.web.cli import main
+sys.exit(main())' run app.py --server.headless true --server.port 8501
     ;;
   test)
     ensure_venv

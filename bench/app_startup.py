@@ -11,6 +11,10 @@
     alternating page, CLI, page, CLI ... for `--rounds` rounds. Prints both medians and page/CLI (target >= 0.85).
 
     .venv/bin/python bench/app_startup.py [--loads 3] [--rounds 2] [--epochs 30] [--skip-train] [--skip-open]
+                                          [--also-away]
+
+--also-away adds, each round, a page run where the browser leaves the Train page once training runs: the gap
+between it and the normal page run is what drawing the live view costs the training.
 
 Uses Debian's /usr/bin/chromium (no `playwright install`), one server and one browser. Figures are also merged
 into $LATENT_LAB_ARTIFACTS/figures.json (default test-artifacts/). LATENT_LAB_APP_DIR runs another checkout.
@@ -55,8 +59,11 @@ def time_first_render(browser, url: str) -> tuple[float, float]:
         context.close()
 
 
-def train_in_page(browser, url: str, user_dir: Path, epochs: int, name: str) -> dict:
-    """Train from the Train page (its defaults are SETTINGS for the digits); the saved checkpoint's meta."""
+def train_in_page(browser, url: str, user_dir: Path, epochs: int, name: str, away: bool = False) -> dict:
+    """Train from the Train page (its defaults are SETTINGS for the digits); the saved checkpoint's meta.
+
+    away: go to the Welcome page once training runs, so the live view (charts redrawn every second) is not drawn:
+    the difference to a normal page run is the cost of watching."""
     import torch
     from playwright.sync_api import expect
 
@@ -75,11 +82,18 @@ def train_in_page(browser, url: str, user_dir: Path, epochs: int, name: str) -> 
         set_model_name(page, name)
         t0 = time.monotonic()
         page.get_by_role("button", name="Start training").click()
-        expect(alert(page, "Finished")).to_be_visible(timeout=1_800_000)
+        stem = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+        if away:
+            expect(page.get_by_test_id("stProgress")).to_be_visible(timeout=120_000)
+            page.get_by_test_id("stSidebarNav").get_by_role("link", name="Welcome", exact=True).click()
+            deadline = time.monotonic() + 1_800
+            while not list(user_dir.rglob(f"{stem}.pt")) and time.monotonic() < deadline:
+                time.sleep(0.2)
+        else:
+            expect(alert(page, "Finished")).to_be_visible(timeout=1_800_000)
         wall = time.monotonic() - t0
     finally:
         context.close()
-    stem = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     files = sorted(user_dir.rglob(f"{stem}.pt"))
     if not files:
         raise RuntimeError(f"the page's checkpoint {stem}.pt was not found under {user_dir}")
@@ -114,6 +128,8 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--skip-open", action="store_true")
     parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--also-away", action="store_true",
+                        help="each round also trains from the page and then leaves it (no live view drawn)")
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -138,12 +154,17 @@ def main() -> int:
                 figures.update(bench_cold_first_render_seconds=round(cold, 3),
                                bench_first_render_median_seconds=round(statistics.median(shown), 3))
             if not args.skip_train:
-                page_runs, cli_runs = [], []
+                page_runs, cli_runs, away_runs = [], [], []
                 for r in range(args.rounds):
                     page_runs.append(train_in_page(browser, server, tmp / "user_models", args.epochs,
                                                    f"bench page run {r + 1}"))
                     print(f"round {r + 1} page: {page_runs[-1]['samples_per_s']:,.0f} samples/s "
                           f"({page_runs[-1]['seconds']:.1f} s run, load {load_average()})")
+                    if args.also_away:
+                        away_runs.append(train_in_page(browser, server, tmp / "user_models", args.epochs,
+                                                       f"bench away run {r + 1}", away=True))
+                        print(f"round {r + 1} page, left while training: {away_runs[-1]['samples_per_s']:,.0f} "
+                              f"samples/s ({away_runs[-1]['seconds']:.1f} s run, load {load_average()})")
                     cli_runs.append(train_cli(args.epochs, tmp / f"cli-{r}.pt"))
                     print(f"round {r + 1} CLI:  {cli_runs[-1]['samples_per_s']:,.0f} samples/s "
                           f"({cli_runs[-1]['seconds']:.1f} s run, load {load_average()})")
@@ -155,6 +176,11 @@ def main() -> int:
                       f"({verdict} the {TARGET_RATIO} target)")
                 figures.update(page_samples_per_s=round(page_med, 1), cli_samples_per_s=round(cli_med, 1),
                                page_vs_cli_throughput_ratio=round(ratio, 3))
+                if away_runs:
+                    away_med = statistics.median(x["samples_per_s"] for x in away_runs)
+                    print(f"median samples/s with the Train page left while training: {away_med:,.0f} "
+                          f"(away/CLI = {away_med / cli_med:.3f}, page/away = {page_med / away_med:.3f})")
+                    figures.update(page_away_samples_per_s=round(away_med, 1))
         finally:
             stop_server(server.process)
             browser.close()

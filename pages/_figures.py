@@ -128,35 +128,38 @@ def highlight(fig: go.Figure, points: np.ndarray, name: str, symbol: str = "circ
     return fig
 
 
-def tile_figure(picture: np.ndarray, n_rows: int, n_cols: int, tile: tuple[int, int], *, row_labels, col_labels,
-                x_title: str, y_title: str, frames=(), notes: dict | None = None, hover=None,
-                max_ticks: int = 11) -> go.Figure:
+def tile_figure(picture: np.ndarray, n_rows: int, n_cols: int, tile: tuple[int, int], *, scale: int = 1,
+                row_labels, col_labels, x_title: str, y_title: str, frames=(), notes: dict | None = None,
+                hover=None, max_ticks: int = 11) -> go.Figure:
     """A picture of n_rows x n_cols image tiles, each `tile` (h, w) pixels with equal gaps between and around
-    them (as image_grid makes it), drawn pixel for pixel (crisp) with a labelled tick at the centre of each row
-    and column (at most max_ticks per axis), a red frame around each (row, col) of `frames`, a short note on the
-    bottom edge of each (row, col) key of `notes`, and hover[row][col] as each tile's hover text."""
+    them (as image_grid makes it), shown `scale` times larger without blur (Plotly draws an image trace with
+    image-rendering: pixelated), with a labelled tick at the centre of each row and column (at most max_ticks per
+    axis), a red frame around each (row, col) of `frames`, a short note on the bottom edge of each (row, col) key
+    of `notes`, and hover[row][col] as each tile's hover text.
+
+    Built without Plotly's property validation (Streamlit takes a Figure as validated): on a slider move this
+    figure is redrawn, and validating its layout cost ~50 ms, far more than decoding the tiles."""
     import base64
 
     from vae_core.latent import png_bytes
 
-    height, width = picture.shape[:2]
-    th, tw = tile
+    height, width = picture.shape[0] * scale, picture.shape[1] * scale  # display pixels
+    th, tw = tile[0] * scale, tile[1] * scale
     gap_x, gap_y = (width - n_cols * tw) / (n_cols + 1), (height - n_rows * th) / (n_rows + 1)  # 0 for one tile
-    xc = [gap_x + c * (tw + gap_x) + tw / 2 for c in range(n_cols)]  # tile centres, in picture pixels
+    xc = [gap_x + c * (tw + gap_x) + tw / 2 for c in range(n_cols)]  # tile centres
     yc = [gap_y + r * (th + gap_y) + th / 2 for r in range(n_rows)]
     uri = "data:image/png;base64," + base64.b64encode(png_bytes(picture)).decode("ascii")
-    fig = go.Figure(go.Image(source=uri, x0=0.5, y0=0.5, dx=1, dy=1, hoverinfo="skip"))
-    if hover is not None:  # invisible markers carry each tile's hover text (an Image trace hovers per pixel)
-        fig.add_trace(go.Scatter(
-            x=[x for _ in yc for x in xc], y=[y for y in yc for _ in xc], mode="markers",
-            text=[hover[r][c] for r in range(n_rows) for c in range(n_cols)], hovertemplate="%{text}<extra></extra>",
-            marker=dict(size=max(8, min(th, tw)), symbol="square", opacity=0), showlegend=False))
-    for r, c in frames:
-        fig.add_shape(type="rect", x0=xc[c] - tw / 2 - 1.5, x1=xc[c] + tw / 2 + 1.5, y0=yc[r] - th / 2 - 1.5,
-                      y1=yc[r] + th / 2 + 1.5, line=dict(color="#e11d48", width=3))
-    for (r, c), text in (notes or {}).items():
-        fig.add_annotation(x=xc[c], y=yc[r] + th / 2, yanchor="bottom", text=text, showarrow=False,
-                           font=dict(size=11, color="#111827"), bgcolor="rgba(255,255,255,0.85)", borderpad=1)
+    data = [dict(type="image", source=uri, x0=scale / 2, y0=scale / 2, dx=scale, dy=scale, hoverinfo="skip")]
+    if hover is not None:  # invisible markers carry each tile's hover text (an image trace hovers per pixel)
+        data.append(dict(type="scatter", x=[x for _ in yc for x in xc], y=[y for y in yc for _ in xc],
+                         mode="markers", text=[hover[r][c] for r in range(n_rows) for c in range(n_cols)],
+                         hovertemplate="%{text}<extra></extra>", showlegend=False,
+                         marker=dict(size=max(8, min(th, tw)), symbol="square", opacity=0)))
+    shapes = [dict(type="rect", x0=xc[c] - tw / 2 - 1.5, x1=xc[c] + tw / 2 + 1.5, y0=yc[r] - th / 2 - 1.5,
+                   y1=yc[r] + th / 2 + 1.5, line=dict(color="#e11d48", width=3)) for r, c in frames]
+    annotations = [dict(x=xc[c], y=yc[r] + th / 2, yanchor="bottom", text=text, showarrow=False,
+                        font=dict(size=11, color="#111827"), bgcolor="rgba(255,255,255,0.85)", borderpad=1)
+                   for (r, c), text in (notes or {}).items()]
 
     def ticks(centres, labels):
         step = -(-len(centres) // max_ticks)  # ceil: thin crowded labels out
@@ -166,11 +169,13 @@ def tile_figure(picture: np.ndarray, n_rows: int, n_cols: int, tile: tuple[int, 
     # In a column narrower than the picture, shrink it from the top left rather than centre it in blank space.
     axis = dict(showgrid=False, zeroline=False, fixedrange=True, ticks="outside", showline=False, constrain="domain")
     left = 48 + 7 * max((len(str(s)) for s in row_labels), default=1)  # room for the row labels and the title
-    fig.update_layout(width=width + left + 10, height=height + 70, margin=dict(l=left, r=10, t=10, b=60),
-                      plot_bgcolor="white", showlegend=False,
-                      xaxis=dict(range=[0, width], title=x_title, constraintoward="left", **ticks(xc, col_labels), **axis),
-                      yaxis=dict(range=[height, 0], title=y_title, constraintoward="top", **ticks(yc, row_labels), **axis))
-    return fig
+    layout = dict(width=width + left + 10, height=height + 70, margin=dict(l=left, r=10, t=10, b=60),
+                  plot_bgcolor="white", showlegend=False, shapes=shapes, annotations=annotations,
+                  xaxis=dict(range=[0, width], title=dict(text=x_title), constraintoward="left",
+                             **ticks(xc, col_labels), **axis),
+                  yaxis=dict(range=[height, 0], title=dict(text=y_title), constraintoward="top",
+                             **ticks(yc, row_labels), **axis))
+    return go.Figure(data=data, layout=layout, _validate=False)
 
 
 def elbo_along_path(elbo: np.ndarray, y_title: str = "ELBO (nats)") -> go.Figure:

@@ -23,6 +23,14 @@ from vae_core.jobs import JobLimiter
 from vae_core.latent import image_grid
 from vae_core.library import ModelEntry, checkpoint_files, entry_from_bytes
 
+# Streamlit treats a folder named pages/ beside the entry script as an old-style multipage app until app.py's
+# st.navigation runs once; on a fresh server the first session could then run a page without app.py (no model
+# picker) or miss a page's url_path. Nothing here should ever take that path: switch it off as soon as any page
+# imports this module (run.sh also starts the server with it off), and see page_header() for the first session.
+from streamlit.runtime.pages_manager import PagesManager  # noqa: E402
+
+PagesManager.uses_pages_directory = False
+
 ROOT = Path(__file__).resolve().parents[1]
 ZOO_DIR = ROOT / "checkpoints"
 USER_ROOT = Path(os.environ.get("LATENT_LAB_USER_DIR", ROOT / "user_models"))
@@ -32,8 +40,15 @@ log = logging.getLogger("latent_lab")
 
 
 # -- framing ------------------------------------------------------------------------------------------------------
+def mark_shell_ran() -> None:
+    """Called by app.py: this session's pages run inside the shell (picker, navigation)."""
+    st.session_state._shell_ran = True
+
+
 def page_header(title: str, intro: str) -> None:
     """The page title and a one-paragraph 'what you are looking at' for a newcomer."""
+    if not st.session_state.get("_shell_ran"):
+        st.rerun()  # a page ran without app.py (see the note at the top): run again, now through app.py
     st.title(title)
     st.markdown(intro)
     notice = st.session_state.pop("notice", None)

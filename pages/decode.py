@@ -1,8 +1,9 @@
 """Decode: one slider per latent dimension, and the decoder draws the image of that code as you move them; below,
-the traversal (one dimension at a time) and the manifold grid (two dimensions at once) around the same point.
+the traversal (one dimension at a time) or the manifold grid (two dimensions at once) around the same point.
 
-The point and the class live in the URL with full float32 precision, so a copied link shows the same image.
-Run by st.navigation (as __main__); importing the module (the tests do) defines the functions and runs nothing.
+The sliders, the image and the grid form one fragment: a slider move reruns only that, and only the grid on show
+is drawn. The point and the class live in the URL with full float32 precision, so a copied link shows the same
+image. Run by st.navigation (as __main__); importing the module (the tests do) defines functions, runs nothing.
 """
 from __future__ import annotations
 
@@ -23,11 +24,12 @@ STEP = 0.05
 RANGES = [1, 2, 3, 5, 10, 20]  # slider ranges offered, in prior σ
 SPANS = [0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 10, 20]  # traversal span / manifold extent, in prior σ
 DECODED_PX = 256  # the decoded image is shown about this big
-GRID_PX = 520  # the grids are drawn about this wide
+GRID_PX = 540  # the grids are drawn about this wide
+GRIDS = ("Traversal", "Manifold grid")
 LATENT_HELP = ("A latent dimension is one of the numbers of the code the decoder turns into an image. 0 is the "
                "centre of the prior (the bell curve the codes were trained to follow) and 1 is one prior standard "
                "deviation (σ), so the codes of real images mostly lie within ±3.")
-AE_HELP = (" An autoencoder has no prior, so here the range is set to where its test images' codes lie.")
+AE_HELP = " An autoencoder has no prior, so here the range is set to where its test images' codes lie."
 CONFIG = {"displayModeBar": False}
 
 
@@ -94,50 +96,50 @@ def to_test_image(key: str, mu: np.ndarray, labels: np.ndarray, conditional: boo
     move_point(mu[index].tolist(), int(labels[index]) if conditional else None)
 
 
-# -- start points and the slider range --------------------------------------------------------------------------------
+# -- start points and the slider range (full reruns: they change the sliders) ------------------------------------------
 def start_controls(entry, model, data, encoded) -> int:
-    """The start buttons (their callbacks move the point before the run) and the range; returns the range (σ)."""
-    centre, random, test, span = st.columns([3, 3, 4, 3], border=True)
-    with centre:
-        st.markdown("**Centre**")
-        st.caption("Every dimension at 0: the prior's most typical code.")
-        st.button("Go to the centre", icon=":material/center_focus_strong:", on_click=move_point,
-                  args=([0.0] * model.config.latent_dim,), help="Set every slider to 0.")
+    """One row: where to start and how far the sliders go; returns the slider range (σ)."""
+    st.caption("Start from the centre, from a random code or from a test image's code, then move the sliders.")
+    centre, random, test, span = st.columns([2, 3, 4, 3], vertical_alignment="bottom", gap="medium")
+    centre.button("Go to the centre", icon=":material/center_focus_strong:", on_click=move_point,
+                  args=([0.0] * model.config.latent_dim,), width="stretch",
+                  help="Every slider to 0: the centre of the prior, its most typical code.")
     with random:
-        st.markdown("**Random code**")
-        st.number_input("Seed", 0, 2**31 - 1, key="decode_seed",
-                        help="Numbers the random draw: the same seed gives the same code. Each press moves on by one.")
-        st.button("Draw a random code", icon=":material/casino:", on_click=to_random_point, args=(model,),
-                  help="Set the sliders to a code drawn at random from the prior N(0, I), as the Generate page does.")
+        seed, draw = st.columns([2, 3], vertical_alignment="bottom")
+        seed.number_input("Seed", 0, 2**31 - 1, key="decode_seed",
+                          help="Numbers the random draw: the same seed gives the same code. Each draw moves it on.")
+        draw.button("Draw a random code", icon=":material/casino:", on_click=to_random_point, args=(model,),
+                    width="stretch", help="The sliders go to a code drawn at random from the prior N(0, I), as on "
+                                          "the Generate page.")
     with test:
-        st.markdown("**A test image's code**")
         test_image_start(entry, model, data, encoded)
     with span:
-        st.markdown("**Slider range**")
         return slider_range(range_control(entry, model, encoded), st.session_state.decode_point["z"])
 
 
 def test_image_start(entry, model, data, encoded) -> None:
+    number, picture, go = st.columns([3, 1, 3], vertical_alignment="bottom")
     if data is None or encoded is None:
-        st.caption(f"Off: this session does not have the data **{entry.title}** was trained on ({entry.dataset}). "
-                   "Upload it on the Train page.")
-        st.button("Encode this image", disabled=True, icon=":material/input:",
+        number.number_input("Test image number", 0, 0, disabled=True,
+                            help="Needs the data the model was trained on, which this session does not have.")
+        go.button("Encode this image", disabled=True, icon=":material/input:", width="stretch",
                   help="Needs the model's data set, which this session does not have.")
+        st.caption(f"A test image's code is off: this session does not have the data **{entry.title}** was "
+                   f"trained on ({entry.dataset}). Upload it on the Train page.")
         return
     n = len(data.test)
-    left, right = st.columns([3, 2])
     key = f"decode_index_{n}"  # per test-set size: a number kept from a larger set could be out of range
-    index = left.number_input("Test image number", 0, n - 1, key=key,
-                              help=f"Which of the {n:,} test images (never seen in training) to encode, 0 to {n - 1}. "
-                                   "Its code is the encoder's mean, so the decoded image is its reconstruction.")
-    with right:
-        label = data.label_names[int(data.test.y[index])] if len(data.label_names) else ""
-        image = data.test.x[index:index + 1]
-        st.image(ui.data_uri(image_grid(image, nrow=1, scale=ui.scale_for(image, 56))), width="content",
-                 caption=f"label {label}" if label else None)
-    st.button("Encode this image", icon=":material/input:", on_click=to_test_image,
-                args=(key, encoded["mu"], encoded["y"], model.config.is_conditional),
-                help="Set the sliders to this image's code (and, for a CVAE, the class to its label).")
+    index = number.number_input(
+        "Test image number", 0, n - 1, key=key,
+        help=f"Which of the {n:,} test images (never seen in training) to encode, 0 to {n - 1}. Its code is the "
+             "encoder's mean, so the decoded image is its reconstruction.")
+    image = data.test.x[index:index + 1]
+    label = data.label_names[int(data.test.y[index])] if len(data.label_names) else ""
+    picture.image(ui.data_uri(image_grid(image, nrow=1, scale=ui.scale_for(image, 48))), width="content",
+                  caption=f"label {label}" if label else None)
+    go.button("Encode this image", icon=":material/input:", on_click=to_test_image, width="stretch",
+              args=(key, encoded["mu"], encoded["y"], model.config.is_conditional),
+              help="The sliders go to this image's code (and, for a CVAE, the class to its label).")
 
 
 def range_control(entry, model, encoded) -> int:
@@ -147,47 +149,46 @@ def range_control(entry, model, encoded) -> int:
         radius = code_radius(torch.from_numpy(encoded["mu"]))
         default = next((r for r in RANGES if r >= radius), RANGES[-1])
     return st.select_slider(
-        "How far the sliders go (± σ)", RANGES, value=default, key=f"decode_range_{entry.sha256[:10]}",
+        "Slider range (± σ)", RANGES, value=default, key=f"decode_range_{entry.sha256[:10]}",
         help="How far the sliders reach either side of 0, in prior standard deviations (σ). A VAE's codes rarely "
              "go beyond ±3, so its decoder has seldom seen codes out there." +
              (AE_HELP if not model.config.is_variational else ""))
 
 
-# -- the decoder (a fragment: moving a slider reruns this alone, not the sidebar and the header) --------------------
+# -- the decoder (a fragment: a slider move reruns this alone) --------------------------------------------------------
 @st.fragment
-def decoder(entry, model, data, encoded) -> None:
+def decoder(entry, model, rng: int) -> None:
     with ui.friendly_errors("Decoding"):  # inside: a fragment rerun does not pass through main()
-        decoder_body(entry, model, data, encoded)
+        decoder_body(entry, model, rng)
 
 
-def decoder_body(entry, model, data, encoded) -> None:
-    top, bottom = st.container(), st.container()  # filled out of order: the range decides the sliders
-    with bottom:
-        rng = start_controls(entry, model, data, encoded)
+def decoder_body(entry, model, rng: int) -> None:
     point = st.session_state.decode_point
     token = f"{entry.sha256[:10]}_{rng}_{point['gen']}"  # new sliders (starting at the point) when any changes
     conditional = model.config.is_conditional
-    with top:
-        controls, shown = st.columns([3, 2], gap="large")
-        with controls:
-            y = class_control(entry, model, point, token) if conditional else None
-            dims = slider_dims(entry, model)
-            for i in dims:
-                point["z"][i] = st.slider(
-                    f"z[{i}]", -float(rng), float(rng), value=float(point["z"][i]), step=STEP, format="%.2f",
-                    key=f"decode_z{i}_{token}", help=LATENT_HELP)
-        with shown:
-            with st.container(key="decoded"):
-                st.image(ui.data_uri(decoded_picture(model, point["z"], y)), width="content",
-                         caption="The decoder's image for this code" +
-                                 (f", class {ui.class_names(entry, model)[y]}" if conditional else ""))
-            st.caption(f"z = {fmt_point(point['z'])}. The page address holds this point: copy it to share the view.")
+    controls, shown = st.columns([3, 2], gap="large")
+    with controls:
+        y = class_control(entry, model, point, token) if conditional else None
+        dims = slider_dims(entry, model)
+        for i in dims:
+            point["z"][i] = st.slider(
+                f"z[{i}]", -float(rng), float(rng), value=float(point["z"][i]), step=STEP, format="%.2f",
+                key=f"decode_z{i}_{token}", help=LATENT_HELP)
+    with shown:
+        with st.container(key="decoded"):  # first out: the image is what a slider move is waiting for
+            st.image(ui.data_uri(decoded_picture(model, point["z"], y)), width="content",
+                     caption="The decoder's image for this code" +
+                             (f", class {ui.class_names(entry, model)[y]}" if conditional else ""))
+        st.caption(f"z = {fmt_point(point['z'])}. The page address holds this point: copy it to share the view.")
     ui.set_url_exact(z=point["z"], **{"class": y})
-    traversal_tab, manifold_tab = st.tabs(["Traversal", "Manifold grid"])
-    with traversal_tab:
-        traversal_section(entry, model, point["z"], y, dims)
-    with manifold_tab:
+    grid = st.segmented_control(
+        "Around your point", GRIDS, default=GRIDS[0], key="decode_grid", required=True,
+        help="Traversal: each dimension on its own, the others held at your point. Manifold grid: two "
+             "dimensions at once over a square.")
+    if grid == GRIDS[1]:
         manifold_section(entry, model, point["z"], y, rng)
+    else:
+        traversal_section(entry, model, point["z"], y, dims)
 
 
 def class_control(entry, model, point: dict, token: str) -> int:
@@ -215,35 +216,33 @@ def slider_dims(entry, model) -> list[int]:
     return sorted(chosen)
 
 
-# -- grids around the point (cached by model, point and settings) -----------------------------------------------------
+# -- grids around the point (computed once per model, point and settings; the figure itself is cheap) ----------------
 def traversal_section(entry, model, z, y, dims) -> None:
     d = model.config.latent_dim
     rows = list(range(d)) if d <= MAX_TRAVERSAL_ROWS else (dims or list(range(MAX_SLIDERS)))
     st.caption("Each row changes one dimension from −span to +span while the others stay at your point. The red "
                "frame marks the tile nearest your point. A row that does not change is a dimension the model "
                "does not use.")
-    c1, c2 = st.columns(2)
+    c1, c2, _ = st.columns([2, 2, 3])
     n = c1.slider("Values per row", 3, 15, 9, step=2, key="decode_trav_n",
                   help="How many values of each dimension are decoded, from −span to +span.")
     span = c2.select_slider("Span (± σ)", SPANS, value=3, key="decode_trav_span",
                             help="How far each row reaches either side of 0, in prior standard deviations (σ).")
-    fig = traversal_figure(entry.sha256, tuple(z), tuple(rows), n, float(span), y, _model=model)
-    st.plotly_chart(fig, width="content", config=CONFIG)
+    grid = traversal_grid(entry.sha256, tuple(z), tuple(rows), n, float(span), y, _model=model)
+    st.plotly_chart(figures.tile_figure(**grid), width="content", config=CONFIG)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def traversal_figure(sha: str, base: tuple, rows: tuple, n: int, span: float, y: int | None, _model):
+def traversal_grid(sha: str, base: tuple, rows: tuple, n: int, span: float, y: int | None, _model) -> dict:
+    """The tile_figure arguments of a traversal: rows = dimensions, columns = values, the base point framed."""
     images, values = traverse(_model, torch.tensor(base), dims=list(rows), n=n, span=span, y=y)  # (R, n, C, H, W)
     flat = images.reshape(-1, *images.shape[2:])
-    scale = ui.scale_for(flat, min(64, GRID_PX // n))
-    picture = image_grid(flat, nrow=n, scale=scale)
     labels = [f"{v:.2f}" for v in values.tolist()]
-    frames = [(r, nearest_index(values, base[i])) for r, i in enumerate(rows)]
-    hover = [[f"z[{i}] = {v}" for v in labels] for i in rows]
-    tile = (flat.shape[-2] * scale, flat.shape[-1] * scale)
-    return figures.tile_figure(picture, len(rows), n, tile, row_labels=[f"z[{i}]" for i in rows],
-                               col_labels=labels, x_title="value of the dimension (σ)", y_title="latent dimension",
-                               frames=frames, hover=hover)
+    return dict(picture=image_grid(flat, nrow=n), n_rows=len(rows), n_cols=n, tile=tuple(flat.shape[-2:]),
+                scale=ui.scale_for(flat, min(64, GRID_PX // n)), row_labels=[f"z[{i}]" for i in rows],
+                col_labels=labels, x_title="value of the dimension (σ)", y_title="latent dimension",
+                frames=[(r, nearest_index(values, base[i])) for r, i in enumerate(rows)],
+                hover=[[f"z[{i}] = {v}" for v in labels] for i in rows])
 
 
 def manifold_section(entry, model, z, y, rng: int) -> None:
@@ -268,23 +267,22 @@ def manifold_section(entry, model, z, y, rng: int) -> None:
     if dx == dy:
         st.warning("Pick two different dimensions for the two axes.", icon=":material/warning:")
         return
-    fig = manifold_figure(entry.sha256, tuple(z), (dx, dy), n, float(extent), y, _model=model)
-    st.plotly_chart(fig, width="content", config=CONFIG)
+    grid = manifold_tiles(entry.sha256, tuple(z), (dx, dy), n, float(extent), y, _model=model)
+    st.plotly_chart(figures.tile_figure(**grid), width="content", config=CONFIG)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def manifold_figure(sha: str, base: tuple, dims: tuple, n: int, extent: float, y: int | None, _model):
+def manifold_tiles(sha: str, base: tuple, dims: tuple, n: int, extent: float, y: int | None, _model) -> dict:
+    """The tile_figure arguments of an n x n manifold grid over dims (x, y), top row the largest y."""
     box = (-extent, extent, -extent, extent)
     images, _, plane = manifold_grid(_model, n, dims=dims, extent=box, base=torch.tensor(base), y=y)
-    scale = ui.scale_for(images, GRID_PX // n)
-    picture = image_grid(images, nrow=n, scale=scale)
     xs, ys = plane[:n, 0].tolist(), plane[::n, 1].tolist()  # column values; row values, top row first
     row, col = divmod(nearest_index(plane, [base[dims[0]], base[dims[1]]]), n)
-    hover = [[f"z[{dims[0]}] = {x:.2f}, z[{dims[1]}] = {v:.2f}" for x in xs] for v in ys]
-    tile = (images.shape[-2] * scale, images.shape[-1] * scale)
-    return figures.tile_figure(picture, n, n, tile, row_labels=[f"{v:.2f}" for v in ys],
-                               col_labels=[f"{x:.2f}" for x in xs], x_title=f"z[{dims[0]}] (σ)",
-                               y_title=f"z[{dims[1]}] (σ)", frames=[(row, col)], hover=hover)
+    return dict(picture=image_grid(images, nrow=n), n_rows=n, n_cols=n, tile=tuple(images.shape[-2:]),
+                scale=ui.scale_for(images, GRID_PX // n), row_labels=[f"{v:.2f}" for v in ys],
+                col_labels=[f"{x:.2f}" for x in xs], x_title=f"z[{dims[0]}] (σ)", y_title=f"z[{dims[1]}] (σ)",
+                frames=[(row, col)],
+                hover=[[f"z[{dims[0]}] = {x:.2f}, z[{dims[1]}] = {v:.2f}" for x in xs] for v in ys])
 
 
 # -- the page ---------------------------------------------------------------------------------------------------------
@@ -302,7 +300,10 @@ def main() -> None:
     with ui.friendly_errors("Encoding the test images"):
         if data is not None:
             encoded = ui.encode_split(entry.sha256, "test", model, data)
-    decoder(entry, model, data, encoded)
+    with ui.friendly_errors("Setting up the start points"):
+        rng = start_controls(entry, model, data, encoded)
+        decoder(entry, model, rng)
+
 
 if __name__ == "__main__":
     main()

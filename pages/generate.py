@@ -121,8 +121,8 @@ def show_samples(entry, model, images: torch.Tensor, columns: int, settings: dic
     with st.container(key="samples"):
         if per_class:
             names = ui.class_names(entry, model)
-            tile = ui.scale_for(images) * images.shape[-2], ui.scale_for(images) * images.shape[-1]
-            fig = figures.tile_figure(picture, len(names), columns, tile, row_labels=names,
+            fig = figures.tile_figure(image_grid(images, nrow=columns), len(names), columns, tuple(images.shape[-2:]),
+                                      scale=ui.scale_for(images), row_labels=names,
                                       col_labels=[str(i + 1) for i in range(columns)],
                                       x_title="code number (one random code per column)", y_title="class")
             st.plotly_chart(fig, width="content", config={"displayModeBar": False})
@@ -139,9 +139,6 @@ def show_nearest(entry, model, data, images: torch.Tensor, columns: int, setting
     found = data.train.x[torch.from_numpy(index)]
     rows_s, rows_n = in_rows(images, columns), in_rows(found, columns)
     both = torch.stack([rows_s, rows_n], dim=1).reshape(-1, *images.shape[1:])  # sample row, nearest row, ...
-    tile_px = 56
-    scale = ui.scale_for(both, tile_px)
-    picture = image_grid(both, nrow=columns, scale=scale)
     r = len(rows_s)
     if model.config.is_conditional and settings["cls"] == ALL:
         names = ui.class_names(entry, model)
@@ -149,8 +146,8 @@ def show_nearest(entry, model, data, images: torch.Tensor, columns: int, setting
     else:
         labels = [s for _ in range(r) for s in ("samples", "nearest")]
     notes = {(2 * (i // columns) + 1, i % columns): f"{dist[i]:.1f}" for i in range(len(images))}
-    tile = (both.shape[-2] * scale, both.shape[-1] * scale)
-    fig = figures.tile_figure(picture, 2 * r, columns, tile, row_labels=labels,
+    fig = figures.tile_figure(image_grid(both, nrow=columns), 2 * r, columns, tuple(both.shape[-2:]),
+                              scale=ui.scale_for(both, 56), row_labels=labels,
                               col_labels=[str(i + 1) for i in range(columns)], x_title="sample",
                               y_title="", notes=notes)
     st.plotly_chart(fig, width="content", config={"displayModeBar": False})

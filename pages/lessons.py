@@ -2,7 +2,7 @@
 page then leads through numbered steps, each with a question for the class."""
 import streamlit as st
 
-from pages import _lessons as lessons
+from pages import _lesson_plans as lessons
 from pages import _ui as ui
 
 ui.page_header(

@@ -76,6 +76,11 @@ def charts(at: AppTest) -> list[dict]:
     return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
 
 
+def show_manifold(at: AppTest) -> AppTest:
+    labelled(at.segmented_control, "Around your point").set_value("Manifold grid").run()
+    return at
+
+
 def button(at: AppTest, label: str):
     return labelled(at.button, label)
 
@@ -97,7 +102,7 @@ def test_every_bundled_model_renders():
         assert len(z_sliders(at)) == min(d, 6), name
         assert all(s.help for s in z_sliders(at)), "every slider explains what a latent dimension is"
         assert np.array_equal(decoded(at), rendered(m, [0.0] * d, 0 if m.config.is_conditional else None)), name
-        assert len(charts(at)) == (2 if d >= 2 else 1), name  # the traversal and the manifold grid
+        assert len(charts(at)) == 1, name  # the traversal (the manifold grid is one click away)
         assert at.query_params["z"] == ",".join(["0.0"] * d), name
         assert not at.error, (name, [e.value for e in at.error])
 
@@ -117,7 +122,7 @@ class TestSliders:
         at = open_decode()
         s = z_sliders(at)[0]
         assert (s.min, s.max, s.step) == (-3.0, 3.0, 0.05)
-        labelled(at.select_slider, "How far the sliders go (± σ)").set_value(5).run()
+        labelled(at.select_slider, "Slider range (± σ)").set_value(5).run()
         assert (z_sliders(at)[0].min, z_sliders(at)[0].max) == (-5.0, 5.0)
 
     def test_an_autoencoder_range_covers_its_codes(self):
@@ -195,9 +200,9 @@ class TestStartPoints:
 # -- the grids --------------------------------------------------------------------------------------------------------
 class TestGrids:
     def test_manifold_grid_size_follows_n(self):
-        at = open_decode()
+        at = show_manifold(open_decode())
         at.slider(key="decode_grid_n").set_value(5).run()
-        manifold = charts(at)[1]
+        [manifold] = charts(at)
         assert manifold["layout"]["xaxis"]["ticktext"] == ["-3.00", "-1.50", "0.00", "1.50", "3.00"]
         assert manifold["layout"]["yaxis"]["ticktext"] == ["3.00", "1.50", "0.00", "-1.50", "-3.00"]  # top: largest
         across = int(np.argmax(model_meta("digits-vae-2d")["kl_per_dim"]))  # the more informative one
@@ -206,11 +211,21 @@ class TestGrids:
         assert len(manifold["layout"]["shapes"]) == 1  # the frame on the tile nearest the point
 
     def test_manifold_needs_two_different_dimensions(self):
-        at = open_decode()
+        at = show_manifold(open_decode())
         across, up = labelled(at.selectbox, "Across"), labelled(at.selectbox, "Up")
         across.set_value(up.value).run()
         assert any("two different dimensions" in w.value for w in at.warning)
-        assert len(charts(at)) == 1
+        assert not charts(at)
+
+    def test_manifold_marks_the_point_and_follows_it(self):
+        at = show_manifold(open_decode())
+        at.slider(key="decode_grid_n").set_value(5).run()  # columns at -3, -1.5, 0, 1.5, 3
+        across = int(labelled(at.selectbox, "Across").value)
+        z_sliders(at)[across].set_value(1.4).run()
+        [manifold] = charts(at)
+        [frame] = manifold["layout"]["shapes"]
+        centres = manifold["layout"]["xaxis"]["tickvals"]
+        assert min(range(5), key=lambda c: abs(centres[c] - (frame["x0"] + frame["x1"]) / 2)) == 3
 
     def test_traversal_frames_the_tile_nearest_the_point(self):
         at = open_decode()
