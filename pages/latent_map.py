@@ -313,7 +313,7 @@ def explore(entry, model, data, test, view, extent, cls) -> None:
     n_test = len(test["mu"])
     focus = current_focus(n_test)
     left, right = st.columns([3, 2], gap="medium")
-    with left:
+    with left, ui.friendly_errors("Drawing the map"):  # a fragment rerun is not inside main()'s guard
         fig = map_figure(entry, model, data, test, view, extent, cls, focus)
         st.plotly_chart(fig, key="lm_chart", on_select=lambda: on_map_select(n_test, view.decodable),
                         selection_mode=("points", "box", "lasso"), width="stretch")

@@ -194,12 +194,12 @@ class TrainingJob:
         except Exception as exc:  # never die silently: the student sees the error
             self._set(state="failed", message=f"training failed: {type(exc).__name__}: {exc}")
         finally:
-            self.finished.set()
-            if self.on_finish:
+            if self.on_finish:  # before `finished`, so join() returns only once the callback has run
                 try:
                     self.on_finish(self)
                 except Exception:
                     pass
+            self.finished.set()
 
     def _train(self) -> None:
         # Threads per job: all cores when alone, a fair share when others train too (set per thread: OpenMP).

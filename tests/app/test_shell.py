@@ -47,3 +47,13 @@ class TestPickerFollowsTheUser:
         assert not at.exception
         assert picker(at).value == "zoo/digits-vae-2d"
         assert any("not available" in i.value for i in at.info)
+
+
+class TestPagesFolder:
+    def test_no_helper_module_shadows_a_page(self):
+        """Streamlit's old pages/-folder scan names a page by its file name without leading underscores, so
+        pages/_x.py beside pages/x.py clash on a fresh server's first run. Keep helper names distinct."""
+        from tests.app.conftest import ROOT
+
+        names = [p.stem.lstrip("_") for p in (ROOT / "pages").glob("*.py")]
+        assert len(names) == len(set(names)), sorted(names)
