@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import re
 import statistics
 import subprocess
@@ -114,6 +116,44 @@ def train_cli(epochs: int, out: Path) -> dict:
             "test_elbo": result.get("test_elbo")}
 
 
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        for child in children.get(pid, []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+class CpuMeter:
+    """CPU seconds used by the server process and by the browser (every other process below this one)."""
+
+    def __init__(self, server_pid: int):
+        self.server_pid = server_pid
+
+    def read(self) -> tuple[float, float]:
+        server = _cpu_seconds(self.server_pid)
+        browser = sum(_cpu_seconds(pid) for pid in _descendants(os.getpid()) if pid != self.server_pid)
+        return server, browser
+
+
 def load_average() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -155,19 +195,36 @@ def main() -> int:
                                bench_first_render_median_seconds=round(statistics.median(shown), 3))
             if not args.skip_train:
                 page_runs, cli_runs, away_runs = [], [], []
+                meter = CpuMeter(server.process.pid)
+
+                def metered(run, *a, **k) -> dict:
+                    before = meter.read()
+                    result = run(*a, **k)
+                    after = meter.read()
+                    result["server_cpu"], result["browser_cpu"] = after[0] - before[0], after[1] - before[1]
+                    return result
+
+                def cpu_note(x: dict) -> str:
+                    return (f"{x['wall']:.1f} s wall, CPU: server {x['server_cpu']:.1f} s, "
+                            f"browser {x['browser_cpu']:.1f} s; load {load_average()}")
+
                 for r in range(args.rounds):
-                    page_runs.append(train_in_page(browser, server, tmp / "user_models", args.epochs,
-                                                   f"bench page run {r + 1}"))
+                    page_runs.append(metered(train_in_page, browser, server, tmp / "user_models", args.epochs,
+                                             f"bench page run {r + 1}"))
                     print(f"round {r + 1} page: {page_runs[-1]['samples_per_s']:,.0f} samples/s "
-                          f"({page_runs[-1]['seconds']:.1f} s run, load {load_average()})")
+                          f"({cpu_note(page_runs[-1])})")
                     if args.also_away:
-                        away_runs.append(train_in_page(browser, server, tmp / "user_models", args.epochs,
-                                                       f"bench away run {r + 1}", away=True))
+                        away_runs.append(metered(train_in_page, browser, server, tmp / "user_models", args.epochs,
+                                                 f"bench away run {r + 1}", away=True))
                         print(f"round {r + 1} page, left while training: {away_runs[-1]['samples_per_s']:,.0f} "
-                              f"samples/s ({away_runs[-1]['seconds']:.1f} s run, load {load_average()})")
+                              f"samples/s ({cpu_note(away_runs[-1])})")
+                    before = resource.getrusage(resource.RUSAGE_CHILDREN)
                     cli_runs.append(train_cli(args.epochs, tmp / f"cli-{r}.pt"))
+                    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    cli_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
                     print(f"round {r + 1} CLI:  {cli_runs[-1]['samples_per_s']:,.0f} samples/s "
-                          f"({cli_runs[-1]['seconds']:.1f} s run, load {load_average()})")
+                          f"({cli_runs[-1]['wall']:.1f} s wall incl. start-up, CPU {cli_cpu:.1f} s; "
+                          f"load {load_average()})")
                 page_med = statistics.median(x["samples_per_s"] for x in page_runs)
                 cli_med = statistics.median(x["samples_per_s"] for x in cli_runs)
                 ratio = page_med / cli_med

@@ -124,9 +124,12 @@ def browser_path(page, base: str, name: str, moves: int, presses: int) -> dict:
 def server_presses(page, selector: str, thumb_label: str, presses: int) -> list[float]:
     """keydown -> the server's new picture (`selector`) painted, for presses on the Streamlit slider `thumb_label`."""
     page.evaluate(SERVER_PROBE_JS, selector)
-    page.locator(f'[data-testid="stMain"] input[type="range"][aria-label="{thumb_label}"]').first.focus()
+    thumb = page.locator(f'[data-testid="stMain"] input[type="range"][aria-label="{thumb_label}"]').first
+    thumb.focus()
+    low, high, value = (float(thumb.get_attribute(a)) for a in ("min", "max", "value"))
+    key = "ArrowRight" if value < (low + high) / 2 else "ArrowLeft"  # away from the nearer end: every press moves
     for i in range(presses):
-        page.keyboard.press("ArrowRight")
+        page.keyboard.press(key)
         page.wait_for_function("(n) => window.__serverLatency.painted.length >= n", arg=i + 1, timeout=30_000)
         wait_for_app(page)  # idle before the next press: one press, one measurement
     lat = page.evaluate("() => window.__serverLatency")

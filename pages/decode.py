@@ -15,8 +15,8 @@ import torch
 
 from pages import _figures as figures
 from pages import _ui as ui
-from vae_core.latent import (code_radius, decode, image_grid, manifold_grid, nearest_index, sample_prior,
-                             traverse)
+from vae_core.latent import (code_radius, decode, encode_dataset, image_grid, manifold_grid, nearest_index,
+                             sample_prior, traverse)
 
 MAX_SLIDERS = 6  # larger latents get this many sliders at first, and a multiselect for the others
 MAX_TRAVERSAL_ROWS = 10  # up to this latent size the traversal shows every dimension
@@ -91,9 +91,12 @@ def to_random_point(model) -> None:
     st.session_state.decode_seed = (seed + 1) % 2**31  # the next press draws another point
 
 
-def to_test_image(key: str, mu: np.ndarray, labels: np.ndarray, conditional: bool) -> None:
-    index = int(st.session_state.get(key, 0))
-    move_point(mu[index].tolist(), int(labels[index]) if conditional else None)
+def to_test_image(key: str, model, data) -> None:
+    """Callback: the point goes to a test image's code (its posterior mean), a CVAE's class to its label."""
+    i = int(st.session_state.get(key, 0))
+    label = data.test.y[i:i + 1]
+    mu = encode_dataset(model, data.test.x[i:i + 1], label).mu[0]  # one image: no need to encode the whole set
+    move_point(mu.tolist(), int(label[0]) if model.config.is_conditional else None)
 
 
 # -- start points and the slider range (full reruns: they change the sliders) ------------------------------------------
@@ -112,14 +115,14 @@ def start_controls(entry, model, data, encoded) -> int:
                     width="stretch", help="The sliders go to a code drawn at random from the prior N(0, I), as on "
                                           "the Generate page.")
     with test:
-        test_image_start(entry, model, data, encoded)
+        test_image_start(entry, model, data)
     with span:
         return slider_range(range_control(entry, model, encoded), st.session_state.decode_point["z"])
 
 
-def test_image_start(entry, model, data, encoded) -> None:
+def test_image_start(entry, model, data) -> None:
     number, picture, go = st.columns([3, 1, 3], vertical_alignment="bottom")
-    if data is None or encoded is None:
+    if data is None:
         number.number_input("Test image number", 0, 0, disabled=True,
                             help="Needs the data the model was trained on, which this session does not have.")
         go.button("Encode this image", disabled=True, icon=":material/input:", width="stretch",
@@ -138,7 +141,7 @@ def test_image_start(entry, model, data, encoded) -> None:
     picture.image(ui.data_uri(image_grid(image, nrow=1, scale=ui.scale_for(image, 48))), width="content",
                   caption=f"label {label}" if label else None)
     go.button("Encode this image", icon=":material/input:", on_click=to_test_image, width="stretch",
-              args=(key, encoded["mu"], encoded["y"], model.config.is_conditional),
+              args=(key, model, data),
               help="The sliders go to this image's code (and, for a CVAE, the class to its label).")
 
 
@@ -296,9 +299,9 @@ def main() -> None:
         "**traversal** and the **manifold grid** below show many codes around your point at once.",
     )
     data = ui.model_data(entry)
-    encoded = None
+    encoded = None  # only an AE needs its test codes here (to size the sliders); a VAE's scale is its prior
     with ui.friendly_errors("Encoding the test images"):
-        if data is not None:
+        if data is not None and not model.config.is_variational:
             encoded = ui.encode_split(entry.sha256, "test", model, data)
     with ui.friendly_errors("Setting up the start points"):
         rng = start_controls(entry, model, data, encoded)

@@ -183,7 +183,7 @@ class TestStartPoints:
         at.number_input(key="decode_index_359").set_value(5).run()
         assert any(c == f"label {int(data.test.y[5])}" for i in at.image for c in i.captions)
         button(at, "Encode this image").click().run()
-        mu = encode_dataset(m, data.test.x, data.test.y).mu[5].tolist()  # the page encodes the set at once
+        mu = encode_dataset(m, data.test.x[5:6], data.test.y[5:6]).mu[0].tolist()
         label = int(data.test.y[5])
         assert point(at) == mu
         assert labelled(at.radio, "Class").value == label

@@ -33,7 +33,6 @@ POINTS_JS = """(sel) => {
   }
   return out;
 }"""
-_ROOT_OPENED: set[str] = set()
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +43,7 @@ def digits():
 
 
 def open_page(page, server, path: str) -> None:
-    if str(server) not in _ROOT_OPENED:
-        # A fresh server whose first request is a deep link runs that page alone until a session has run app.py.
-        page.goto(server)
-        wait_for_app(page)
-        _ROOT_OPENED.add(str(server))
+    # A deep link is safe: the server fixture's timed first open of "/" has run app.py (st.navigation) already.
     page.goto(f"{server}/{path}")
     wait_for_app(page)
     page.locator(f"{MAP} .main-svg").first.wait_for(state="visible", timeout=60_000)
