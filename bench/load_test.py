@@ -645,6 +645,271 @@ async def run_student(student: Student, browser, server_url: str, t0: float, arg
             bell.give_up(student)
 
 
+# -- the lighter student: Streamlit's own websocket protocol, no browser ------------------------------------------------
+class WsClient:
+    """A Streamlit session driven over its websocket protocol (protobuf BackMsg / ForwardMsg), as the frontend does:
+    rerun requests with widget states, page switches by page hash, fragment auto-reruns (run_every), the query
+    string the app writes. It renders nothing, so the server does the same work for it as for a browser while the
+    client costs almost no CPU. "Idle" = the server reported the run finished."""
+
+    def __init__(self, student: Student, url: str):
+        self.student, self.url = student, url.replace("http://", "ws://") + "/_stcore/stream"
+        self.ws = None
+        self.pages: dict[str, tuple[str, str]] = {}  # page name -> (page_script_hash, url_pathname)
+        self.page_hash = ""
+        self.query_string = ""
+        self.widgets: dict[str, tuple[str, object, str]] = {}  # label -> (kind, element proto, fragment id)
+        self.states: dict[str, object] = {}  # widget id -> WidgetState sent with every rerun
+        self.finished: asyncio.Queue = asyncio.Queue()
+        self.on_image = None  # callback(caption) for the slider timing
+        self.texts: list[tuple[float, str]] = []  # alerts and progress texts, with the time seen
+        self.auto: dict[str, asyncio.Task] = {}  # fragment id -> auto-rerun task
+        self.reader = None
+
+    async def connect(self) -> None:
+        import websockets
+
+        self.ws = await websockets.connect(self.url, subprotocols=["streamlit"], max_size=None, open_timeout=60,
+                                           ping_interval=None)
+        self.reader = asyncio.create_task(self._read())
+
+    async def close(self) -> None:
+        for task in self.auto.values():
+            task.cancel()
+        if self.ws is not None:
+            await self.ws.close()
+        if self.reader is not None:
+            self.reader.cancel()
+
+    async def _read(self) -> None:
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        async for data in self.ws:
+            msg = ForwardMsg()
+            msg.ParseFromString(data)
+            kind = msg.WhichOneof("type")
+            if kind == "delta":
+                self._delta(msg.delta)
+            elif kind == "navigation":
+                self.pages = {p.page_name: (p.page_script_hash, p.url_pathname) for p in msg.navigation.app_pages}
+                self.page_hash = msg.navigation.page_script_hash or self.page_hash
+            elif kind == "page_info_changed":
+                self.query_string = msg.page_info_changed.query_string
+            elif kind == "script_finished":
+                self.finished.put_nowait((time.monotonic(), ForwardMsg.ScriptFinishedStatus.Name(msg.script_finished)))
+            elif kind == "auto_rerun":
+                fid = msg.auto_rerun.fragment_id
+                if fid not in self.auto:
+                    self.auto[fid] = asyncio.create_task(self._auto(fid, msg.auto_rerun.interval))
+            elif kind == "stop_auto_rerun":
+                for task in self.auto.values():
+                    task.cancel()
+                self.auto.clear()
+
+    def _delta(self, delta) -> None:
+        if delta.WhichOneof("type") != "new_element":
+            return
+        el = delta.new_element
+        kind = el.WhichOneof("type")
+        now = time.time()
+        if kind in ("slider", "button", "text_input", "selectbox", "number_input"):
+            self.widgets[getattr(el, kind).label] = (kind, getattr(el, kind), delta.fragment_id)
+        elif kind == "alert":
+            self.texts.append((now, el.alert.body))
+            if el.alert.format == 1:  # ERROR
+                self.student.errors.append(f"error alert: {el.alert.body[:300]}")
+        elif kind == "progress":
+            self.texts.append((now, el.progress.text))
+        elif kind == "exception":
+            self.student.errors.append(f"exception element: {el.exception.type}: {el.exception.message[:300]}")
+        elif kind == "imgs" and self.on_image is not None:
+            for img in el.imgs.imgs:
+                self.on_image(img.caption)
+
+    async def _auto(self, fragment_id: str, interval: float) -> None:
+        """The frontend's run_every timer for one fragment (the Train page's live view)."""
+        while True:
+            await asyncio.sleep(interval)
+            await self.rerun(fragment_id=fragment_id, auto=True)
+
+    async def rerun(self, page: str | None = None, fragment_id: str = "", auto: bool = False,
+                    widgets: list | None = None) -> None:
+        from streamlit.proto.BackMsg_pb2 import BackMsg
+
+        msg = BackMsg()
+        cs = msg.rerun_script
+        if page is not None:
+            self.page_hash, path = self.pages[page]
+            for task in self.auto.values():  # a page switch ends the old page's timers
+                task.cancel()
+            self.auto.clear()
+            self.states.clear()
+            cs.page_name = path
+        cs.page_script_hash = self.page_hash
+        cs.query_string = self.query_string
+        cs.fragment_id = fragment_id
+        cs.is_auto_rerun = auto
+        for state in widgets or []:
+            if not state.HasField("trigger_value"):
+                self.states[state.id] = state
+        sent = {st_.id for st_ in widgets or []}
+        cs.widget_states.widgets.extend([*(widgets or []), *(v for k, v in self.states.items() if k not in sent)])
+        await self.ws.send(msg.SerializeToString())
+
+    def drain(self) -> None:
+        while not self.finished.empty():
+            self.finished.get_nowait()
+
+    async def wait_run(self, timeout_s: float, full: bool = True) -> float:
+        """Wait for the end of the run (full: a whole-page run, not a fragment's); its monotonic time."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            t, status = await asyncio.wait_for(self.finished.get(), max(0.1, deadline - time.monotonic()))
+            if status == "FINISHED_SUCCESSFULLY" or (not full and status == "FINISHED_FRAGMENT_RUN_SUCCESSFULLY"):
+                # A run that asks for another (st.rerun) ends "early for rerun"; wait a moment for a follow-up.
+                try:
+                    t2, status2 = await asyncio.wait_for(self.finished.get(), 0.3)
+                    if status2 == "FINISHED_EARLY_FOR_RERUN":
+                        continue
+                    return t2
+                except asyncio.TimeoutError:
+                    return t
+
+
+def widget_state(element, kind: str, value=None, trigger: bool = False):
+    from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+    state = WidgetState(id=element.id)
+    if trigger:
+        state.trigger_value = True
+    elif kind == "slider":
+        state.double_array_value.data.extend(value)
+    elif kind == "text_input":
+        state.string_value = value
+    return state
+
+
+async def ws_navigate(client: WsClient, student: Student, label: str, timeout_s: float) -> bool:
+    try:
+        client.drain()
+        t0 = time.monotonic()
+        await client.rerun(page=ws_page_name(client, label))
+        t1 = await client.wait_run(timeout_s)
+        student.navs.append({"page": label, "seconds": round(t1 - t0, 3), "at": round(time.time(), 2)})
+        return True
+    except Exception as exc:
+        student.errors.append(f"{label}: navigation: {type(exc).__name__}: {str(exc)[:200]}")
+        return False
+
+
+def ws_page_name(client: WsClient, label: str) -> str:
+    """The page's name in the navigation message for a sidebar label (Streamlit names pages by their title)."""
+    if label in client.pages:
+        return label
+    raise KeyError(f"no page {label!r} in {sorted(client.pages)}")
+
+
+async def ws_slider(client: WsClient, student: Student, presses: int, timeout_s: float) -> None:
+    found = client.widgets.get("z[0]")
+    if not found:
+        student.errors.append("Decode: no z[0] slider")
+        return
+    kind, element, fragment = found
+    value = list(element.value) or list(element.default)
+    for k in range(presses):
+        value = [min(element.max, round(value[0] + element.step, 4))]
+        seen = asyncio.Event()
+        client.on_image = lambda caption: seen.set() if caption.startswith("The decoder") else None
+        client.drain()
+        try:
+            t0 = time.monotonic()
+            await client.rerun(fragment_id=fragment, widgets=[widget_state(element, kind, value)])
+            await asyncio.wait_for(seen.wait(), timeout_s)
+            t_img = time.monotonic()
+            t_end = await client.wait_run(timeout_s, full=not fragment)
+            student.sliders.append({"to_image_s": round(t_img - t0, 3), "to_idle_s": round(max(t_end, t_img) - t0, 3)})
+        except Exception as exc:
+            student.errors.append(f"Decode slider press {k + 1}: {type(exc).__name__}: {str(exc)[:200]}")
+            return
+        finally:
+            client.on_image = None
+        await asyncio.sleep(0.3)
+
+
+async def ws_train(client: WsClient, student: Student, args, bell: "TrainBell", deadline: float) -> None:
+    ready = await ws_navigate(client, student, "Train a model", args.step_timeout)
+    widgets = [client.widgets.get(k) for k in ("Epochs", "Model name", "Start training")]
+    if ready and not all(widgets):
+        student.errors.append(f"Train: widgets not found: {[k for k, w in zip(('Epochs', 'Model name', 'Start training'), widgets) if not w]}")
+        ready = False
+    say(f"{student.name}: ready to train" if ready else f"{student.name}: NOT ready to train")
+    click_at = await bell.ready(student, ready)
+    if not ready:
+        return
+    (ek, epochs_el, _), (nk, name_el, _), (bk, button_el, _) = widgets
+    await asyncio.sleep(max(0.0, click_at - time.monotonic()))
+    mark = len(client.texts)
+    student.train["clicked_at"] = time.time()
+    await client.rerun(widgets=[widget_state(epochs_el, ek, [float(args.epochs)]),
+                                widget_state(name_el, nk, f"load {student.name}"),
+                                widget_state(button_el, bk, trigger=True)])
+    positions: list[int] = []
+    limit = time.monotonic() + min(args.train_timeout, max(1.0, deadline - time.monotonic()))
+    while time.monotonic() < limit:
+        for t, text in client.texts[mark:]:
+            m = re.search(r"number (\d+)\s+in the queue", text)
+            if m and (not positions or positions[-1] != int(m.group(1))):
+                positions.append(int(m.group(1)))
+            if re.search(r"Epoch \d+ of \d+", text) and "firstRunning" not in student.train:
+                student.train["firstRunning"] = t
+            if "Finished:" in text:
+                student.train["finished"] = t
+            if "Stopped:" in text or "training failed" in text.lower():
+                student.train["stopped"] = text[:200]
+        mark = len(client.texts)
+        if student.train.get("finished") or student.train.get("stopped"):
+            break
+        await asyncio.sleep(0.25)
+    student.train["positions"] = positions
+    if not student.train.get("finished"):
+        student.errors.append(f"Train: not finished ({student.train.get('stopped') or 'timeout'})")
+    try:
+        await client.wait_run(30)  # the app's own rerun after the job ended (the picker lists the new model)
+    except asyncio.TimeoutError:
+        pass
+    say(f"{student.name}: training ended {positions} {'finished' if student.train.get('finished') else 'NOT finished'}")
+
+
+async def run_ws_student(student: Student, server_url: str, t0: float, args, bell: "TrainBell",
+                         deadline: float) -> None:
+    await asyncio.sleep(max(0.0, t0 + student.arrive_at - time.monotonic()))
+    client = WsClient(student, server_url)
+    student.context = client
+    try:
+        t = time.monotonic()
+        await client.connect()
+        await client.rerun()
+        await client.wait_run(args.step_timeout)
+        student.navs.append({"page": "open /", "seconds": round(time.monotonic() - t, 3), "at": round(time.time(), 2)})
+        say(f"{student.name} ({student.kind}{', trainer' if student.trainer else ''}): opened in "
+            f"{student.navs[-1]['seconds']:.1f} s")
+        if student.trainer:
+            await ws_train(client, student, args, bell, deadline)
+        for label in TOUR:
+            if time.monotonic() > deadline:
+                student.errors.append("deadline reached before the tour ended")
+                break
+            if await ws_navigate(client, student, label, args.step_timeout) and label == "Decode":
+                await ws_slider(client, student, args.slider_presses, args.step_timeout)
+        student.done = True
+        say(f"{student.name}: tour done, {len(student.errors)} error(s)")
+    except Exception as exc:
+        student.errors.append(f"session: {type(exc).__name__}: {str(exc)[:200]}")
+    finally:
+        if student.trainer and not bell.was_counted(student):
+            bell.give_up(student)
+
+
 class TrainBell:
     """Trainers wait until all are ready (bounded), then click one after another, `gap` s apart, in arrival order."""
 
@@ -687,15 +952,23 @@ class TrainBell:
 
 
 def make_class(args) -> list[Student]:
-    """The students, arriving evenly over the ramp; own-Chromium ones and trainers spread over the arrival order."""
+    """The students, arriving evenly over the ramp. --browsers of them (spread over the arrival order) get a Chromium
+    of their own; the others are --light clients. Trainers: every other own-Chromium student, the rest spread over
+    the light clients, so both kinds train."""
     n = args.sessions
-    own = set(round(i * n / args.browsers) for i in range(args.browsers)) if args.browsers else set()
-    trainers = set(round(i * n / args.trainers) + (1 if args.trainers < n else 0) for i in range(args.trainers))
-    trainers = {min(t, n - 1) for t in trainers}
-    while len(trainers) < args.trainers:  # rounding collisions: fill from the start
-        trainers.add(min(set(range(n)) - trainers))
-    return [Student(i, "own-chromium" if i in own else "shared-chromium-context", i in trainers,
-                    args.ramp * i / max(1, n - 1)) for i in range(n)]
+    own = sorted({round(i * n / args.browsers) for i in range(args.browsers)}) if args.browsers else []
+    light = [i for i in range(n) if i not in own]
+    trainers = set(own[::2][:args.trainers])
+    rest = args.trainers - len(trainers)
+    if rest > 0 and light:
+        trainers |= {light[round(k * len(light) / rest)] for k in range(rest) if round(k * len(light) / rest) < len(light)}
+    for i in range(n):  # rounding collisions: top up in arrival order
+        if len(trainers) >= args.trainers:
+            break
+        trainers.add(i)
+    light_kind = "websocket-protocol" if args.light == "ws" else "shared-chromium-context"
+    return [Student(i, "own-chromium" if i in own else light_kind, i in trainers, args.ramp * i / max(1, n - 1))
+            for i in range(n)]
 
 
 async def run_class(args, server: Server, sampler: Sampler, deadline: float, students: list[Student],
@@ -703,17 +976,19 @@ async def run_class(args, server: Server, sampler: Sampler, deadline: float, stu
     from playwright.async_api import async_playwright
 
     own = {s.index for s in students if s.kind == "own-chromium"}
+    any_shared = any(s.kind == "shared-chromium-context" for s in students)
     bell = TrainBell(sum(s.trainer for s in students), args.click_gap, timeout=args.ramp + 4 * args.step_timeout)
     async with async_playwright() as p:
         launch = dict(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
-        shared = await p.chromium.launch(**launch)
+        shared = await p.chromium.launch(**launch) if any_shared else None
         owns = {i: await p.chromium.launch(**launch) for i in sorted(own)}
         try:
             phases["queue_watch"] = await asyncio.to_thread(server.probe, "queue_watch_start")
             phases["class_start"] = sampler.now()
             t0 = time.monotonic()
-            tasks = [asyncio.create_task(run_student(s, owns.get(s.index, shared), server.url, t0, args, bell, deadline))
-                     for s in students]
+            tasks = [asyncio.create_task(
+                run_ws_student(s, server.url, t0, args, bell, deadline) if s.kind == "websocket-protocol" else
+                run_student(s, owns.get(s.index, shared), server.url, t0, args, bell, deadline)) for s in students]
             remaining = max(1.0, deadline - time.monotonic())
             done, pending = await asyncio.wait(tasks, timeout=remaining)
             for task in pending:
@@ -733,6 +1008,8 @@ async def run_class(args, server: Server, sampler: Sampler, deadline: float, stu
                     except Exception:
                         pass
             for b in [shared, *owns.values()]:
+                if b is None:
+                    continue
                 try:
                     await b.close()
                 except Exception:
@@ -871,6 +1148,9 @@ def parse_args(argv=None):
     ap.add_argument("--sessions", type=int, default=30, help="students (browser sessions) in the class")
     ap.add_argument("--browsers", type=int, default=5, help="students with a Chromium of their own (the others share one)")
     ap.add_argument("--trainers", type=int, default=10, help="students who train a digits model")
+    ap.add_argument("--light", choices=["ws", "context"], default="ws",
+                    help="the other students: Streamlit's websocket protocol (default) or contexts in one shared "
+                         "Chromium (measured too heavy on a 2-core machine: their page loads timed out)")
     ap.add_argument("--epochs", type=int, default=5, help="epochs of each training run")
     ap.add_argument("--ramp", type=float, default=15.0, help="seconds over which the class arrives")
     ap.add_argument("--click-gap", type=float, default=1.0, help="seconds between the trainers' Start clicks")
@@ -908,7 +1188,8 @@ def main(argv=None) -> int:
     cap = args.max_jobs or cores
     report: dict = {
         "config": {"sessions": args.sessions, "own_chromium": args.browsers,
-                   "shared_chromium_contexts": args.sessions - args.browsers, "trainers": args.trainers,
+                   "light_clients": f"{args.sessions - args.browsers} x "
+                                    f"{'websocket protocol' if args.light == 'ws' else 'shared-Chromium context'}", "trainers": args.trainers,
                    "epochs": args.epochs, "ramp_s": args.ramp, "click_gap_s": args.click_gap,
                    "disconnected_session_ttl_s": args.ttl, "job_cap": cap, "cores": cores, "probe": not args.no_probe,
                    "app_root": str(args.root), "load_average_at_start": os.getloadavg()},
@@ -1045,6 +1326,19 @@ def analyse(report: dict, students: list[Student], phases: dict, state: dict, sa
         "threads_idle": state["idle_threads"], "threads_peak": report["peak"]["threads_max"],
         "threads_after_close": after.get("threads"),
     }
+    by_kind = {}
+    for kind in sorted({s.kind for s in students}):
+        group = [s for s in students if s.kind == kind]
+        k_navs = [n["seconds"] for s in group for n in s.navs if n["page"] != "open /"]
+        k_img = [x["to_image_s"] for s in group for x in s.sliders]
+        k_idle = [x["to_idle_s"] for s in group for x in s.sliders]
+        by_kind[kind] = {"sessions": len(group), "completed": sum(s.done for s in group),
+                         "errors": sum(len(s.errors) + len(s.page_errors) for s in group),
+                         "nav_n": len(k_navs), "nav_p50_s": pct(k_navs, 0.5), "nav_p95_s": pct(k_navs, 0.95),
+                         "slider_n": len(k_img), "slider_to_image_p50_s": pct(k_img, 0.5),
+                         "slider_to_image_p95_s": pct(k_img, 0.95), "slider_to_idle_p50_s": pct(k_idle, 0.5),
+                         "slider_to_idle_p95_s": pct(k_idle, 0.95)}
+    report["figures"]["by_client_kind"] = by_kind
     per_page: dict[str, list[float]] = {}
     for s in students:
         for n in s.navs:
@@ -1074,9 +1368,9 @@ def print_summary(r: dict) -> None:
         return "n/a" if x is None else f"{x:.2f}x"
 
     rows = [
-        ("sessions (own Chromium + shared contexts)", f"{r['config']['sessions']} ({r['config']['own_chromium']} + "
-                                                      f"{r['config']['shared_chromium_contexts']}), "
-                                                      f"{f['sessions_completed']} completed"),
+        ("sessions (own Chromium + light clients)", f"{r['config']['sessions']} ({r['config']['own_chromium']} + "
+                                                    f"{r['config']['light_clients']}), "
+                                                    f"{f['sessions_completed']} completed"),
         ("errors (exceptions, alerts, timeouts, page errors, tracebacks)", str(f["errors"])),
         ("trainings finished (seen in the page / saved as done)", f"{f['trainings_finished']} / "
                                                                   f"{f['trainings_saved_on_server']}"),
@@ -1091,6 +1385,10 @@ def print_summary(r: dict) -> None:
         (f"slider -> image p50 / p95 (n={f['slider_n']})",
          f"{sec(f['slider_to_image_p50_s'])} / {sec(f['slider_to_image_p95_s'])}"),
         ("slider -> idle p50 / p95", f"{sec(f['slider_to_idle_p50_s'])} / {sec(f['slider_to_idle_p95_s'])}"),
+        *[(f"  {kind}: nav p50/p95, slider->image p50/p95",
+           f"{sec(k['nav_p50_s'])} / {sec(k['nav_p95_s'])} (n={k['nav_n']}), "
+           f"{sec(k['slider_to_image_p50_s'])} / {sec(k['slider_to_image_p95_s'])} (n={k['slider_n']})")
+          for kind, k in f["by_client_kind"].items()],
         ("server RSS idle (after one page) / peak", f"{mb(f['idle_rss_mb'])} / {mb(f['peak_rss_mb'])}"),
         ("server RSS idle after a warm-up tour of every page", mb(f["idle_after_tour_rss_mb"])),
         ("server RSS after close: ratio to idle / to idle after tour",

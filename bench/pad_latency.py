@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.browser.conftest import launch_chromium, start_server, stop_server, wait_for_app  # noqa: E402
-from vae_core.checkpoint import file_sha256  # noqa: E402
+from vae_core.checkpoint import file_sha256, load_checkpoint  # noqa: E402
 
 MLP_MODELS = ["digits-vae-2d", "digits-ae-2d", "digits-betavae-2d", "digits-cvae-2d", "digits-vae-10d"]
 CONV_MODELS = ["shapes-vae", "shapes-betavae"]
@@ -139,12 +139,18 @@ def server_presses(page, selector: str, thumb_label: str, presses: int) -> list[
     return [p - d for d, p in zip(lat["down"], lat["painted"])]
 
 
+def most_active_dim(name: str) -> int:
+    """The latent dimension with the most KL: moving an inactive one may not change the picture at all."""
+    kl = load_checkpoint(ROOT / "checkpoints" / f"{name}.pt")[1].get("kl_per_dim") or [1.0]
+    return max(range(len(kl)), key=lambda i: kl[i])
+
+
 def pad_server_path(page, base: str, name: str, presses: int) -> list[float]:
-    """The pad page's own server path: "Decode in the browser" off, its z[0] slider."""
+    """The pad page's own server path: "Decode in the browser" off, the slider of its most active dimension."""
     open_pad(page, base, name)
     page.get_by_text("Decode in the browser").click()
     wait_for_app(page)
-    return server_presses(page, ".st-key-pad_server_image img", "z[0]", presses)
+    return server_presses(page, ".st-key-pad_server_image img", f"z[{most_active_dim(name)}]", presses)
 
 
 def decode_page_path(page, base: str, presses: int) -> list[float]:
@@ -196,13 +202,18 @@ def main() -> None:
                         raw["browser"][name] = browser_path(page, base, name, args.moves, args.presses)
                         print(f"  measured {name}: {raw['browser'][name]['image_changed']} of "
                               f"{raw['browser'][name]['events']} events changed the image", flush=True)
-                for name in ("digits-vae-2d", "shapes-vae"):
-                    if name in checkpoints:
-                        raw["server"][f"pad fallback, {name}"] = pad_server_path(page, base, name, args.server_presses)
-                try:
-                    raw["server"]["Decode page, digits-vae-2d"] = decode_page_path(page, base, args.server_presses)
-                except Exception as exc:  # the Decode page may not exist (or differ) in this version of the app
-                    print(f"  (Decode page slider not measured: {type(exc).__name__}: {str(exc)[:120]})")
+                runs = [(f"pad fallback, {name}", lambda name=name: pad_server_path(page, base, name,
+                                                                                    args.server_presses))
+                        for name in ("digits-vae-2d", "shapes-vae") if name in checkpoints]
+                runs.append(("Decode page, digits-vae-2d", lambda: decode_page_path(page, base, args.server_presses)))
+                for label, run in runs:
+                    try:
+                        raw["server"][label] = run()
+                    except Exception as exc:  # reported, and the other figures still printed
+                        shot = Path(tempfile.gettempdir()) / f"pad_latency-{label.replace(' ', '_')}.png"
+                        page.screenshot(path=str(shot))
+                        print(f"  ({label} not measured: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}; "
+                              f"probe {page.evaluate('() => window.__serverLatency')}; screenshot {shot})")
                 browser.close()
         finally:
             if server is not None:

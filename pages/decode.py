@@ -102,16 +102,17 @@ def to_test_image(key: str, model, data) -> None:
 # -- start points and the slider range (full reruns: they change the sliders) ------------------------------------------
 def start_controls(entry, model, data, encoded) -> int:
     """One row: where to start and how far the sliders go; returns the slider range (σ)."""
-    st.caption("Start from the centre, from a random code or from a test image's code, then move the sliders.")
-    centre, random, test, span = st.columns([2, 3, 4, 3], vertical_alignment="bottom", gap="medium")
-    centre.button("Go to the centre", icon=":material/center_focus_strong:", on_click=move_point,
+    st.caption("Start from the centre of the prior, from a random code or from the code of a test image; then move "
+               "the sliders.")
+    centre, random, test, span = st.columns([1.2, 2.4, 3.4, 2.4], vertical_alignment="bottom", gap="medium")
+    centre.button("Centre", icon=":material/center_focus_strong:", on_click=move_point,
                   args=([0.0] * model.config.latent_dim,), width="stretch",
                   help="Every slider to 0: the centre of the prior, its most typical code.")
     with random:
-        seed, draw = st.columns([2, 3], vertical_alignment="bottom")
+        seed, draw = st.columns([1, 1], vertical_alignment="bottom")
         seed.number_input("Seed", 0, 2**31 - 1, key="decode_seed",
                           help="Numbers the random draw: the same seed gives the same code. Each draw moves it on.")
-        draw.button("Draw a random code", icon=":material/casino:", on_click=to_random_point, args=(model,),
+        draw.button("Random", icon=":material/casino:", on_click=to_random_point, args=(model,),
                     width="stretch", help="The sliders go to a code drawn at random from the prior N(0, I), as on "
                                           "the Generate page.")
     with test:
@@ -121,11 +122,11 @@ def start_controls(entry, model, data, encoded) -> int:
 
 
 def test_image_start(entry, model, data) -> None:
-    number, picture, go = st.columns([3, 1, 3], vertical_alignment="bottom")
+    number, picture, go = st.columns([4, 2, 3], vertical_alignment="bottom")
     if data is None:
-        number.number_input("Test image number", 0, 0, disabled=True,
+        number.number_input("Test image", 0, 0, disabled=True,
                             help="Needs the data the model was trained on, which this session does not have.")
-        go.button("Encode this image", disabled=True, icon=":material/input:", width="stretch",
+        go.button("Encode", disabled=True, icon=":material/input:", width="stretch",
                   help="Needs the model's data set, which this session does not have.")
         st.caption(f"A test image's code is off: this session does not have the data **{entry.title}** was "
                    f"trained on ({entry.dataset}). Upload it on the Train page.")
@@ -133,14 +134,14 @@ def test_image_start(entry, model, data) -> None:
     n = len(data.test)
     key = f"decode_index_{n}"  # per test-set size: a number kept from a larger set could be out of range
     index = number.number_input(
-        "Test image number", 0, n - 1, key=key,
-        help=f"Which of the {n:,} test images (never seen in training) to encode, 0 to {n - 1}. Its code is the "
-             "encoder's mean, so the decoded image is its reconstruction.")
+        "Test image", 0, n - 1, key=key,
+        help=f"Which of the {n:,} test images (never seen in training) to encode, 0 to {n - 1}; shown next to "
+             "this box with its label. Its code is the encoder's mean, so the decoded image is its reconstruction.")
     image = data.test.x[index:index + 1]
     label = data.label_names[int(data.test.y[index])] if len(data.label_names) else ""
-    picture.image(ui.data_uri(image_grid(image, nrow=1, scale=ui.scale_for(image, 48))), width="content",
-                  caption=f"label {label}" if label else None)
-    go.button("Encode this image", icon=":material/input:", on_click=to_test_image, width="stretch",
+    picture.image(ui.data_uri(image_grid(image, nrow=1, scale=ui.scale_for(image, 40))), width="content",
+                  caption=label or None)
+    go.button("Encode", icon=":material/input:", on_click=to_test_image, width="stretch",
               args=(key, model, data),
               help="The sliders go to this image's code (and, for a CVAE, the class to its label).")
 

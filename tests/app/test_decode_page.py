@@ -162,7 +162,7 @@ class TestStartPoints:
     def test_random_code_is_the_seeded_prior_sample_and_moves_the_seed_on(self):
         at = open_decode()
         at.number_input(key="decode_seed").set_value(7).run()
-        button(at, "Draw a random code").click().run()
+        button(at, "Random").click().run()
         expected = sample_prior(model("digits-vae-2d"), 1, seed=7)[0][0].tolist()
         assert point(at) == expected
         assert [s.value for s in z_sliders(at)] == expected
@@ -172,7 +172,7 @@ class TestStartPoints:
     def test_centre_goes_back_to_zeros(self):
         at = open_decode()
         z_sliders(at)[0].set_value(2.0).run()
-        button(at, "Go to the centre").click().run()
+        button(at, "Centre").click().run()
         assert point(at) == [0.0, 0.0]
         assert [s.value for s in z_sliders(at)] == [0.0, 0.0]
 
@@ -181,8 +181,8 @@ class TestStartPoints:
         m, meta = load_checkpoint(ROOT / "checkpoints" / "digits-cvae-2d.pt")
         data = load_from_spec(meta["data_spec"])
         at.number_input(key="decode_index_359").set_value(5).run()
-        assert any(c == f"label {int(data.test.y[5])}" for i in at.image for c in i.captions)
-        button(at, "Encode this image").click().run()
+        assert any(c == str(int(data.test.y[5])) for i in at.image for c in i.captions)
+        button(at, "Encode").click().run()
         mu = encode_dataset(m, data.test.x[5:6], data.test.y[5:6]).mu[0].tolist()
         label = int(data.test.y[5])
         assert point(at) == mu
@@ -192,7 +192,7 @@ class TestStartPoints:
     def test_without_the_data_the_test_image_start_says_why_it_is_off(self, monkeypatch):
         monkeypatch.setattr(_ui, "model_data", lambda entry: None)
         at = open_decode()
-        assert button(at, "Encode this image").disabled
+        assert button(at, "Encode").disabled
         assert any("does not have the data" in c.value for c in at.caption)
         assert len(z_sliders(at)) == 2  # the rest of the page works
 
@@ -269,7 +269,7 @@ class TestLinks:
     def test_the_url_the_page_writes_opens_the_same_image(self):
         sender = open_decode("digits-cvae-2d")
         sender.number_input(key="decode_index_359").set_value(42).run()
-        button(sender, "Encode this image").click().run()  # arbitrary float32 codes
+        button(sender, "Encode").click().run()  # arbitrary float32 codes
         link = dict(sender.query_params)
         receiver = open_link(**link)
         assert np.array_equal(decoded(receiver), decoded(sender))

@@ -1,12 +1,17 @@
 """Browser-test fixtures: one real Streamlit server and one headless Chromium per test session.
 
-    server      session: `streamlit run app.py` on a free loopback port (models trained by the tests go to a
-                temporary LATENT_LAB_USER_DIR); yields the base URL, with .started_at / .healthy_at timestamps
     browser     session: Debian's /usr/bin/chromium driven by sync Playwright (no `playwright install` here)
-    page        function: a fresh browser context (own cookies, own Streamlit session), viewport 1400x900
+    server      session: `streamlit run app.py` on a free loopback port (models trained by the tests go to a
+                temporary LATENT_LAB_USER_DIR); yields the base URL (a str) with .process, .user_dir, .log_path,
+                .started_at / .healthy_at (time.monotonic()) and .first_open: the very first page load, timed
+                right after the health check whichever test asks for the server first
+    page        function: a fresh browser context (own cookies, own Streamlit session), viewport 1400x900;
+                a failed test leaves FAILED-<test>.png
 
-Helpers: wait_for_app(page), assert_no_exception(page), screenshot(page, name), artifacts_dir(), record_figure().
-Screenshots go to $LATENT_LAB_ARTIFACTS/screenshots (default /work/main/test-artifacts/screenshots).
+Helpers: wait_for_app(page), assert_no_exception(page), screenshot(page, name), sidebar_picker(page),
+artifacts_dir(), record_figure(name, value) (merged into $ARTIFACTS/figures.json), start_server/stop_server.
+Screenshots go to $LATENT_LAB_ARTIFACTS/screenshots (default /work/main/test-artifacts/screenshots); the server's
+log to $ARTIFACTS/streamlit-server.log. LATENT_LAB_APP_DIR runs the app of another checkout (default: this one).
 """
 from __future__ import annotations
 
@@ -44,8 +49,8 @@ _IDLE_JS = """() => {
   if (document.querySelector('[data-testid="stStatusWidgetRunningIcon"], [data-testid="stStatusWidgetRunningManIcon"]'))
     return false;
   // Widgets and charts are lazy-loaded chunks: a Suspense skeleton stands in until their code has arrived.
-  if (document.querySelector('[data-testid="stSkeleton"], [data-testid="stSkeletonElement"], [data-testid="stAppSkeleton"]'))
-    return false;
+  const skeletons = '[data-testid="stSkeleton"], [data-testid="stSkeletonElement"], [data-testid="stAppSkeleton"]';
+  if (document.querySelector(skeletons)) return false;
   if (document.querySelector('[data-testid="stElementContainer"][data-stale="true"]')) return false;
   const main = document.querySelector('[data-testid="stMain"] [data-testid="stMainBlockContainer"]')
             || document.querySelector('[data-testid="stMainBlockContainer"]');

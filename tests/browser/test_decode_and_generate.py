@@ -82,9 +82,10 @@ def test_screenshots(page, server, model):
     open_page(page, server, f"decode?model=zoo/{model}")
     assert page.locator('[data-testid="stPlotlyChart"]').count() >= 1
     screenshot(page, f"decode-{model}")
-    page.get_by_role("tab", name="Manifold grid").click()
+    page.get_by_text("Manifold grid", exact=True).click()  # the segmented control's button
     wait_for_app(page)
-    page.wait_for_timeout(300)  # plotly draws the chart of a newly shown tab on the next frames
+    assert page.get_by_text("Tiles per side", exact=True).count() == 1
+    page.wait_for_timeout(300)  # plotly draws a new chart over the next frames
     screenshot(page, f"decode-{model}-manifold")
     open_page(page, server, f"generate?model=zoo/{model}")
     page.get_by_text("Show each sample's nearest training image", exact=True).click()  # the toggle's label

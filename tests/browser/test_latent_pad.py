@@ -320,9 +320,13 @@ def test_switching_models_needs_no_reload(page, server):
 
 
 def test_a_page_that_lost_its_decoder_asks_for_it_again(page, server):
-    """The page's cache is emptied (as a reload would) while the session believes it sent the weights: the component
-    asks with its `need` trigger and the next run sends them."""
+    """The page's cache is emptied while the session believes it sent the weights (a remount after a page switch,
+    then a reload, which Streamlit reconnects to the same session): the component asks with its `need` trigger and
+    the next run sends them, and the released point."""
     open_pad(page, server, "digits-vae-2d")
+    drag(page, [(0.5, 0.5), (0.7, 0.3)], steps=4)
+    wait_for_app(page)
+    released = state(page)["z"]
     page.evaluate("() => { window.__latentLab.decoders.clear(); window.__latentLab.scenes.clear(); }")
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Decode").click()
     wait_for_app(page)
@@ -330,4 +334,11 @@ def test_a_page_that_lost_its_decoder_asks_for_it_again(page, server):
     page.wait_for_function(READY_JS, arg=sha_of("digits-vae-2d"), timeout=60_000)
     wait_for_app(page)
     assert page.evaluate("() => performance.getEntriesByType('navigation').length") == 1
+    assert state(page)["z"] == pytest.approx(released, abs=1e-6)
+    page.reload()
+    wait_for_app(page)
+    page.wait_for_function(READY_JS, arg=sha_of("digits-vae-2d"), timeout=60_000)
+    wait_for_app(page)
+    assert state(page)["z"] == pytest.approx(released, abs=1e-6)
+    np.testing.assert_array_equal(canvas_rgb(page), server_render("digits-vae-2d", state(page)["z"]))
     assert_no_exception(page)

@@ -94,8 +94,13 @@ def alert(page, text: str):
     return page.get_by_test_id("stAlert").filter(has_text=text)
 
 
-def renderer_busy_fraction(page, seconds: float) -> float:
-    """Share of wall time the page's main thread spent running tasks (Chrome's Performance metrics, via CDP)."""
+def main_thread_load(page, seconds: float) -> tuple[float, float]:
+    """(share of wall time the page's main thread ran tasks, its longest task in ms) over `seconds`.
+
+    From Chrome's Performance metrics (CDP) and the Long Tasks API: a busy main thread delays every click."""
+    page.evaluate("""() => { window.__longTasks = [];
+      new PerformanceObserver(list => list.getEntries().forEach(e => window.__longTasks.push(e.duration)))
+        .observe({type: 'longtask'}); }""")
     cdp = page.context.new_cdp_session(page)
     try:
         cdp.send("Performance.enable")
@@ -105,9 +110,11 @@ def renderer_busy_fraction(page, seconds: float) -> float:
 
         before, t0 = task_seconds(), time.monotonic()
         page.wait_for_timeout(seconds * 1000)
-        return (task_seconds() - before) / (time.monotonic() - t0)
+        busy = (task_seconds() - before) / (time.monotonic() - t0)
     finally:
         cdp.detach()
+    longest = page.evaluate("() => Math.max(0, ...window.__longTasks)")
+    return busy, float(longest)
 
 
 def stop_if_training(page) -> None:
@@ -138,7 +145,8 @@ def test_app_opens_on_digits_vae_quickly(server, page):
     first = server.first_open
     assert "error" not in first, f"the first page never showed its title and the default model: {first['error']}"
     print(f"\napp open: {first['from_health']:.2f} s after the health endpoint answered "
-          f"({first['from_process_start']:.2f} s after the process started; health after {first['health_after']:.2f} s)")
+          f"({first['from_process_start']:.2f} s after the process started; "
+          f"health after {first['health_after']:.2f} s)")
     record_figure("app_open_seconds", round(first["from_health"], 3))
     record_figure("app_open_seconds_from_process_start", round(first["from_process_start"], 3))
     record_figure("server_health_seconds", round(first["health_after"], 3))
@@ -206,35 +214,39 @@ def test_train_digits_model_live(server, page):
     page.evaluate(PROGRESS_LOGGER)
     try:
         page.get_by_role("button", name="Start training").click()
+        started = time.monotonic()
         expect(progress_bar(page)).to_contain_text(re.compile(rf"Epoch \d+ of {EPOCHS}"), timeout=60_000)
         expect(page.get_by_role("button", name="Start training")).to_be_disabled()
 
         # While it trains the page keeps answering: a client-side toggle, then a full rerun through the server.
         t0 = time.monotonic()
         page.locator('[data-testid="stExpander"] summary').filter(has_text="More settings").click()
-        expect(page.get_by_label("Seed", exact=True)).to_be_visible(timeout=UI_ANSWER_LIMIT_MS)
+        expect(page.get_by_label("Seed", exact=True)).to_be_visible(timeout=30_000)
         expander_s = time.monotonic() - t0
         picker = sidebar_picker(page)
         picker.click()
         option = page.get_by_role("option", name=re.compile(r"^Digits autoencoder \(2-D\)"))
+        expect(option).to_be_visible()
         t0 = time.monotonic()
         option.click()
         expect(page.get_by_test_id("stSidebar").get_by_text("AE, mlp, z=2 · trained on digits")).to_be_visible(
-            timeout=UI_ANSWER_LIMIT_MS)
+            timeout=30_000)
         rerun_s = time.monotonic() - t0
         still_training = progress_bar(page).is_visible()
         print(f"\nwhile training: expander answered in {expander_s:.2f} s, a full rerun (model picker) in "
               f"{rerun_s:.2f} s; still training afterwards: {still_training}")
         record_figure("ui_answer_while_training_seconds", round(max(expander_s, rerun_s), 3))
 
-        expect(page.get_by_text("Loss", exact=False).first).to_be_visible(timeout=60_000)
-        expect(page.get_by_text(re.compile(r"Latent map of the test set after epoch \d+"))).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Loss (lower is better)")).to_be_visible(timeout=60_000)
+        latent_title = page.get_by_text(re.compile(r"Latent map of the test set after epoch \d+"))
+        expect(latent_title).to_be_visible(timeout=60_000)
         # Plotly is a large lazily loaded chunk: on a busy machine the first chart takes a while to draw.
         expect(page.get_by_test_id("stPlotlyChart").nth(1)).to_be_visible(timeout=60_000)
         assert_no_exception(page)
         screenshot(page, "train-during")
 
         expect(alert(page, "Finished")).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
+        train_s = time.monotonic() - started
         wait_for_app(page)
     finally:
         stop_if_training(page)
@@ -246,7 +258,8 @@ def test_train_digits_model_live(server, page):
     assert texts and all(EPOCH_RE.search(t) and EPOCH_RE.search(t).group(2) == str(EPOCHS) for t in texts), texts
     epochs = [int(EPOCH_RE.search(t).group(1)) for t in texts]
     values = [v for v, _ in seen]
-    print(f"progress seen: epochs {sorted(set(epochs))}, bar {values[0]}% .. {values[-1]}% in {len(seen)} redraws")
+    print(f"progress seen: epochs {sorted(set(epochs))}, bar {values[0]}% .. {values[-1]}% in {len(seen)} redraws "
+          f"over {train_s:.1f} s from Start to Finished")
     assert len(seen) >= 2 and values[-1] > values[0], f"the progress did not move while training: {seen}"
     assert epochs == sorted(epochs) and values == sorted(values), f"the progress went backwards: {seen}"
     assert still_training, "training ended before the responsiveness check ran: the check proved nothing"
@@ -270,6 +283,12 @@ def test_train_digits_model_live(server, page):
     assert_no_exception(page)
     screenshot(page, "train-after-welcome")
 
+    # Checked last, so a slow machine still gets the functional checks above. Timed from the click call (it
+    # returns once the browser has dispatched the click) to the visible answer.
+    assert max(expander_s, rerun_s) <= UI_ANSWER_LIMIT_MS / 1000, (
+        f"while training the page answered a click in {expander_s:.2f} s (expander) and {rerun_s:.2f} s "
+        f"(model picker, a rerun through the server): limit {UI_ANSWER_LIMIT_MS / 1000:.0f} s")
+
 
 # -- 4. stop a run --------------------------------------------------------------------------------------------------
 def test_stop_a_long_run_keeps_the_model(server, page):
@@ -282,7 +301,7 @@ def test_stop_a_long_run_keeps_the_model(server, page):
         page.get_by_role("button", name="Start training").click()
         # Epoch 2 under way: the first epoch is finished, so there is something to keep.
         expect(progress_bar(page)).to_contain_text(re.compile(r"Epoch ([2-9]|\d{2,}) of 200"), timeout=120_000)
-        busy = renderer_busy_fraction(page, 3.0)
+        busy, longest_task_ms = main_thread_load(page, 3.0)
         stop = page.get_by_role("button", name="Stop", exact=True)
         t0 = time.monotonic()
         stop.click(timeout=30_000)  # returns once the browser has dispatched the click
@@ -291,13 +310,13 @@ def test_stop_a_long_run_keeps_the_model(server, page):
         t2 = time.monotonic()
     finally:
         stop_if_training(page)
-    print(f"\nStop: the page's main thread was busy {busy:.0%} of the time while training; the click took "
+    print(f"\nStop: while training the page's main thread was busy {busy:.0%} of the time (longest task "
+          f"{longest_task_ms:.0f} ms); the click took "
           f"{t1 - t0:.2f} s to be dispatched, then 'Stopped' showed {t2 - t1:.2f} s later ({t2 - t0:.2f} s in all)")
     record_figure("stop_seconds", round(t2 - t0, 3))
     record_figure("stop_click_dispatch_seconds", round(t1 - t0, 3))
     record_figure("renderer_busy_fraction_while_training", round(busy, 3))
-    assert t2 - t0 <= STOP_LIMIT_S, (f"'Stopped' showed {t2 - t0:.2f} s after pressing Stop (limit {STOP_LIMIT_S} s): "
-                                     f"{t1 - t0:.2f} s before the page could take the click, {t2 - t1:.2f} s after")
+    record_figure("renderer_longest_task_ms_while_training", round(longest_task_ms))
     expect(alert(page, "Stopped")).to_contain_text("saved and listed in the sidebar")
     expect(sidebar_picker(page)).to_have_value(f"{name} · trained by you", timeout=15_000)
     expect(page.get_by_role("button", name="Stop", exact=True)).to_have_count(0)
@@ -307,6 +326,9 @@ def test_stop_a_long_run_keeps_the_model(server, page):
     assert saved is not None, f"the stopped run's checkpoint was not saved under {server.user_dir}"
     meta = checkpoint_meta(saved)
     assert meta["status"] == "cancelled" and 1 <= len(meta["history"]) < 200
+
+    assert t2 - t0 <= STOP_LIMIT_S, (f"'Stopped' showed {t2 - t0:.2f} s after pressing Stop (limit {STOP_LIMIT_S} s): "
+                                     f"{t1 - t0:.2f} s before the page could take the click, {t2 - t1:.2f} s after")
 
 
 # -- 5. bad uploads on the Model library page ---------------------------------------------------------------------
