@@ -695,8 +695,11 @@ class WsClient:
                 self.page_hash = msg.navigation.page_script_hash or self.page_hash
             elif kind == "page_info_changed":
                 self.query_string = msg.page_info_changed.query_string
+            elif kind == "new_session":  # a whole-page run starts (fragment runs send none)
+                self.finished.put_nowait((time.monotonic(), "STARTED", msg.new_session.page_script_hash))
             elif kind == "script_finished":
-                self.finished.put_nowait((time.monotonic(), ForwardMsg.ScriptFinishedStatus.Name(msg.script_finished)))
+                self.finished.put_nowait((time.monotonic(), ForwardMsg.ScriptFinishedStatus.Name(msg.script_finished),
+                                          None))
             elif kind == "auto_rerun":
                 fid = msg.auto_rerun.fragment_id
                 if fid not in self.auto:
@@ -760,18 +763,29 @@ class WsClient:
         while not self.finished.empty():
             self.finished.get_nowait()
 
-    async def wait_run(self, timeout_s: float, full: bool = True) -> float:
-        """Wait for the end of the run (full: a whole-page run, not a fragment's); its monotonic time."""
+    async def wait_run(self, timeout_s: float, full: bool = True, page_hash: str | None = None) -> float:
+        """Wait for the end of the run asked for; its monotonic time. full: a whole-page run, which must have started
+        after the request (on page `page_hash` if given); else a fragment run. A run that asks for another
+        (st.rerun) ends "early for rerun": then the follow-up run is waited for too."""
         deadline = time.monotonic() + timeout_s
+        started = not full
+
+        async def get(timeout):
+            return await asyncio.wait_for(self.finished.get(), max(0.05, timeout))
+
         while True:
-            t, status = await asyncio.wait_for(self.finished.get(), max(0.1, deadline - time.monotonic()))
+            t, status, page = await get(deadline - time.monotonic())
+            if status == "STARTED":
+                started = started or page_hash is None or page == page_hash
+                continue
+            if not started:
+                continue
             if status == "FINISHED_SUCCESSFULLY" or (not full and status == "FINISHED_FRAGMENT_RUN_SUCCESSFULLY"):
-                # A run that asks for another (st.rerun) ends "early for rerun"; wait a moment for a follow-up.
-                try:
-                    t2, status2 = await asyncio.wait_for(self.finished.get(), 0.3)
-                    if status2 == "FINISHED_EARLY_FOR_RERUN":
+                try:  # a run started right after this one (the app's own st.rerun) belongs to the same step
+                    t2, status2, _ = await get(0.3)
+                    if status2 in ("STARTED", "FINISHED_EARLY_FOR_RERUN"):
                         continue
-                    return t2
+                    return t
                 except asyncio.TimeoutError:
                     return t
 
@@ -793,8 +807,9 @@ async def ws_navigate(client: WsClient, student: Student, label: str, timeout_s:
     try:
         client.drain()
         t0 = time.monotonic()
-        await client.rerun(page=ws_page_name(client, label))
-        t1 = await client.wait_run(timeout_s)
+        name = ws_page_name(client, label)
+        await client.rerun(page=name)
+        t1 = await client.wait_run(timeout_s, page_hash=client.pages[name][0])
         student.navs.append({"page": label, "seconds": round(t1 - t0, 3), "at": round(time.time(), 2)})
         return True
     except Exception as exc:

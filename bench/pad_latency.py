@@ -84,7 +84,7 @@ def stats(values: list[float]) -> dict:
 
 
 def open_pad(page, base: str, name: str) -> None:
-    page.goto(f"{base}/pad?{urlencode({'model': f'zoo/{name}'})}")
+    page.goto(f"{base}/pad?{urlencode({'model': f'zoo/{name}'})}", wait_until="commit")
     wait_for_app(page)
     page.wait_for_function(READY_JS, arg=file_sha256(ROOT / "checkpoints" / f"{name}.pt"), timeout=60_000)
 
@@ -155,7 +155,7 @@ def pad_server_path(page, base: str, name: str, presses: int) -> list[float]:
 
 def decode_page_path(page, base: str, presses: int) -> list[float]:
     """The Decode page's z[0] slider (as bench/slider_latency.py measures it)."""
-    page.goto(f"{base}/decode?model=zoo/digits-vae-2d")
+    page.goto(f"{base}/decode?model=zoo/digits-vae-2d", wait_until="commit")
     wait_for_app(page)
     return server_presses(page, ".st-key-decoded img", "z[0]", presses)
 
@@ -192,7 +192,9 @@ def main() -> None:
         try:
             with sync_playwright() as p:
                 browser = launch_chromium(p)
-                page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+                context = browser.new_context(viewport={"width": 1400, "height": 900})
+                context.set_default_timeout(60_000)  # a shared, busy machine: generous, these are not the figures
+                page = context.new_page()
                 # The root first: a fresh server runs a deep link's page alone (pages/-folder mode) until a session
                 # has run app.py.
                 page.goto(base)

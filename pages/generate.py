@@ -149,7 +149,7 @@ def show_nearest(entry, model, data, images: torch.Tensor, columns: int, setting
     fig = figures.tile_figure(image_grid(both, nrow=columns), 2 * r, columns, tuple(both.shape[-2:]),
                               scale=ui.scale_for(both, 56), row_labels=labels,
                               col_labels=[str(i + 1) for i in range(columns)], x_title="sample",
-                              y_title="", notes=notes)
+                              y_title="row", notes=notes)
     st.plotly_chart(fig, width="content", config={"displayModeBar": False})
     yardstick = copy_yardstick(data.spec.get("fingerprint", entry.sha256), data)
     st.caption(f"Under each training image: its pixel distance to the sample above it (0 would be an exact copy). "

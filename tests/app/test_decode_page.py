@@ -107,6 +107,41 @@ def test_every_bundled_model_renders():
         assert not at.error, (name, [e.value for e in at.error])
 
 
+def uploaded(at: AppTest, **settings):
+    """Put an untrained model of another shape in the session's uploads (no data set with it) and pick it."""
+    from vae_core.checkpoint import checkpoint_bytes
+    from vae_core.config import model_config_for
+    from vae_core.library import entry_from_bytes
+    from vae_core.models import build_model
+
+    shape, classes = settings.pop("input_shape"), settings.pop("num_classes", 0)
+    m = build_model(model_config_for(shape, classes, **settings), seed=0)
+    entry, m = entry_from_bytes(checkpoint_bytes(m, {"name": "odd model"}), "upload")
+    at.session_state["uploads"] = {entry.key: (entry, m)}
+    at.run()
+    picker(at).set_value(entry.key).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return m
+
+
+@pytest.mark.parametrize("settings", [
+    dict(input_shape=(1, 8, 8), kind="ae", latent_dim=1),  # a 1-D latent: no plane for a manifold grid
+    dict(input_shape=(3, 16, 16), num_classes=3, kind="cvae", arch="conv", latent_dim=12),  # colour, conv, 12-D
+])
+def test_other_shapes_of_model_without_their_data(settings):
+    at = open_decode()
+    m = uploaded(at, **settings)
+    d, conditional = m.config.latent_dim, m.config.is_conditional
+    assert len(z_sliders(at)) == min(d, 6)
+    assert np.array_equal(decoded(at), rendered(m, [0.0] * d, 0 if conditional else None))
+    assert button(at, "Encode").disabled  # no data set came with the upload
+    rows = charts(at)[0]["layout"]["yaxis"]["ticktext"]
+    assert len(rows) == (d if d <= 10 else 6)  # a big latent's traversal shows the dimensions with sliders
+    show_manifold(at)
+    assert not charts(at) if d == 1 else len(charts(at)) == 1
+    assert not at.error
+
+
 # -- the sliders drive the image --------------------------------------------------------------------------------------
 class TestSliders:
     def test_moving_a_slider_redraws_the_decode_of_that_code(self):

@@ -108,6 +108,31 @@ def test_every_bundled_model_renders(downloads):
         assert all(s.help for s in at.slider)
 
 
+@pytest.mark.parametrize("settings", [
+    dict(input_shape=(1, 8, 8), kind="ae", latent_dim=1),
+    dict(input_shape=(3, 16, 16), num_classes=3, kind="cvae", arch="conv", latent_dim=12),
+])
+def test_other_shapes_of_model_without_their_data(settings, downloads):
+    from vae_core.checkpoint import checkpoint_bytes
+    from vae_core.config import model_config_for
+    from vae_core.library import entry_from_bytes
+    from vae_core.models import build_model
+
+    at = open_generate()
+    shape, classes = settings.pop("input_shape"), settings.pop("num_classes", 0)
+    entry, m = entry_from_bytes(checkpoint_bytes(build_model(model_config_for(shape, classes, **settings)),
+                                                 {"name": "odd model"}), "upload")
+    at.session_state["uploads"] = {entry.key: (entry, m)}
+    at.run()
+    picker(at).set_value(entry.key).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert labelled(at.toggle, "Show each sample's nearest training image").disabled
+    scale = _ui.scale_for(torch.zeros(1, *shape))
+    rows, columns = (classes, 8) if classes else (2, 8)
+    h, w = shape[1:]
+    assert png(downloads[-1]).shape == ((rows * (h + 1) + 1) * scale, (columns * (w + 1) + 1) * scale, 3)
+
+
 # -- seeds and temperature ---------------------------------------------------------------------------------------
 class TestSampling:
     def test_same_seed_same_images_another_seed_others(self):
