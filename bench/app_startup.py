@@ -143,15 +143,20 @@ def _descendants(root: int) -> list[int]:
 
 
 class CpuMeter:
-    """CPU seconds used by the server process and by the browser (every other process below this one)."""
+    """CPU seconds used by the server process and by the browser (every other process below this one).
+
+    The browser's figure misses processes that exit during the run (a closed context's renderer): a lower bound."""
 
     def __init__(self, server_pid: int):
         self.server_pid = server_pid
 
-    def read(self) -> tuple[float, float]:
-        server = _cpu_seconds(self.server_pid)
-        browser = sum(_cpu_seconds(pid) for pid in _descendants(os.getpid()) if pid != self.server_pid)
-        return server, browser
+    def read(self) -> tuple[float, dict[int, float]]:
+        browser = {pid: _cpu_seconds(pid) for pid in _descendants(os.getpid()) if pid != self.server_pid}
+        return _cpu_seconds(self.server_pid), browser
+
+    @staticmethod
+    def delta(before, after) -> tuple[float, float]:
+        return after[0] - before[0], sum(cpu - before[1].get(pid, 0.0) for pid, cpu in after[1].items())
 
 
 def load_average() -> str:
@@ -201,7 +206,7 @@ def main() -> int:
                     before = meter.read()
                     result = run(*a, **k)
                     after = meter.read()
-                    result["server_cpu"], result["browser_cpu"] = after[0] - before[0], after[1] - before[1]
+                    result["server_cpu"], result["browser_cpu"] = CpuMeter.delta(before, after)
                     return result
 
                 def cpu_note(x: dict) -> str:
@@ -225,6 +230,10 @@ def main() -> int:
                     print(f"round {r + 1} CLI:  {cli_runs[-1]['samples_per_s']:,.0f} samples/s "
                           f"({cli_runs[-1]['wall']:.1f} s wall incl. start-up, CPU {cli_cpu:.1f} s; "
                           f"load {load_average()})")
+                print(f"CPU seconds per run, medians: server while the page is watched "
+                      f"{statistics.median(x['server_cpu'] for x in page_runs):.1f} s"
+                      + (f", server with the page left {statistics.median(x['server_cpu'] for x in away_runs):.1f} s"
+                         if away_runs else "") + " (the CLI's include its start-up)")
                 page_med = statistics.median(x["samples_per_s"] for x in page_runs)
                 cli_med = statistics.median(x["samples_per_s"] for x in cli_runs)
                 ratio = page_med / cli_med
