@@ -118,7 +118,11 @@ def start_controls(entry, model, data, encoded) -> int:
     with test:
         test_image_start(entry, model, data)
     with span:
-        return slider_range(range_control(entry, model, encoded), st.session_state.decode_point["z"])
+        chosen = range_control(entry, model, encoded)
+        rng = slider_range(chosen, st.session_state.decode_point["z"])
+        if rng > chosen:
+            st.caption(f"Widened to ±{rng} to reach your point.")
+        return rng
 
 
 def test_image_start(entry, model, data) -> None:

@@ -294,6 +294,11 @@ def test_cvae_class_is_a_control_and_in_the_url():
 
 # -- shared links -----------------------------------------------------------------------------------------------------
 class TestLinks:
+    def test_a_point_beyond_the_range_widens_the_sliders(self):
+        at = open_link(z="4.2,0")
+        assert (z_sliders(at)[0].min, z_sliders(at)[0].max, z_sliders(at)[0].value) == (-5.0, 5.0, 4.2)
+        assert any("Widened to ±5" in c.value for c in at.caption)
+
     def test_a_link_reproduces_the_decoded_image_exactly(self):
         z = [1.2345673, -0.4999999]  # not on the slider's 0.05 steps: an encoded image's code, say
         at = open_link(z=",".join(map(str, z)))

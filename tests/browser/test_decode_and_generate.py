@@ -39,28 +39,23 @@ def slider_thumb(page, label: str):
     return page.locator(f'[data-testid="stSlider"] input[type="range"][aria-label="{label}"]')
 
 
-def test_a_decoder_slider_redraws_the_image(page, server):
-    open_page(page, server, "decode?model=zoo/digits-vae-2d")
+def test_a_shared_link_opens_on_its_point_and_a_slider_redraws_the_image(page, server):
+    open_page(page, server, "decode?model=zoo/digits-vae-2d&z=1.5%2C-0.75")
+    thumb = slider_thumb(page, "z[0]")
+    assert (thumb.input_value(), slider_thumb(page, "z[1]").input_value()) == ("1.5", "-0.75")
     before = src(page, DECODED_IMG)
     assert before.startswith("data:image/png;base64,")
-    thumb = slider_thumb(page, "z[0]")
     thumb.focus()
     page.keyboard.press("ArrowRight")
     page.wait_for_function(CHANGED_JS, arg=[DECODED_IMG, before], timeout=15_000)
     wait_for_app(page)
     assert_no_exception(page)
-    assert thumb.input_value() == "0.05"
-    assert "z=0.05%2C0.0" in page.url  # the link follows the slider
+    assert thumb.input_value() == "1.55"
+    assert "z=1.55%2C-0.75" in page.url  # the link follows the slider
     # Back again: the same code, the same picture.
     page.keyboard.press("ArrowLeft")
     page.wait_for_function("(b) => document.querySelector('.st-key-decoded img').getAttribute('src') === b",
                            arg=before, timeout=15_000)
-
-
-def test_a_shared_decode_link_opens_on_its_point(page, server):
-    open_page(page, server, "decode?model=zoo/digits-vae-2d&z=1.5%2C-0.75")
-    assert slider_thumb(page, "z[0]").input_value() == "1.5"
-    assert slider_thumb(page, "z[1]").input_value() == "-0.75"
 
 
 def test_another_seed_draws_other_samples(page, server):
