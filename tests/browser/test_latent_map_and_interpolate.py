@@ -136,7 +136,7 @@ def toggle_all_options(page) -> None:
 def test_a_lasso_selects_the_group_inside_it(page, server):
     open_page(page, server, "latent-map?model=zoo/digits-vae-2d")
     toggle_all_options(page)  # the lasso must work over the decoded background too (and the screenshot shows all)
-    assert page.locator(f"{MAP} .layer-below image").count() == 1  # the decoded background
+    assert page.locator(f"{MAP} .imagelayer image").count() == 1  # the decoded background
     points = map_points(page)
     xy = np.array(list(points.values()))
     centre = np.median(xy, axis=0)
