@@ -178,36 +178,54 @@ def _stats(step):
             out["streamlit_cache_mb"] = f"n/a ({type(exc).__name__}: {exc})"
     if step in ("objects", "gc"):
         counts = {}
-        tensor_bytes, seen = 0, set()
-        import warnings
+        tensors = {}
         try:
             import torch
         except Exception:
             torch = None
+
+        def visit(o):
+            name = type(o).__name__
+            if name in ("AppSession", "TrainingJob", "ScriptRunner", "SessionState", "DataSplit"):
+                counts[name] = counts.get(name, 0) + 1
+            if torch is not None and isinstance(o, torch.Tensor):
+                try:
+                    storage = o.untyped_storage()
+                    tensors[storage.data_ptr()] = storage.nbytes()
+                except Exception:
+                    pass
+        _scan(visit)
+        out["live_objects"] = counts
+        out["torch_tensor_mb"] = round(sum(tensors.values()) / 2**20, 1)
+    return out
+def _scan(visit):
+    """Visit every gc-tracked object. gc.get_objects() can hand out a tuple another thread is still building; if
+    that thread runs while the list is held, its resize fails ("SystemError: bad argument to internal function").
+    So no thread switch is allowed until the list is dropped (visit must not block or do I/O)."""
+    import warnings
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1000.0)
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for o in gc.get_objects():
-                name = type(o).__name__
-                if name in ("AppSession", "TrainingJob", "ScriptRunner", "SessionState", "DataSplit"):
-                    counts[name] = counts.get(name, 0) + 1
-                if torch is not None and isinstance(o, torch.Tensor):
-                    try:
-                        st = o.untyped_storage()
-                        if st.data_ptr() not in seen:
-                            seen.add(st.data_ptr()); tensor_bytes += st.nbytes()
-                    except Exception:
-                        pass
-        out["live_objects"] = counts
-        out["torch_tensor_mb"] = round(tensor_bytes / 2**20, 1)
-    return out
+            objects = gc.get_objects()
+            try:
+                for o in objects:
+                    visit(o)
+            finally:
+                o = None
+                del objects
+    finally:
+        sys.setswitchinterval(old)
 _watch = {"on": False, "log": [], "error": None}
 def _queue_watch():
     """Server-side order of the training queue: when each job id is first seen waiting, and first seen running."""
     try:
         limiter, seen_q, seen_r = None, set(), set()
         while _watch["on"]:
-            if limiter is None:
-                limiter = next((o for o in gc.get_objects() if type(o).__name__ == "JobLimiter"), None)
+            if limiter is None:  # the app's one JobLimiter (st.cache_resource), once the app has imported pages._ui
+                ui = sys.modules.get("pages._ui")
+                limiter = ui.job_limiter() if ui is not None and hasattr(ui, "job_limiter") else None
                 if limiter is None:
                     time.sleep(0.5)
                     continue
@@ -245,7 +263,8 @@ def _probe(folder):
                     threading.Thread(target=_queue_watch, name="load-test-queue-watch", daemon=True).start()
                 elif step == "queue_watch_result":
                     _watch["on"] = False
-                    names = {o.id: o.name for o in gc.get_objects() if type(o).__name__ == "TrainingJob"}
+                    names = {}
+                    _scan(lambda o: names.__setitem__(o.id, o.name) if type(o).__name__ == "TrainingJob" else None)
                     result["queue_log"] = [[kind, t, jid, names.get(jid)] for kind, t, jid in _watch["log"]]
                     result["queue_watch_error"] = _watch["error"]
                 elif step == "trim":

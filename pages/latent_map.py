@@ -260,8 +260,8 @@ def show_points(model, data, test, view, indices: list[int]) -> None:
     shown = min(len(indices), GROUP_SHOWN)
     st.markdown(f"**{len(indices)} test images selected**" + (f" (the first {shown} shown)" if len(indices) > shown
                                                                 else "") + f" · labels: {summary}")
-    picture(x, 8, "Inputs", "lm_inputs")
-    picture(recon, 8, "Their reconstructions", "lm_recons")
+    picture(x, 4, "Inputs", "lm_inputs", tile_px=72)
+    picture(recon, 4, "Their reconstructions", "lm_recons", tile_px=72)
 
 
 def show_spot(entry, model, data, view, spot, cls) -> None:
@@ -279,9 +279,9 @@ def show_spot(entry, model, data, view, spot, cls) -> None:
     picture(image, 1, "What the decoder makes of this spot", "lm_spot", tile_px=160)
     st.markdown("**Is it just copying?** Its nearest training images:")
     picture(data.train.x[pix_idx[0]], NEIGHBOURS,
-            "By pixels · distance " + " · ".join(f"{d:.2f}" for d in pix_dist[0].tolist()), "lm_near_pixels")
+            "By pixels · distance " + " · ".join(f"{d:.2f}" for d in pix_dist[0].tolist()), "lm_near_pixels", tile_px=60)
     picture(data.train.x[lat_idx[0]], NEIGHBOURS,
-            "By code · distance " + " · ".join(f"{d:.2f}" for d in lat_dist[0].tolist()), "lm_near_codes")
+            "By code · distance " + " · ".join(f"{d:.2f}" for d in lat_dist[0].tolist()), "lm_near_codes", tile_px=60)
     typical = typical_copy_distance(entry.sha256, data)
     st.caption(f"A pixel distance near 0 would be a copy. For comparison, a real test image is typically "
                f"{typical:.2f} from its nearest training image. The code distance compares the encoder's codes "

@@ -190,7 +190,7 @@ class TestSelection:
         select_on_map(at, "lm_chart", {"points": points, "lasso": [{"x": [0, 1, 1], "y": [0, 0, 1]}]})
         assert "**20 test images selected** (the first 16 shown)" in markdown_text(at)
         inputs = image_with_caption(at, "Inputs")
-        assert inputs.shape[1] > inputs.shape[0]  # 8 per row, two rows
+        assert inputs.shape[0] == inputs.shape[1]  # 16 as 4 x 4: fits beside the map at a readable size
         assert "idx" not in at.query_params  # a group is not put in the link
 
     def test_an_empty_lasso_says_so(self):
