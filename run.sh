@@ -52,7 +52,8 @@ sys.exit(main())' run app.py --server.headless true --server.port 8501
     mkdir -p "$ARTIFACTS"
     shift
     status=0
-    LATENT_LAB_ARTIFACTS="$ARTIFACTS" "$PY" -m pytest tests "$@" || status=$?
+    # pytest.ini sets testpaths = tests: no arguments runs everything, arguments pick tests.
+    LATENT_LAB_ARTIFACTS="$ARTIFACTS" "$PY" -m pytest "$@" || status=$?
     echo "==> screenshots of every page: $ARTIFACTS/screenshots"
     exit $status
     ;;
