@@ -202,6 +202,10 @@ def end_image(end: dict, data, model, cls: int | None) -> tuple[torch.Tensor, st
     return decode(model, torch.tensor([end["z"]], dtype=torch.float32), cls), f"{end['name']} (decoded)"
 
 
+def take_number(side: str) -> None:
+    set_end(side, {"idx": int(st.session_state[f"ip_{side}"])})
+
+
 def end_column(side: str, end: dict, data, model, cls, n_test: int) -> None:
     title = "Start" if side == "a" else "End"
     image, caption = end_image(end, data, model, cls)
@@ -210,7 +214,7 @@ def end_column(side: str, end: dict, data, model, cls, n_test: int) -> None:
     st.session_state.setdefault(f"ip_{side}", end.get("idx", 0))
     st.session_state[f"ip_{side}"] = min(int(st.session_state[f"ip_{side}"]), n_test - 1)
     st.number_input(f"{title}: test image number", 0, n_test - 1, key=f"ip_{side}",
-                    on_change=lambda: set_end(side, {"idx": int(st.session_state[f"ip_{side}"])}),
+                    on_change=take_number, args=(side,),
                     help=f"Pick the {title.lower()} by its number among the {n_test} test images.")
 
 

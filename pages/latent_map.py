@@ -128,8 +128,9 @@ def controls(entry, data, methods: list[str]) -> tuple[str, int | None]:
         else:
             method = methods[0]
             st.markdown("**2-D view:** the latent plane itself")
-            st.caption("This model's codes have two numbers, so the map shows them directly: "
-                       "z[0] across, z[1] up.")
+            st.caption("This model's codes have two numbers, so the map shows them directly: z[0] across, z[1] up."
+                       if config.latent_dim == 2 else
+                       "This model's codes have one number: z[0] runs across, and the up axis is unused.")
     cls = None
     with cols[1]:
         if config.is_conditional:
@@ -288,18 +289,24 @@ def show_spot(entry, model, data, view, spot, cls) -> None:
                "of this image and of each training image.")
 
 
+def take_index() -> None:
+    set_focus({"indices": [int(st.session_state.lm_idx)]})
+
+
+def take_spot() -> None:
+    set_focus({"spot": (float(st.session_state.lm_x), float(st.session_state.lm_y))})
+
+
 def hand_pick(n_test: int, decodable: bool) -> None:
     """Number inputs for choosing without the mouse (and for exact spots)."""
     with st.expander("Choose by number", expanded=st.session_state.get("lm_focus") is None):
         st.session_state.lm_idx = min(int(st.session_state.get("lm_idx", 0)), n_test - 1)
-        st.number_input("Test image number", 0, n_test - 1, key="lm_idx",
-                        on_change=lambda: set_focus({"indices": [int(st.session_state.lm_idx)]}),
+        st.number_input("Test image number", 0, n_test - 1, key="lm_idx", on_change=take_index,
                         help=f"Show one of the {n_test} test images by its number (0 to {n_test - 1}).")
         if not decodable:
             return
         st.session_state.setdefault("lm_x", 0.0)
         st.session_state.setdefault("lm_y", 0.0)
-        take_spot = lambda: set_focus({"spot": (float(st.session_state.lm_x), float(st.session_state.lm_y))})  # noqa: E731
         a, b = st.columns(2)
         a.number_input("Spot: across", -1000.0, 1000.0, key="lm_x", step=0.1, format="%.3f", on_change=take_spot,
                        help="The horizontal position, in the map's units, of a spot to decode.")

@@ -35,6 +35,7 @@ const LL = (window.__latentLab ??= {
 });
 const MAX_CACHED = 8; // decoders kept per page (a shapes decoder is ~4 MB once unpacked)
 const MAX_LATENCY = 5000;
+const KEY_SEND_DELAY_MS = 300;
 
 function remember(map, key, value) {
   map.delete(key);
@@ -208,7 +209,7 @@ class Pad {
       this.moveTo([Math.min(Math.max(p[0], x0), x1), Math.min(Math.max(p[1], y0), y1)], "key", t0);
     });
     pad.addEventListener("keyup", (ev) => {
-      if (ev.key.startsWith("Arrow") && this.dec) this.send();
+      if (ev.key.startsWith("Arrow") && this.dec) this.send(KEY_SEND_DELAY_MS);
     });
   }
 
@@ -243,7 +244,7 @@ class Pad {
         this.p = this.project(this.z); // the marker shows where the new point projects onto the view
         this.render("slider", t0, d);
       });
-      input.addEventListener("change", () => this.send());
+      input.addEventListener("change", () => this.send(KEY_SEND_DELAY_MS));
       row.append(name, input, value);
       box.append(row);
       return {d, input, value};
@@ -278,7 +279,14 @@ class Pad {
     }
   }
 
-  send() {
+  // Pointer up and class clicks send at once; keyboard changes (a slider's arrow keys, the pad's) once the keys
+  // rest for a moment, so a run of presses is one rerun, not one each.
+  send(delayMs = 0) {
+    clearTimeout(this.sendTimer);
+    if (delayMs > 0) {
+      this.sendTimer = setTimeout(() => this.send(0), delayMs);
+      return;
+    }
     const point = {decoder_id: this.decoderId, scene_id: this.sceneId, z: Array.from(this.z), y: this.y,
       p: this.p.slice()};
     this.sent.push(point);

@@ -14,7 +14,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from pages import _ui
-from tests.app.conftest import APP, ROOT, open_app, picker
+from tests.app.conftest import APP, ROOT, picker
 from vae_core.checkpoint import load_checkpoint
 from vae_core.data import load_from_spec
 from vae_core.latent import encode_dataset, image_grid, sample_prior
@@ -30,20 +30,16 @@ def model(name: str):
 
 
 def open_decode(name: str = "digits-vae-2d") -> AppTest:
-    at = open_app(PAGE)
-    if name != "digits-vae-2d":
-        picker(at).set_value(f"zoo/{name}").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_link(model=f"zoo/{name}")
 
 
 def open_link(**params) -> AppTest:
-    """A fresh session opening the Decode page with these query parameters (a shared link)."""
+    """A fresh session opening the page at a link with these query parameters, as a browser would (AppTest finds
+    the page by its file name before the first run: its url_path is the file's stem)."""
     at = AppTest.from_file(APP, default_timeout=60)
     for key, value in params.items():
         at.query_params[key] = value
-    at.run()  # the first page leaves the link's parameters alone ...
-    at.switch_page(PAGE).run()  # ... so this run is the page opened from the link
+    at.switch_page(PAGE).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
