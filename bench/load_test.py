@@ -416,27 +416,49 @@ def tree_usage(pid: int) -> tuple[float, int, int]:
     return total / 1024, threads, seen
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process (all its threads), in seconds."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 class Sampler(threading.Thread):
-    """Samples the server's tree RSS and thread count every `period` s; marks phases."""
+    """Samples the server's tree RSS, its thread count and its CPU use (cores busy since the last sample) every
+    `period` s. A Python server near 1.0 core is GIL-bound; far below, the machine does not give it the CPU."""
 
     def __init__(self, pid: int, t0: float, period: float = 0.5):
         super().__init__(name="rss-sampler", daemon=True)
         self.pid, self.t0, self.period = pid, t0, period
         self.samples: list[tuple[float, float, int, int]] = []  # (t, rss MB, threads, children)
+        self.cpu: list[tuple[float, float]] = []  # (t, cores used over the last period)
         self.stop_event = threading.Event()
         self.lock = threading.Lock()
 
     def run(self) -> None:
+        last_t, last_cpu = time.monotonic(), cpu_seconds(self.pid)
         while not self.stop_event.is_set():
             rss, threads, kids = tree_usage(self.pid)
+            now, cpu = time.monotonic(), cpu_seconds(self.pid)
             with self.lock:
-                self.samples.append((time.monotonic() - self.t0, rss, threads, kids))
+                self.samples.append((now - self.t0, rss, threads, kids))
+                if now > last_t:
+                    self.cpu.append((now - self.t0, (cpu - last_cpu) / (now - last_t)))
+            last_t, last_cpu = now, cpu
             self.stop_event.wait(self.period)
 
     def window(self, start: float, end: float | None = None) -> list[tuple[float, float, int, int]]:
         end = float("inf") if end is None else end
         with self.lock:
             return [s for s in self.samples if start <= s[0] <= end]
+
+    def cpu_window(self, start: float, end: float | None = None) -> list[float]:
+        end = float("inf") if end is None else end
+        with self.lock:
+            return [c for t, c in self.cpu if start <= t <= end]
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -1318,6 +1340,11 @@ def analyse(report: dict, students: list[Student], phases: dict, state: dict, sa
     report["phases_s"] = phases
     during = sampler.window(phases.get("class_start", 0), phases.get("closed"))
     peak = max(during, key=lambda x: x[1]) if during else (0, 0, 0, 0)
+    cpu = sampler.cpu_window(phases.get("class_start", 0), phases.get("class_end"))
+    report["server_cpu_during_class"] = {
+        "cores_mean": round(statistics.mean(cpu), 2) if cpu else None, "cores_p50": pct(cpu, 0.5),
+        "cores_p95": pct(cpu, 0.95), "machine_cores": os.cpu_count(),
+        "note": "CPU of the server process (all threads) per 0.5 s sample; ~1.0 while the UI stalls = GIL-bound"}
     report["peak"] = {"rss_mb": round(peak[1], 1), "at_s": round(peak[0], 1),
                       "threads_max": max((x[2] for x in during), default=None),
                       "children_max": max((x[3] for x in during), default=None)}
@@ -1385,6 +1412,7 @@ def analyse(report: dict, students: list[Student], phases: dict, state: dict, sa
     report["server_log"] = log
     report["students"] = [s.record() for s in students]
     report["memory_timeline"] = [(round(t, 1), round(r, 1), th, k) for t, r, th, k in sampler.window(0)][::2]
+    report["cpu_timeline"] = [(round(t, 1), round(c, 2)) for t, c in sampler.cpu][::2]
     report["config"]["load_average_at_end"] = os.getloadavg()
     return report["figures"]["errors"] == 0 and len(finished) == len(trainers)
 
@@ -1430,6 +1458,9 @@ def print_summary(r: dict) -> None:
         ("  after reap + gc + malloc_trim: ratio to idle / to tour",
          f"{mb(f['after_reap_gc_trim_rss_mb'])}: {times(f['after_reap_gc_trim_ratio'])} / "
          f"{times(f['after_reap_gc_trim_ratio_to_tour'])}"),
+        ("server CPU during the class, cores mean / p95 (of the machine's)",
+         f"{r['server_cpu_during_class']['cores_mean']} / {r['server_cpu_during_class']['cores_p95']} "
+         f"({r['server_cpu_during_class']['machine_cores']})"),
         ("server threads idle / peak / after close", f"{f['threads_idle']} / {f['threads_peak']} / "
                                                      f"{f['threads_after_close']}"),
         ("external (non-loopback) requests blocked", ", ".join(f["blocked_external_requests"]) or "none"),

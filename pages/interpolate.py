@@ -31,7 +31,7 @@ GIF_TILE_PX = 128
 UPLOAD_TYPES = ["png", "jpg", "jpeg"]
 
 
-# -- the two ends ---------------------------------------------------------------------------------------------------------
+# -- the two ends ------------------------------------------------------------------------------------------------------
 # An end is {"idx": test index} or {"z": latent code (list), "name": str, "image": tensor | None} (your image, a
 # spot of the map, or a code from a link). st.session_state.ip_ends holds {"a": start, "b": end}.
 def default_ends(y: np.ndarray) -> dict:
@@ -111,7 +111,7 @@ def write_link(ends: dict, method: str, n: int, cls: int | None) -> None:
     ui.set_url_exact(**values)
 
 
-# -- ways to choose the ends ----------------------------------------------------------------------------------------------
+# -- ways to choose the ends -------------------------------------------------------------------------------------------
 def on_map_select(view) -> None:
     """A click on the map sets the start, the next one the end, and so on; a click on empty space takes that spot."""
     event = st.session_state.get("ip_chart")
@@ -192,7 +192,7 @@ def upload_boxes(model, cls: int | None) -> None:
                 st.error(error, icon=":material/error:")
 
 
-# -- what an end looks like --------------------------------------------------------------------------------------------------
+# -- what an end looks like --------------------------------------------------------------------------------------------
 def end_image(end: dict, data, model, cls: int | None) -> tuple[torch.Tensor, str]:
     if "idx" in end:
         i = end["idx"]
@@ -226,7 +226,7 @@ def show(images: torch.Tensor, nrow: int, caption: str, key: str, tile_px: int =
                  width="content")
 
 
-# -- the path ---------------------------------------------------------------------------------------------------------------
+# -- the path ----------------------------------------------------------------------------------------------------------
 @st.cache_data(show_spinner="Decoding the path…", max_entries=128)
 def path_result(sha: str, za: tuple, zb: tuple, n: int, method: str, cls: int | None, _model) -> dict:
     """The path's codes, decoded images, each step's ELBO, and the strip as PNG and GIF files."""
@@ -311,7 +311,7 @@ def results(entry, model, data, test, view, ends, method, n, cls) -> None:
                       if no_kl else ""))
 
 
-# -- the page -------------------------------------------------------------------------------------------------------------------
+# -- the page ----------------------------------------------------------------------------------------------------------
 def main() -> None:
     entry, model = ui.current_model()
     config = entry.config

@@ -32,7 +32,7 @@ NEIGHBOURS = 5
 COPY_REFERENCE_SAMPLE = 200  # test images whose distance to the training set gives the "typical" distance
 
 
-# -- state: the selection (a list of test indices, or a spot of the plane), mirrored in the URL --------------------------
+# -- state: the selection (a list of test indices, or a spot of the plane), mirrored in the URL ------------------------
 def load_link(n_test: int, methods: list[str], num_classes: int) -> None:
     """On the first visit in a session, take the selection, the view and the class from the link."""
     if "lm_focus" in st.session_state:
@@ -196,7 +196,8 @@ def map_figure(entry, model, data, test, view, extent, cls, focus) -> go.Figure:
         figures.background_image(fig, uri, box)
     if st.session_state.get("lm_sigma") and view.decodable and test["logvar"] is not None:
         sample = np.unique(np.linspace(0, len(points) - 1, min(len(points), ELLIPSE_SAMPLE)).round().astype(int))
-        shapes = posterior_ellipses(view, torch.from_numpy(test["mu"][sample]), torch.from_numpy(test["logvar"][sample]))
+        mu, logvar = torch.from_numpy(test["mu"][sample]), torch.from_numpy(test["logvar"][sample])
+        shapes = posterior_ellipses(view, mu, logvar)
         figures.outlines(fig, shapes.numpy(), f"μ ± σ ({len(sample)} images)")
     if st.session_state.get("lm_prior") and view.decodable:
         center, scale = view.prior_center_and_scale()
@@ -225,7 +226,7 @@ def mark_focus(fig: go.Figure, focus: dict | None, points: np.ndarray, indices: 
         figures.highlight(fig, points[shown], "selected")
 
 
-# -- the selection panel ------------------------------------------------------------------------------------------------
+# -- the selection panel -----------------------------------------------------------------------------------------------
 def picture(images: torch.Tensor, nrow: int, caption: str, key: str, tile_px: int = ui.TILE_PX) -> None:
     """A crisp grid as an inline PNG (its pixels can be read back from the page), in a container with a stable
     CSS class (st-key-<key>) for browser tests."""
@@ -246,7 +247,8 @@ def show_points(model, data, test, view, indices: list[int]) -> None:
         i = indices[0]
         where = view_points(view, test)
         pos = np.flatnonzero(where[1] == i)
-        at = f" · at ({where[0][pos[0], 0]:.2f}, {where[0][pos[0], 1]:.2f})" if len(pos) else " · not in this t-SNE sample"
+        at = (f" · at ({where[0][pos[0], 0]:.2f}, {where[0][pos[0], 1]:.2f})" if len(pos)
+              else " · not in this t-SNE sample")
         st.markdown(f"**Test image #{i}** · label **{names[int(y[0])]}**{at}")
         left, right = st.columns(2)
         with left:
@@ -265,6 +267,10 @@ def show_points(model, data, test, view, indices: list[int]) -> None:
     picture(recon, 4, "Their reconstructions", "lm_recons", tile_px=72)
 
 
+def joined(distances: torch.Tensor) -> str:
+    return " · ".join(f"{d:.2f}" for d in distances.tolist())
+
+
 def show_spot(entry, model, data, view, spot, cls) -> None:
     if not view.decodable:
         st.info("A t-SNE view cannot be decoded: switch to the PCA view to decode a spot.", icon=":material/info:")
@@ -279,10 +285,10 @@ def show_spot(entry, model, data, view, spot, cls) -> None:
                 + (f" as class **{data.label_names[cls]}**" if cls is not None else ""))
     picture(image, 1, "What the decoder makes of this spot", "lm_spot", tile_px=160)
     st.markdown("**Is it just copying?** Its nearest training images:")
-    picture(data.train.x[pix_idx[0]], NEIGHBOURS,
-            "By pixels · distance " + " · ".join(f"{d:.2f}" for d in pix_dist[0].tolist()), "lm_near_pixels", tile_px=60)
-    picture(data.train.x[lat_idx[0]], NEIGHBOURS,
-            "By code · distance " + " · ".join(f"{d:.2f}" for d in lat_dist[0].tolist()), "lm_near_codes", tile_px=60)
+    picture(data.train.x[pix_idx[0]], NEIGHBOURS, f"By pixels · distance {joined(pix_dist[0])}", "lm_near_pixels",
+            tile_px=60)
+    picture(data.train.x[lat_idx[0]], NEIGHBOURS, f"By code · distance {joined(lat_dist[0])}", "lm_near_codes",
+            tile_px=60)
     typical = typical_copy_distance(entry.sha256, data)
     st.caption(f"A pixel distance near 0 would be a copy. For comparison, a real test image is typically "
                f"{typical:.2f} from its nearest training image. The code distance compares the encoder's codes "

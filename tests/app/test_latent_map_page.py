@@ -20,7 +20,7 @@ ZOO_KEYS = ["zoo/digits-vae-2d", "zoo/digits-ae-2d", "zoo/digits-betavae-2d", "z
             "zoo/digits-cvae-2d", "zoo/digits-vae-10d", "zoo/shapes-vae", "zoo/shapes-betavae"]
 
 
-# -- helpers (the Interpolate page's tests use them too) -----------------------------------------------------------------
+# -- helpers (the Interpolate page's tests use them too) ---------------------------------------------------------------
 def chart(at: AppTest, key: str):
     charts = [c for c in at.get("plotly_chart") if c.key == key]
     assert charts, f"no plotly chart with key {key!r}"
@@ -114,7 +114,7 @@ def markdown_text(at: AppTest) -> str:
     return "\n".join(m.value for m in at.markdown)
 
 
-# -- tests ------------------------------------------------------------------------------------------------------------------
+# -- tests -------------------------------------------------------------------------------------------------------------
 class TestEveryModel:
     def test_every_bundled_model_renders_with_labelled_axes(self):
         at = open_app(PAGE)
