@@ -46,21 +46,17 @@ import json
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
+sys.path.insert(0, str(ROOT))
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, free_port, health_ok  # noqa: E402  (the tests' server helpers)
 VIEWPORT = {"width": 1400, "height": 900}
 # Loopback only: Chromium resolves no host name (so no DNS query leaves the machine), and any request to a
 # non-loopback http(s) address is aborted by Playwright and recorded (a classroom may have no internet).
@@ -294,20 +290,6 @@ T_START = time.monotonic()
 def say(text: str) -> None:
     if VERBOSE:
         print(f"[{time.monotonic() - T_START:6.1f}s] {text}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def health_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200 and response.read().decode().strip() == "ok"
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
 
 
 class Server:

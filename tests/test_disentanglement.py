@@ -3,7 +3,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from vae_core.config import model_config_for
 from vae_core.disentanglement import (

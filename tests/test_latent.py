@@ -7,7 +7,7 @@ import torch
 from vae_core import latent
 from vae_core.config import KINDS, model_config_for
 from vae_core.latent import (
-    Encoding, apply_attribute, attribute_vector, decode, encode_dataset, fit_view, grid_extent, image_grid,
+    apply_attribute, attribute_vector, decode, encode_dataset, fit_view, grid_extent, image_grid,
     interpolate, manifold_grid, nearest_neighbours, nearest_training_images, plane_grid, reconstruct,
     sample_prior, samples_per_class, to_uint8, traversal_codes, traverse,
 )

@@ -1,10 +1,8 @@
 """ELBO, importance-weighted likelihood and active units, against their definitions."""
-import math
 
 import pytest
 import torch
 
-from vae_core.losses import elbo_terms
 from vae_core.metrics import active_units, evaluate_elbo, iwae_log_likelihood
 
 

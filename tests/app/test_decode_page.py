@@ -1,6 +1,7 @@
 """The Decode page: every bundled model renders; the sliders drive the decoded image (the decode of exactly that
 code); the start points, the grids, the CVAE class; a link reproduces the image exactly; a bad link gets defaults
-and a notice."""
+and a notice. Most tests take the server path (`?decoder=server`: Streamlit sliders, images decoded by PyTorch);
+TestBrowserPad covers the default, the latent pad decoding in the browser, and the way between the two."""
 from __future__ import annotations
 
 import base64
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 
 from pages import _ui
@@ -29,13 +31,16 @@ def model(name: str):
     return load_checkpoint(ROOT / "checkpoints" / f"{name}.pt")[0]
 
 
-def open_decode(name: str = "digits-vae-2d") -> AppTest:
-    return open_link(model=f"zoo/{name}")
+def open_decode(name: str = "digits-vae-2d", *, browser: bool = False) -> AppTest:
+    return open_link(model=f"zoo/{name}", browser=browser)
 
 
-def open_link(**params) -> AppTest:
+def open_link(*, browser: bool = False, **params) -> AppTest:
     """A fresh session opening the page at a link with these query parameters, as a browser would (AppTest finds
-    the page by its file name before the first run: its url_path is the file's stem)."""
+    the page by its file name before the first run: its url_path is the file's stem). Unless browser=True (or the
+    link says otherwise) the link asks for the server path: `decoder=server`."""
+    if not browser:
+        params.setdefault("decoder", "server")
     at = AppTest.from_file(APP, default_timeout=60)
     for key, value in params.items():
         at.query_params[key] = value
@@ -290,7 +295,7 @@ def test_cvae_class_is_a_control_and_in_the_url():
 
 # -- shared links -----------------------------------------------------------------------------------------------------
 class TestLinks:
-    def test_a_point_beyond_the_range_widens_the_sliders(self):
+    def test_a_point_beyond_the_range_widens_the_sliders(self):  # (the server path, as every test here)
         at = open_link(z="4.2,0")
         assert (z_sliders(at)[0].min, z_sliders(at)[0].max, z_sliders(at)[0].value) == (-5.0, 5.0, 4.2)
         assert any("Widened to ±5" in c.value for c in at.caption)

@@ -3,7 +3,7 @@ kept mode brings a student's models back after a restart; the zoo is read-only."
 
 from streamlit.testing.v1 import AppTest
 
-from tests.app.conftest import APP, open_app, picker
+from tests.app.conftest import open_app, picker
 from vae_core.checkpoint import checkpoint_bytes
 from vae_core.config import model_config_for
 from vae_core.models import build_model

@@ -88,12 +88,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _health_ok(url: str) -> bool:
+def health_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return response.status == 200 and response.read().decode().strip() == "ok"
     except (urllib.error.URLError, OSError, ValueError):
         return False
+
+
+class Hostile:
+    """A pickle payload: unpickling it runs a shell command. The app must refuse the file before anything in it
+    runs (checked by the `touch` marker file the command would create)."""
+
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+def upload(page, path: Path) -> None:
+    """Put a file into the page's (first) st.file_uploader."""
+    page.get_by_test_id("stFileUploader").locator('input[type="file"]').set_input_files(str(path))
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -128,7 +144,7 @@ def start_server(user_dir: Path, log_path: Path, env_extra: dict | None = None) 
     while True:
         if process.poll() is not None:
             raise RuntimeError(f"streamlit exited with code {process.returncode}; log tail:\n{_tail(log_path)}")
-        if _health_ok(f"{base}/_stcore/health"):
+        if health_ok(f"{base}/_stcore/health"):
             break
         if time.monotonic() > deadline:
             stop_server(process)

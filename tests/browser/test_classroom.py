@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import (APP_DIR, artifacts_dir, assert_no_exception, record_figure, screenshot,
-                                    sidebar_picker, start_server, wait_for_app)
+from tests.browser.conftest import (APP_DIR, Hostile, artifacts_dir, assert_no_exception, record_figure,
+                                    screenshot, sidebar_picker, start_server, upload, wait_for_app)
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -199,26 +199,12 @@ def test_one_students_model_never_shows_in_anothers_picker(server, student):
 
 
 # -- 2. hostile uploads by one student while another trains --------------------------------------------------------
-class _Hostile:
-    """Unpickling this runs a shell command: the app must refuse the file before anything in it runs."""
-
-    def __init__(self, command: str):
-        self.command = command
-
-    def __reduce__(self):
-        return (os.system, (self.command,))
-
-
-def upload(page, path: Path) -> None:
-    page.get_by_test_id("stFileUploader").locator('input[type="file"]').set_input_files(str(path))
-
-
 def test_training_survives_another_students_hostile_uploads(server, student, tmp_path):
     import torch
 
     marker = tmp_path / "MARKER"
     hostile = tmp_path / "hostile.pt"
-    torch.save({"format": "latent-lab", "format_version": 1, "meta": {"name": _Hostile(f"touch {marker}")}}, hostile)
+    torch.save({"format": "latent-lab", "format_version": 1, "meta": {"name": Hostile(f"touch {marker}")}}, hostile)
     junk = tmp_path / "junk.pt"
     junk.write_bytes(random.Random(1).randbytes(1 << 16).replace(b"PK", b"pk"))
     huge = tmp_path / "huge.pt"

@@ -208,3 +208,74 @@ def test_screenshots_with_the_10d_vae(page, server):
     expect(page.locator(".st-key-ip_strip img")).to_be_visible()
     assert_no_exception(page)
     screenshot(page, "interpolate-digits-vae-10d")
+
+
+GRID_JS = """(sel) => {
+  const gd = document.querySelector(sel);
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
+  const tr = gd._fullData.find(t => t.name === 'click anywhere');
+  return Array.from(tr.x, (x, i) => [r.left + xa._offset + xa.l2p(x), r.top + ya._offset + ya.l2p(tr.y[i])]);
+}"""
+
+
+def empty_spot(page) -> tuple[float, float]:
+    """Viewport pixels of a point of the map's invisible click grid far from every data point (and from the map's
+    edges): a click there picks that spot of the latent space, not a test image."""
+    points = np.array(list(map_points(page).values()))  # scrolls the map into view first
+    grid = np.array(page.evaluate(GRID_JS, MAP))
+    lo, hi = grid.min(0), grid.max(0)
+    inner = grid[((grid > lo + 0.1 * (hi - lo)) & (grid < hi - 0.1 * (hi - lo))).all(1)]
+    gaps = np.sqrt(((inner[:, None] - points[None]) ** 2).sum(-1)).min(1)
+    best = inner[int(np.argmax(gaps))]
+    assert gaps.max() > 15, "no empty spot on the map"
+    return float(best[0]), float(best[1])
+
+
+def test_a_shared_link_reopens_interpolate_with_the_same_ends(page, server, browser):
+    """Both kinds of end survive a link: a spot of the map (a code, written exactly) and a test image number; so do
+    the method and the steps. A new browser context on the link shows the very same pictures."""
+    from urllib.parse import parse_qs, urlparse
+
+    open_page(page, server, "interpolate?model=zoo/digits-vae-2d")
+    click_and_wait(page, empty_spot(page))  # the first click on the map sets the start
+    expect(page.get_by_text("Start: the map spot (")).to_be_visible()
+    end = page.get_by_label("End: test image number")
+    end.fill("123")
+    end.press("Enter")
+    wait_for_app(page)
+    expect(page.get_by_text("End: test image #123 (label")).to_be_visible()
+    page.get_by_text("Great circle (slerp)", exact=True).click()
+    wait_for_app(page)
+    thumb = page.locator('[data-testid="stSlider"] input[type="range"][aria-label="Steps"]')
+    thumb.focus()
+    page.keyboard.press("ArrowLeft")  # 10 -> 9 steps
+    page.wait_for_timeout(300)
+    wait_for_app(page)
+    expect(page.get_by_text("9 steps from the start")).to_be_visible()
+    assert_no_exception(page)
+    link = page.url
+    query = parse_qs(urlparse(link).query)
+    assert query["b"] == ["123"] and query["method"] == ["slerp"] and query["n"] == ["9"], link
+    assert "a" not in query and len(query["za"][0].split(",")) == 2, link
+    shown = {key: image_pixels(page, key) for key in ("ip_a_image", "ip_b_image", "ip_strip")}
+
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        other = context.new_page()
+        other.goto(link)
+        wait_for_app(other, 90_000)
+        other.locator(f"{MAP} .main-svg").first.wait_for(state="visible", timeout=90_000)
+        assert_no_exception(other)
+        expect(other.get_by_text("Start: a code from the link (decoded)")).to_be_visible()
+        expect(other.get_by_text("End: test image #123 (label")).to_be_visible()
+        expect(other.get_by_label("End: test image number")).to_have_value("123")
+        expect(other.get_by_role("radio", name="Great circle (slerp)")).to_be_checked()
+        expect(other.get_by_text("9 steps from the start")).to_be_visible()
+        for key, pixels in shown.items():
+            assert np.array_equal(image_pixels(other, key), pixels), f"{key} differs after reopening the link"
+        reopened = parse_qs(urlparse(other.url).query)
+        assert {k: reopened.get(k) for k in ("za", "b", "method", "n")} == \
+               {k: query.get(k) for k in ("za", "b", "method", "n")}, other.url
+        screenshot(other, "interpolate-from-a-shared-link")
+    finally:
+        context.close()

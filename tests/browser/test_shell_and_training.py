@@ -6,7 +6,6 @@ Screenshots: $LATENT_LAB_ARTIFACTS/screenshots (default test-artifacts/screensho
 """
 from __future__ import annotations
 
-import os
 import random
 import re
 import time
@@ -16,8 +15,8 @@ from urllib.parse import urlparse
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import (APP_DIR, DEFAULT_MODEL_TITLE, FIRST_PAGE_TITLE, assert_no_exception, record_figure,
-                                    screenshot, sidebar_picker, wait_for_app)
+from tests.browser.conftest import (APP_DIR, DEFAULT_MODEL_TITLE, FIRST_PAGE_TITLE, Hostile, assert_no_exception,
+                                    record_figure, screenshot, sidebar_picker, upload, wait_for_app)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -335,26 +334,12 @@ def test_stop_a_long_run_keeps_the_model(server, page):
 
 
 # -- 5. bad uploads on the Model library page ---------------------------------------------------------------------
-class _Hostile:
-    """Unpickling this runs a shell command: the app must refuse the file before anything in it runs."""
-
-    def __init__(self, command: str):
-        self.command = command
-
-    def __reduce__(self):
-        return (os.system, (self.command,))
-
-
-def upload(page, path: Path) -> None:
-    page.get_by_test_id("stFileUploader").locator('input[type="file"]').set_input_files(str(path))
-
-
 def test_bad_uploads_are_refused_clearly(server, page, tmp_path):
     import torch
 
     marker = tmp_path / "MARKER"
     hostile = tmp_path / "hostile.pt"
-    torch.save({"format": "latent-lab", "format_version": 1, "meta": {"name": _Hostile(f"touch {marker}")}}, hostile)
+    torch.save({"format": "latent-lab", "format_version": 1, "meta": {"name": Hostile(f"touch {marker}")}}, hostile)
     junk = tmp_path / "junk.pt"
     junk.write_bytes(random.Random(0).randbytes(4096).replace(b"PK", b"pk"))
     truncated = tmp_path / "truncated.pt"

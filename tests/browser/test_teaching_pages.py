@@ -1,6 +1,7 @@
 """The teaching pages in a real browser: "How a VAE works" (Resample redraws ε and the decoded image, the sum/mean
-toggle changes the loss numbers) and "AE vs VAE vs β-VAE" (the statement about the samples, every chart drawn),
-with a screenshot of each."""
+toggle changes the loss numbers), "AE vs VAE vs β-VAE" (the statement about the samples, every chart drawn) and
+the posterior-collapse lesson run end to end (Start, its live β = 4 training, every step through Next, each step's
+link opened in a new browser context), with screenshots."""
 from __future__ import annotations
 
 import pytest
@@ -77,3 +78,109 @@ def test_compare_page(page, server):
     expect(charts).to_have_count(5)  # three maps, the interpolation, the rate-distortion plot
     assert page.locator('[data-testid="stImage"] img').count() >= 4  # three sample grids and the walk's two ends
     screenshot(page, "compare")
+
+
+# -- the posterior-collapse lesson, end to end --------------------------------------------------------------------
+PAGES = {"pages/train.py": ("/train", "Train a model"), "pages/latent_map.py": ("/latent-map", "Latent map"),
+         "pages/decode.py": ("/decode", "Decode"), "pages/compare.py": ("/compare", "AE vs VAE vs β-VAE")}
+LESSON_TRAIN_TIMEOUT_MS = 240_000  # 30 epochs of the digits MLP: seconds alone, much longer on a loaded machine
+
+
+def banner_text(lesson, index: int) -> str:
+    step = lesson.steps[index]
+    return f"Lesson: {lesson.title} · step {index + 1} of {len(lesson.steps)}: {step.title}"
+
+
+def model_caption(key: str) -> str:
+    """The sidebar's caption for a bundled model: '<kind, arch, z> · trained on <data>'."""
+    from pathlib import Path
+
+    from vae_core.checkpoint import load_checkpoint
+
+    model, meta = load_checkpoint(Path(__file__).resolve().parents[2] / "checkpoints" / f"{key.split('/')[1]}.pt")
+    return f"{model.config.label} · trained on {meta['dataset']}"
+
+
+def expect_step(page, lesson, index: int) -> None:
+    """The page of step `index`, its banner (text and question), its model in the picker, no exception."""
+    step = lesson.steps[index]
+    expect(page.get_by_text(banner_text(lesson, index))).to_be_visible(timeout=OPEN_TIMEOUT_MS)
+    expect(page.get_by_role("heading", name=PAGES[step.page][1], level=1)).to_be_visible(timeout=OPEN_TIMEOUT_MS)
+    expect(page.get_by_text(step.question)).to_be_visible()
+    expect(page.get_by_test_id("stSidebar").get_by_text(model_caption(step.model), exact=True)).to_be_visible()
+    assert_no_exception(page)
+
+
+def metric_value(page, label: str) -> str:
+    name = page.get_by_test_id("stMetricLabel").get_by_text(label, exact=True)
+    return page.get_by_test_id("stMetric").filter(has=name).get_by_test_id("stMetricValue").inner_text()
+
+
+@pytest.mark.timeout(480)
+def test_the_posterior_collapse_lesson_end_to_end(page, server, browser):
+    from urllib.parse import parse_qs, urlparse
+
+    from pages._lesson_plans import lesson_by_id
+    from tests.browser.test_shell_and_training import alert, stop_if_training
+
+    lesson = lesson_by_id("posterior-collapse")
+    page.set_viewport_size({"width": 1400, "height": 1400})
+    open_page(page, server, "lessons")
+    expect(page.get_by_role("heading", name="Lessons", level=1)).to_be_visible()
+    expect(page.get_by_role("heading", name=lesson.title)).to_be_visible()
+    screenshot(page, "lessons")
+    page.locator(f".st-key-start-{lesson.id} button").click()  # the lesson's Start (keyed start-<id>)
+
+    links = []
+    for index, step in enumerate(lesson.steps):
+        expect_step(page, lesson, index)
+        wait_for_app(page, OPEN_TIMEOUT_MS)
+        assert_no_exception(page)
+        query = parse_qs(urlparse(page.url).query)
+        assert urlparse(page.url).path == PAGES[step.page][0], page.url
+        assert query["lesson"] == [lesson.id] and query["step"] == [str(index + 1)], page.url
+        assert query["model"] == [step.model], page.url
+        links.append(page.url)
+
+        if step.action == "train_collapse":
+            try:
+                page.locator(".st-key-lesson_action button").click()  # "Train it now"
+                expect(page.get_by_text("Run: Lesson: β = 4 on digits")).to_be_visible(timeout=30_000)
+                expect(alert(page, "Finished")).to_be_visible(timeout=LESSON_TRAIN_TIMEOUT_MS)
+                wait_for_app(page, OPEN_TIMEOUT_MS)
+            finally:
+                stop_if_training(page)
+            # The collapse, as the class sees it: the warning, a KL of about zero, no active unit.
+            expect(alert(page, "Posterior collapse:")).to_be_visible()
+            kl = float(metric_value(page, "KL"))
+            assert 0 <= kl < 0.1, f"the β = 4 run should collapse (KL ≈ 0), its test KL is {kl}"
+            assert metric_value(page, "Active units") == "0"
+            expect(page.get_by_text("KL per latent dimension", exact=False)).to_be_visible()
+            expect(page.get_by_text(banner_text(lesson, index))).to_be_visible()  # still on the lesson's step
+            assert parse_qs(urlparse(page.url).query)["step"] == [str(index + 1)]
+            assert_no_exception(page)
+            screenshot(page, "lesson-posterior-collapse-step-1")
+        elif step.page == "pages/latent_map.py":
+            page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(state="visible",
+                                                                                  timeout=OPEN_TIMEOUT_MS)
+        if index + 1 < len(lesson.steps):
+            page.locator(".st-key-lesson_next button").click()
+        else:
+            expect(page.locator(".st-key-lesson_next")).to_have_count(0)  # the last step has no Next
+            screenshot(page, "lesson-posterior-collapse-last-step")
+
+    # Each step's link opens a new session on the same step, with its page and its model.
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        other = context.new_page()
+        for index, link in enumerate(links):
+            other.goto(link)
+            expect_step(other, lesson, index)
+    finally:
+        context.close()
+
+    page.locator(".st-key-lesson_end button").click()
+    expect(page.get_by_text(f"Lesson: {lesson.title}")).to_have_count(0, timeout=30_000)
+    wait_for_app(page)
+    assert "lesson" not in parse_qs(urlparse(page.url).query)
+    assert_no_exception(page)
