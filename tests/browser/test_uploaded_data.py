@@ -17,13 +17,12 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import assert_no_exception, screenshot, sidebar_picker, wait_for_app
+from tests.browser.conftest import assert_no_exception, screenshot, sidebar_picker, upload, wait_for_app
 from tests.browser.test_latent_map_and_interpolate import (MAP, click_and_wait, image_pixels, lonely_point,
                                                            map_points)
 from tests.browser.test_latent_map_and_interpolate import page, shared_page  # noqa: F401  (fixtures: one context)
 from tests.browser.test_latent_pad import READY_JS
-from tests.browser.test_shell_and_training import (alert, set_model_name, set_slider, stop_if_training, trained_file,
-                                                   upload)
+from tests.browser.test_shell_and_training import alert, set_model_name, set_slider, stop_if_training, trained_file
 from vae_core.library import slug
 
 pytestmark = pytest.mark.timeout(300)
