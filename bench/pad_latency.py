@@ -154,8 +154,8 @@ def pad_server_path(page, base: str, name: str, presses: int) -> list[float]:
 
 
 def decode_page_path(page, base: str, presses: int) -> list[float]:
-    """The Decode page's z[0] slider (as bench/slider_latency.py measures it)."""
-    page.goto(f"{base}/decode?model=zoo/digits-vae-2d", wait_until="commit")
+    """The Decode page's z[0] slider on its server path (as bench/slider_latency.py measures it)."""
+    page.goto(f"{base}/decode?model=zoo/digits-vae-2d&decoder=server", wait_until="commit")
     wait_for_app(page)
     return server_presses(page, ".st-key-decoded img", "z[0]", presses)
 

@@ -1,9 +1,10 @@
 """Decode page: how long from a slider key press to the new decoded image on screen, in a real browser.
 
-Starts `streamlit run app.py` on a free loopback port (or uses --url), opens the Decode page in headless Chromium
-(Debian's /usr/bin/chromium through Playwright), starts at test image 0's code ("Encode"), focuses the z[0]
-slider's thumb (--dim) and presses ArrowRight
---presses times. For each press the page itself records the keydown time and, through a MutationObserver on the
+Starts `streamlit run app.py` on a free loopback port (or uses --url), opens the Decode page on its server path
+(`?decoder=server`: Streamlit sliders, each move decoded by PyTorch on the server; the page's default, the latent pad
+decoding in the browser, is bench/pad_latency.py's) in headless Chromium (Debian's /usr/bin/chromium through
+Playwright), starts at test image 0's code ("Encode"), focuses the z[0] slider's thumb (--dim) and presses
+ArrowRight --presses times. For each press the page itself records the keydown time and, through a MutationObserver on the
 decoded image's `src`, the time its new picture has loaded and the next frame begins (paint), both on
 performance.now(); after each press the app is left to go idle. Prints the median and the 95th percentile in ms
 (target: median < 250 ms), with the load average (the machine is shared: read the figures with it).
@@ -57,7 +58,7 @@ def thumb(page, label: str = "z[0]"):
 
 
 def measure(page, base: str, model: str, presses: int, dim: str) -> list[float]:
-    page.goto(f"{base}/decode?model={model}")
+    page.goto(f"{base}/decode?model={model}&decoder=server")
     wait_for_app(page)
     # Start at a real image's code (test image 0): at the centre some models draw an empty image, which a small
     # move leaves empty (no new picture to wait for).
@@ -105,7 +106,7 @@ def main() -> None:
                 page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
                 # The root first: a fresh server runs a deep link's page alone (pages/-folder mode) until a
                 # session has run app.py. Then one visit as a warm-up: imports, caches, first paint.
-                for path in ("", f"/decode?model={args.model}"):
+                for path in ("", f"/decode?model={args.model}&decoder=server"):
                     page.goto(base + path)
                     wait_for_app(page)
                 started = time.monotonic()

@@ -82,6 +82,12 @@ def browser_support(model, entry) -> str | None:
     return _decoder_payload(entry.sha256, model)[1]
 
 
+def fallback_notice(reason: str) -> str:
+    """What a page says when the browser cannot run this model's decoder (reason: from browser_support)."""
+    return (f"This model's decoder cannot run in the browser ({reason}), so each image is decoded on the server: "
+            "move a slider and wait for the picture.")
+
+
 # -- the shared point -------------------------------------------------------------------------------------------
 def shared_point(entry) -> PadPoint | None:
     """The latent point last chosen in this session for this model (by any page), or None."""
@@ -141,6 +147,27 @@ def default_slider_dims(entry, mu: np.ndarray | None = None, limit: int = MAX_SL
     if not score or len(score) != d:
         score = mu.var(axis=0).tolist() if mu is not None and len(mu) > 1 else [0.0] * d
     return sorted(int(i) for i in np.argsort(-np.asarray(score), kind="stable")[:limit])
+
+
+def plane_view(entry, mu: np.ndarray | None) -> tuple[LatentView, str]:
+    """The Latent map's decodable view (identity up to 2-D, PCA above) and a sentence on what the pad shows."""
+    d = entry.config.latent_dim
+    if mu is not None:
+        view = ui.latent_view(entry.sha256, "identity" if d <= 2 else "pca", mu)
+    elif d <= 2:
+        view = LatentView("identity", d, ("z[0]", "z[1]") if d == 2 else ("z[0]", "(none: 1-D latent)"))
+    else:  # no data to fit PCA on: the plane of the first two dimensions, the others at 0
+        view = LatentView("pca", d, ("z[0]", "z[1]"), mean=torch.zeros(d, dtype=torch.float64),
+                          components=torch.eye(2, d, dtype=torch.float64))
+    if d <= 2:
+        about = "The pad is the latent plane itself: its two axes are the two numbers of the code."
+    elif view.explained_variance_ratio_ is not None:
+        about = (f"The code has {d} numbers, so the pad is the flat slice through the test codes that shows the most "
+                 "of their spread (PCA): a spot on it sets all of them; a slider then moves one number off that slice.")
+    else:
+        about = (f"The code has {d} numbers; without the model's data the pad is the plane of z[0] and z[1], the "
+                 "others at 0; a slider moves one number off that plane.")
+    return view, about
 
 
 def _view_maps(view: LatentView) -> dict:
@@ -221,9 +248,7 @@ def latent_pad(model, entry, view: LatentView, points=None, labels=None, label_n
     dims = default_slider_dims(entry, mu) if slider_dims is None else [int(d) for d in slider_dims]
     payload, reason = _decoder_payload(entry.sha256, model)
     if payload is None or not browser:
-        notice = None if payload is not None else (
-            f"This model's decoder cannot run in the browser ({reason}), so each image is decoded on the server: "
-            "move a slider and wait for the picture.")
+        notice = None if payload is not None else fallback_notice(reason)
         point = _server_pad(model, entry, view, start, dims, slider_ranges(entry, mu), key=key, notice=notice)
     else:
         point = _browser_pad(payload, entry, view, points, labels, label_names, start, dims, mu, extent, key=key)

@@ -1,9 +1,15 @@
-"""Decode: one slider per latent dimension, and the decoder draws the image of that code as you move them; below,
-the traversal (one dimension at a time) or the manifold grid (two dimensions at once) around the same point.
+"""Decode: pick a latent code and the decoder draws its image; below, the traversal (one dimension at a time) or
+the manifold grid (two dimensions at once) around the same point.
 
-The sliders, the image and the grid form one fragment: a slider move reruns only that, and only the grid on show
-is drawn. The point and the class live in the URL with full float32 precision, so a copied link shows the same
-image. Run by st.navigation (as __main__); importing the module (the tests do) defines functions, runs nothing.
+Two ways to move the point. By default ("Decode in the browser") the latent pad (pages/_latent_pad.py): a 2-D pad
+over the test codes plus sliders, decoded in the browser at frame rate; the point it is released at becomes the
+page's point. With the toggle off, with `?decoder=server` in the link, or for a model whose decoder the browser
+cannot run: one Streamlit slider per dimension, each move decoded on the server.
+
+The controls, the image and the grid form one fragment: a slider move or a release reruns only that, and only the
+grid on show is drawn. The point and the class live in the URL with full float32 precision, so a copied link
+shows the same image. Run by st.navigation (as __main__); importing the module (the tests do) defines functions,
+runs nothing.
 """
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ import streamlit as st
 import torch
 
 from pages import _figures as figures
+from pages import _latent_pad as lp
 from pages import _ui as ui
 from vae_core.latent import (code_radius, decode, encode_dataset, image_grid, manifold_grid, nearest_index,
                              sample_prior, traverse)
@@ -31,6 +38,12 @@ LATENT_HELP = ("A latent dimension is one of the numbers of the code the decoder
                "deviation (σ), so the codes of real images mostly lie within ±3.")
 AE_HELP = " An autoencoder has no prior, so here the range is set to where its test images' codes lie."
 CONFIG = {"displayModeBar": False}
+BROWSER_KEY = "decode_in_browser"  # the toggle; "_decode_browser_choice" keeps it while other pages show
+PAD_KEY = "decode_pad"
+BROWSER_HELP = ("On: drag a point over a map of the test images' codes (or move the sliders beside it) and the "
+                "image follows at once, because the decoder runs right here in your browser. Off: one slider per "
+                "number of the code; every move goes to the server, which decodes the image and sends it back, so "
+                "each picture takes a moment.")
 
 
 # -- pure helpers (also called by the tests) --------------------------------------------------------------------------
@@ -58,13 +71,16 @@ def fmt_point(z) -> str:
 
 
 # -- the point: kept per session (for any model of its size), first read from a shared link -------------------------
-def current_point(model) -> dict:
-    """{"z": D floats, "y": class, "gen": generation}; gen changes when a start button moves the sliders."""
+def current_point(entry, model) -> dict:
+    """{"z": D floats, "y": class, "gen": generation}; gen changes when a start button moves the point."""
     d, k = model.config.latent_dim, model.config.num_classes
     point = st.session_state.get("decode_point")
-    if point is None:  # the first visit: a shared link's point, if any (garbage: defaults and a notice)
-        z = ui.url_floats("z", d)
+    if point is None:  # the first visit: a shared link's point (garbage: defaults and a notice), else the point
+        z = ui.url_floats("z", d)  # another page of this session left (the latent pad's), else the centre
         y = ui.url_int("class", 0, k - 1) if k else None
+        shared = lp.shared_point(entry) if z is None else None
+        if shared is not None:
+            z, y = shared.z, shared.y
         point = {"z": z or [0.0] * d, "y": y or 0, "gen": 0}
     elif len(point["z"]) != d:  # another model of another latent size: back to the centre
         point = {"z": [0.0] * d, "y": point["y"], "gen": point["gen"] + 1}
@@ -99,24 +115,48 @@ def to_test_image(key: str, model, data) -> None:
     move_point(mu.tolist(), int(label[0]) if model.config.is_conditional else None)
 
 
+# -- browser or server: the toggle, first set from the link (?decoder=server) or this session's last choice ---------
+def init_decoder_choice() -> None:
+    if BROWSER_KEY in st.session_state:
+        return
+    raw = st.query_params.get("decoder")
+    if raw not in (None, "server", "browser"):
+        st.session_state.notice = "The link's “decoder” value could not be used, so the page opened with defaults."
+    st.session_state[BROWSER_KEY] = (raw == "browser" if raw in ("server", "browser")
+                                     else bool(st.session_state.get("_decode_browser_choice", True)))
+
+
+def decoder_choice(entry, model) -> bool:
+    """The toggle; True when the latent pad decodes in the browser. The link says `decoder=server` when off."""
+    on = st.toggle("Decode in the browser", key=BROWSER_KEY, help=BROWSER_HELP)
+    st.session_state._decode_browser_choice = on
+    ui.set_url_exact(decoder=None if on else "server")
+    reason = lp.browser_support(model, entry) if on else None
+    if reason is not None:
+        st.info(lp.fallback_notice(reason), icon=":material/dns:")
+    return on and reason is None
+
+
 # -- start points and the slider range (full reruns: they change the sliders) ------------------------------------------
-def start_controls(entry, model, data, encoded) -> int:
-    """One row: where to start and how far the sliders go; returns the slider range (σ)."""
-    st.caption("Start from the centre of the prior, from a random code or from the code of a test image; then move "
-               "the sliders.")
+def start_controls(entry, model, data, encoded, in_browser: bool) -> int:
+    """One row: where to start and (server sliders) how far the sliders go; returns the slider range (σ)."""
+    st.caption("Start from the centre of the prior, from a random code or from the code of a test image; then "
+               + ("drag the point on the pad or move the sliders." if in_browser else "move the sliders."))
     centre, random, test, span = st.columns([1.2, 2.4, 3.4, 2.4], vertical_alignment="bottom", gap="medium")
     centre.button("Centre", icon=":material/center_focus_strong:", on_click=move_point,
                   args=([0.0] * model.config.latent_dim,), width="stretch",
-                  help="Every slider to 0: the centre of the prior, its most typical code.")
+                  help="The point to 0 in every dimension: the centre of the prior, its most typical code.")
     with random:
         seed, draw = st.columns([1, 1], vertical_alignment="bottom")
         seed.number_input("Seed", 0, 2**31 - 1, key="decode_seed",
                           help="Numbers the random draw: the same seed gives the same code. Each draw moves it on.")
         draw.button("Random", icon=":material/casino:", on_click=to_random_point, args=(model,),
-                    width="stretch", help="The sliders go to a code drawn at random from the prior N(0, I), as on "
-                                          "the Generate page.")
+                    width="stretch", help="The point goes to a code drawn at random from the prior N(0, I), as "
+                                          "on the Generate page.")
     with test:
         test_image_start(entry, model, data)
+    if in_browser:  # the pad's sliders have their own ranges; the manifold grid's extent still starts from this
+        return slider_range(default_range(model, encoded), st.session_state.decode_point["z"])
     with span:
         chosen = range_control(entry, model, encoded)
         rng = slider_range(chosen, st.session_state.decode_point["z"])
@@ -147,31 +187,70 @@ def test_image_start(entry, model, data) -> None:
                   caption=label or None)
     go.button("Encode", icon=":material/input:", on_click=to_test_image, width="stretch",
               args=(key, model, data),
-              help="The sliders go to this image's code (and, for a CVAE, the class to its label).")
+              help="The point goes to this image's code (and, for a CVAE, the class to its label).")
+
+
+def default_range(model, encoded) -> int:
+    """±3σ for a VAE; an AE's range covers its test codes (it has no prior scale)."""
+    if not model.config.is_variational and encoded is not None:
+        radius = code_radius(torch.from_numpy(encoded["mu"]))
+        return next((r for r in RANGES if r >= radius), RANGES[-1])
+    return 3
 
 
 def range_control(entry, model, encoded) -> int:
-    """The slider range the user picks (σ); an AE's default covers its test codes (it has no prior scale)."""
-    default = 3
-    if not model.config.is_variational and encoded is not None:
-        radius = code_radius(torch.from_numpy(encoded["mu"]))
-        default = next((r for r in RANGES if r >= radius), RANGES[-1])
+    """The slider range the user picks (σ)."""
     return st.select_slider(
-        "Slider range (± σ)", RANGES, value=default, key=f"decode_range_{entry.sha256[:10]}",
+        "Slider range (± σ)", RANGES, value=default_range(model, encoded), key=f"decode_range_{entry.sha256[:10]}",
         help="How far the sliders reach either side of 0, in prior standard deviations (σ). A VAE's codes rarely "
              "go beyond ±3, so its decoder has seldom seen codes out there." +
              (AE_HELP if not model.config.is_variational else ""))
 
 
-# -- the decoder (a fragment: a slider move reruns this alone) --------------------------------------------------------
+# -- the decoder (a fragment: a slider move or a release of the pad reruns this alone) --------------------------------
 @st.fragment
-def decoder(entry, model, rng: int) -> None:
+def decoder(entry, model, rng: int, in_browser: bool, data, encoded) -> None:
     with ui.friendly_errors("Decoding"):  # inside: a fragment rerun does not pass through main()
-        decoder_body(entry, model, rng)
+        if in_browser:
+            pad_body(entry, model, rng, data, encoded)
+        else:
+            decoder_body(entry, model, rng)
+
+
+def pad_body(entry, model, rng: int, data, encoded) -> None:
+    """The latent pad over the Latent map's view of the test codes; its released point is the page's point."""
+    point = st.session_state.decode_point
+    conditional = model.config.is_conditional
+    dims = slider_dims(entry, model)
+    mu = None if encoded is None else encoded["mu"]
+    view, about = lp.plane_view(entry, mu)
+    points = None if mu is None else view.transform(torch.from_numpy(mu)).numpy()
+    labels = None if encoded is None else encoded["y"]
+    names = None if data is None else list(data.label_names)
+    st.caption(about + " Drag the point (or use the arrow keys on the pad) and the image follows as you move; "
+               "the grids below follow when you let go.")
+    # Move the pad to the page's point when a start button changed it (gen), the model changed, or the pad was not
+    # on show; otherwise the pad keeps the point it was released at (also on another page: it is shared).
+    synced = (entry.sha256, point["gen"])
+    push = st.session_state.get("_decode_pad_synced") != synced
+    got = lp.latent_pad(model, entry, view, points, labels, names, key=PAD_KEY,
+                        z=point["z"] if push else None, y=point["y"] if push and conditional else None,
+                        slider_dims=dims, mu=mu, url=False)
+    st.session_state._decode_pad_synced = synced
+    point["z"] = [float(v) for v in got.z]
+    y = None
+    if conditional:
+        point["y"] = y = int(got.y)
+    label = f", class {ui.class_names(entry, model)[y]}" if conditional else ""
+    st.caption(f"z = {fmt_point(point['z'])}{label}. The page address holds this point: copy it to share the view.")
+    ui.set_url_exact(z=point["z"], **{"class": y})
+    grids(entry, model, point["z"], y, rng, dims)
 
 
 def decoder_body(entry, model, rng: int) -> None:
+    st.session_state.pop("_decode_pad_synced", None)  # the pad, when back, starts at the sliders' point
     point = st.session_state.decode_point
+    before = (list(point["z"]), point["y"])
     token = f"{entry.sha256[:10]}_{rng}_{point['gen']}"  # new sliders (starting at the point) when any changes
     conditional = model.config.is_conditional
     controls, shown = st.columns([3, 2], gap="large")
@@ -189,14 +268,20 @@ def decoder_body(entry, model, rng: int) -> None:
                              (f", class {ui.class_names(entry, model)[y]}" if conditional else ""))
         st.caption(f"z = {fmt_point(point['z'])}. The page address holds this point: copy it to share the view.")
     ui.set_url_exact(z=point["z"], **{"class": y})
+    if (point["z"], point["y"]) != before:  # a slider moved: the other pages follow
+        lp.share_point(entry, point["z"], y)
+    grids(entry, model, point["z"], y, rng, dims)
+
+
+def grids(entry, model, z, y, rng: int, dims) -> None:
     grid = st.segmented_control(
         "Around your point", GRIDS, default=GRIDS[0], key="decode_grid", required=True,
         help="Traversal: each dimension on its own, the others held at your point. Manifold grid: two "
              "dimensions at once over a square.")
     if grid == GRIDS[1]:
-        manifold_section(entry, model, point["z"], y, rng)
+        manifold_section(entry, model, z, y, rng)
     else:
-        traversal_section(entry, model, point["z"], y, dims)
+        traversal_section(entry, model, z, y, dims)
 
 
 def class_control(entry, model, point: dict, token: str) -> int:
@@ -296,21 +381,24 @@ def manifold_tiles(sha: str, base: tuple, dims: tuple, n: int, extent: float, y:
 # -- the page ---------------------------------------------------------------------------------------------------------
 def main() -> None:
     entry, model = ui.current_model()
-    current_point(model)  # before the header: a bad link's notice shows at the top
+    current_point(entry, model)  # before the header: a bad link's notice shows at the top
+    init_decoder_choice()
     ui.page_header(
         "Decode",
-        "The decoder turns a short list of numbers, the **latent code**, into an image. Move the sliders to "
-        "change the code and watch the image follow: you are walking through the latent space yourself. The "
-        "**traversal** and the **manifold grid** below show many codes around your point at once.",
+        "The decoder turns a short list of numbers, the **latent code**, into an image. Drag the point on the pad "
+        "(or move the sliders) to change the code and watch the image follow: you are walking through the latent "
+        "space yourself. The **traversal** and the **manifold grid** below show many codes around your point at "
+        "once.",
     )
+    in_browser = decoder_choice(entry, model)
     data = ui.model_data(entry)
-    encoded = None  # only an AE needs its test codes here (to size the sliders); a VAE's scale is its prior
+    encoded = None  # the pad draws the test codes; the server sliders need them only for an AE (to size them)
     with ui.friendly_errors("Encoding the test images"):
-        if data is not None and not model.config.is_variational:
+        if data is not None and (in_browser or not model.config.is_variational):
             encoded = ui.encode_split(entry.sha256, "test", model, data)
     with ui.friendly_errors("Setting up the start points"):
-        rng = start_controls(entry, model, data, encoded)
-        decoder(entry, model, rng)
+        rng = start_controls(entry, model, data, encoded, in_browser)
+        decoder(entry, model, rng, in_browser, data, encoded)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,11 @@
 """Latent map: every test image as a point at its code (the encoder's mean μ) in a 2-D view, coloured by label.
 Click a point to see the image and its reconstruction, box or lasso a group, or click empty space to decode that
 spot and compare it with its nearest training images ("is it just copying?"). Options draw the encoder's
-uncertainty, the prior's circles and the decoded images behind the points. The selection lives in the URL."""
+uncertainty, the prior's circles and the decoded images behind the points. The selection lives in the URL.
+
+Below the map, "Walk the map in real time": the latent pad (pages/_latent_pad.py) over the same view (PCA when the
+map shows t-SNE, which cannot be decoded), decoding in the browser as the point is dragged. Its decoder is sent once
+per session and model, whichever page showed it first."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,6 +14,7 @@ import streamlit as st
 import torch
 
 from pages import _figures as figures
+from pages import _latent_pad as lp
 from pages import _ui as ui
 from vae_core.latent import (
     decode, grid_picture_box, image_grid, manifold_grid, nearest_training_images, posterior_ellipses, reconstruct,
@@ -347,6 +352,28 @@ def explore(entry, model, data, test, view, extent, cls) -> None:
     write_link(focus, view.method, entry.config.num_classes if entry.config.is_conditional else 0)
 
 
+# -- the real-time pad -------------------------------------------------------------------------------------------------
+@st.fragment
+def walk(entry, model, data, test, method: str, cls: int | None) -> None:
+    """The latent pad over the map's view of the test codes (a release reruns only this part)."""
+    st.subheader("Walk the map in real time")
+    with ui.friendly_errors("The real-time pad"):
+        view, about = lp.plane_view(entry, test["mu"])  # the map's view: identity up to 2-D, else PCA
+        if method == "tsne":
+            st.caption("A t-SNE map has no way back from the plane to the codes, so the pad below shows the PCA view "
+                       "of the same codes instead.")
+        st.caption(about + " Drag the point across the map and the decoder draws the image of every spot you pass, "
+                   "at once, because it runs in your browser; the sliders move single numbers of the code.")
+        z = y = None
+        if cls is not None:  # the map's "Class to decode with" moves the pad's class too, when it changes
+            if st.session_state.get("_lm_pad_class", cls) != cls:
+                z, y = lp.starting_point(entry, view).z, cls
+            st.session_state._lm_pad_class = cls
+        points = view.transform(torch.from_numpy(test["mu"])).numpy()
+        lp.latent_pad(model, entry, view, points, test["y"], list(data.label_names), key="lm_pad", z=z, y=y,
+                      mu=test["mu"])
+
+
 # -- the page ----------------------------------------------------------------------------------------------------------
 def main() -> None:
     entry, model = ui.current_model()
@@ -360,6 +387,7 @@ def main() -> None:
         view = ui.latent_view(entry.sha256, method, test["mu"])
         extent = view_extent(view, torch.from_numpy(test["mu"]))
         explore(entry, model, data, test, view, extent, cls)
+        walk(entry, model, data, test, method, cls)
 
 
 main()

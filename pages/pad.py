@@ -4,13 +4,11 @@ is sent back on release, so the link and the other pages follow it. Without a br
 with "Decode in the browser" off) the page decodes on the server instead, to compare."""
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 import torch
 
 from pages import _latent_pad as latent_pad
 from pages import _ui as ui
-from vae_core.latent import LatentView
 
 ui.page_header(
     "Latent pad",
@@ -18,27 +16,6 @@ ui.page_header(
     "you pass, redrawn at your screen's frame rate because the decoder runs right here in your browser. The "
     "sliders move single numbers of the code, and for a CVAE the buttons pick the class it should draw.",
 )
-
-
-def plane_view(entry, mu: np.ndarray | None) -> tuple[LatentView, str]:
-    """The Latent map's decodable view (identity up to 2-D, PCA above) and a sentence on what the pad shows."""
-    d = entry.config.latent_dim
-    if mu is not None:
-        view = ui.latent_view(entry.sha256, "identity" if d <= 2 else "pca", mu)
-    elif d <= 2:
-        view = LatentView("identity", d, ("z[0]", "z[1]") if d == 2 else ("z[0]", "(none: 1-D latent)"))
-    else:  # no data to fit PCA on: the plane of the first two dimensions, the others at 0
-        view = LatentView("pca", d, ("z[0]", "z[1]"), mean=torch.zeros(d, dtype=torch.float64),
-                          components=torch.eye(2, d, dtype=torch.float64))
-    if d <= 2:
-        about = "The pad is the latent plane itself: its two axes are the two numbers of the code."
-    elif view.explained_variance_ratio_ is not None:
-        about = (f"The code has {d} numbers, so the pad is the flat slice through the test codes that shows the most "
-                 "of their spread (PCA): a spot on it sets all of them; a slider then moves one number off that slice.")
-    else:
-        about = (f"The code has {d} numbers; without the model's data the pad is the plane of z[0] and z[1], the "
-                 "others at 0; a slider moves one number off that plane.")
-    return view, about
 
 
 entry, model = ui.current_model()
@@ -52,7 +29,7 @@ with ui.friendly_errors("The latent pad"):
         mu = labels = names = None
         st.caption(f"This session does not have the data **{entry.title}** was trained on, so the map shows no "
                    "test points; the pad and the decoder work all the same.")
-    view, about = plane_view(entry, mu)
+    view, about = latent_pad.plane_view(entry, mu)
     points = None if mu is None else view.transform(torch.from_numpy(mu)).numpy()
 
     c1, c2 = st.columns([1, 2])

@@ -291,6 +291,9 @@ class Pad {
       p: this.p.slice()};
     this.sent.push(point);
     if (this.sent.length > 16) this.sent.shift();
+    // The user moved off Python's last point: Python sending that same point again (a page's "centre" button
+    // pressed twice, with a drag between) must move the pad back, so it counts as new from now on.
+    this.lastDataZ = null;
     this.setStateValue?.("point", point);
   }
 

@@ -336,3 +336,157 @@ class TestLinks:
 def test_exact_float_reads_back_as_the_same_float32():
     for v in [0.15, 0.1 + 0.05, -1.2345673, 1e-9, 3.0, 2.5000001, 999.99]:
         assert np.float32(float(_ui.exact_float(v))) == np.float32(v)
+
+
+# -- the latent pad: the default way to move the point (decoded in the browser) ----------------------------------------
+def pad_data(at: AppTest) -> dict:
+    """The data the page sent to the latent pad component on the last run."""
+    [element] = at.get("bidi_component")
+    assert element.proto.component_name == "latent_pad"
+    return json.loads(element.proto.json)
+
+
+def release(at: AppTest, z, y=None) -> AppTest:
+    """What the browser sends when the pad is released at (z, y): the component's `point` state, then a run."""
+    [element] = at.get("bidi_component")
+    sha = json.loads(element.proto.json)["decoder_id"]
+    states = at._tree.get_widget_states()
+    states.widgets.append(WidgetState(id=element.proto.id, json_value=json.dumps(
+        {"point": {"decoder_id": sha, "scene_id": "any", "z": list(z), "y": y, "p": [0, 0]}})))
+    at._run(states)
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def framed_columns(fig: dict) -> list[int]:
+    """Per traversal row, the column of the red frame (the tile nearest the point)."""
+    centres = fig["layout"]["xaxis"]["tickvals"]
+    return [min(range(len(centres)), key=lambda c: abs(centres[c] - (s["x0"] + s["x1"]) / 2))
+            for s in fig["layout"]["shapes"]]
+
+
+def odd_model(at: AppTest):
+    """Put a model whose decoder has a layer the browser decoder does not know (SiLU) in the session's uploads and
+    pick it (as tests/app/test_pad_page.py does for the component alone)."""
+    from torch import nn
+
+    from vae_core.library import ModelEntry
+
+    m, meta = load_checkpoint(ROOT / "checkpoints" / "digits-vae-2d.pt")
+    m.decoder[1] = nn.SiLU()  # not one of Linear, ReLU, Unflatten, ConvTranspose2d
+    entry = ModelEntry("upload/odd-decoder", "Odd decoder", "upload", "d0" * 32, m.config, meta)
+    at.session_state["uploads"] = {entry.key: (entry, m)}
+    at.run()
+    picker(at).set_value(entry.key).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return m
+
+
+class TestBrowserPad:
+    def test_the_pad_is_the_default_for_every_bundled_model(self):
+        at = open_decode(browser=True)
+        toggle = at.toggle(key="decode_in_browser")
+        assert toggle.value is True and toggle.label == "Decode in the browser" and len(toggle.help) > 80
+        for name in ZOO_NAMES:
+            picker(at).set_value(f"zoo/{name}").run()
+            assert not at.exception, (name, [e.value for e in at.exception])
+            m = model(name)
+            d = m.config.latent_dim
+            data = pad_data(at)
+            assert data["z"] == [0.0] * d and (data["y"] == 0) == m.config.is_conditional, name
+            assert data["slider_dims"] == (list(range(d)) if d <= 6 else sorted(labelled(
+                at.multiselect, "Dimensions with sliders").value)), name
+            assert not z_sliders(at), name  # the pad replaces the server sliders
+            assert not [i for i in at.image if i.captions and i.captions[0].startswith("The decoder's image")]
+            assert len(charts(at)) == 1, name  # the traversal around the point
+            assert at.query_params["z"] == ",".join(["0.0"] * d) and "decoder" not in at.query_params, name
+            assert not at.error and not at.info, (name, [e.value for e in at.error], [i.value for i in at.info])
+
+    def test_the_released_point_is_the_pages_point_and_the_grid_and_url_follow(self):
+        at = open_decode(browser=True)
+        at.slider(key="decode_trav_n").set_value(7).run()  # columns at -3, -2, ..., 3
+        assert framed_columns(charts(at)[0]) == [3, 3]
+        release(at, [2.9, -1.1])
+        assert point(at) == [2.9, -1.1]
+        assert at.query_params["z"] == "2.9,-1.1"
+        assert framed_columns(charts(at)[0]) == [6, 2]
+        assert any(c.value.startswith("z = (2.90, -1.10).") for c in at.caption)
+        assert pad_data(at)["z"] is None  # the pad shows that point already: nothing to move
+        show_manifold(at)
+        [manifold] = charts(at)
+        assert len(manifold["layout"]["shapes"]) == 1  # the manifold grid frames the released point too
+
+    def test_a_cvae_release_carries_its_class(self):
+        at = open_decode("digits-cvae-2d", browser=True)
+        release(at, [0.5, 0.25], y=6)
+        assert at.session_state["decode_point"]["y"] == 6 and point(at) == [0.5, 0.25]
+        assert at.query_params["class"] == "6"
+        assert any(c.value.startswith("z = (0.50, 0.25), class 6.") for c in at.caption)
+
+    def test_the_start_buttons_move_the_pad(self):
+        at = open_decode(browser=True)
+        release(at, [1.0, 1.0])
+        at.number_input(key="decode_seed").set_value(7).run()
+        button(at, "Random").click().run()
+        expected = sample_prior(model("digits-vae-2d"), 1, seed=7)[0][0].tolist()
+        assert pad_data(at)["z"] == expected and point(at) == expected
+        release(at, [-2.0, 0.5])
+        button(at, "Centre").click().run()
+        assert pad_data(at)["z"] == [0.0, 0.0] and point(at) == [0.0, 0.0]
+        assert at.query_params["z"] == "0.0,0.0"
+
+    def test_encoding_a_test_image_moves_the_pad_and_its_class(self):
+        at = open_decode("digits-cvae-2d", browser=True)
+        m, meta = load_checkpoint(ROOT / "checkpoints" / "digits-cvae-2d.pt")
+        data = load_from_spec(meta["data_spec"])
+        at.number_input(key="decode_index_359").set_value(5).run()
+        button(at, "Encode").click().run()
+        mu = encode_dataset(m, data.test.x[5:6], data.test.y[5:6]).mu[0].tolist()
+        sent = pad_data(at)
+        assert sent["z"] == mu and sent["y"] == int(data.test.y[5])
+
+    def test_the_toggle_switches_to_the_server_sliders_at_the_same_point_and_back(self):
+        at = open_decode(browser=True)
+        release(at, [1.25, -0.5])
+        at.toggle(key="decode_in_browser").set_value(False).run()
+        assert not at.exception and not at.get("bidi_component")
+        assert [s.value for s in z_sliders(at)] == [1.25, -0.5]
+        assert np.array_equal(decoded(at), rendered(model("digits-vae-2d"), [1.25, -0.5]))
+        assert at.query_params["decoder"] == "server"  # the link keeps the choice
+        z_sliders(at)[0].set_value(-2.0).run()
+        at.toggle(key="decode_in_browser").set_value(True).run()
+        assert pad_data(at)["z"] == [-2.0, -0.5]  # the pad starts where the sliders left the point
+        assert "decoder" not in at.query_params and not z_sliders(at)
+
+    def test_a_link_can_ask_for_the_server_path(self):
+        at = open_link(model="zoo/digits-vae-2d", decoder="server", z="0.5,0.5")
+        assert at.toggle(key="decode_in_browser").value is False
+        assert not at.get("bidi_component") and [s.value for s in z_sliders(at)] == [0.5, 0.5]
+        assert at.query_params["decoder"] == "server"
+
+    def test_a_garbled_decoder_link_gets_the_pad_and_a_notice(self):
+        at = open_link(browser=True, decoder="gpu")
+        assert any("“decoder” value could not be used" in i.value for i in at.info)
+        assert pad_data(at)["decoder"] is not None and not z_sliders(at)
+
+    def test_the_choice_stays_while_another_page_shows(self):
+        at = open_decode(browser=True)
+        at.toggle(key="decode_in_browser").set_value(False).run()
+        at.switch_page("pages/generate.py").run()
+        at.switch_page(PAGE).run()
+        assert not at.exception
+        assert at.toggle(key="decode_in_browser").value is False and z_sliders(at)
+
+    def test_a_decoder_the_browser_cannot_run_gets_the_notice_and_the_server_sliders(self):
+        at = open_decode(browser=True)
+        m = odd_model(at)
+        assert not at.get("bidi_component")
+        [notice] = [i for i in at.info if "cannot run in the browser" in i.value]
+        assert "SiLU" in notice.value
+        assert at.toggle(key="decode_in_browser").value is True  # the choice stands; this model cannot take it
+        assert [s.label for s in z_sliders(at)] == ["z[0]", "z[1]"]
+        z_sliders(at)[0].set_value(1.0).run()
+        assert np.array_equal(decoded(at), rendered(m, [1.0, 0.0]))
+        picker(at).set_value("zoo/digits-vae-2d").run()  # a bundled model: the pad again, at the same point
+        assert pad_data(at)["z"] == [1.0, 0.0]
+        assert not [i for i in at.info if "cannot run in the browser" in i.value]

@@ -268,3 +268,99 @@ class TestLinks:
         assert any("Nothing selected yet" in i.value for i in at.info)
         for name in ("idx", "pt"):
             assert name not in at.query_params  # the bad value is dropped from the link
+
+
+# -- the real-time pad below the map -------------------------------------------------------------------------------------
+def pad_data(at: AppTest) -> dict:
+    """The data the page sent to the latent pad component on the last run."""
+    [element] = at.get("bidi_component")
+    assert element.proto.component_name == "latent_pad"
+    return json.loads(element.proto.json)
+
+
+def release_pad(at: AppTest, z, y=None) -> AppTest:
+    """What the browser sends when the pad is released at (z, y): the component's `point` state, then a run."""
+    [element] = at.get("bidi_component")
+    states = at._tree.get_widget_states()
+    states.widgets.append(WidgetState(id=element.proto.id, json_value=json.dumps(
+        {"point": {"decoder_id": pad_data(at)["decoder_id"], "scene_id": "any", "z": list(z), "y": y,
+                   "p": [0, 0]}})))
+    at._run(states)
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+class TestRealTimePad:
+    def test_the_pad_walks_the_same_view_as_the_map(self):
+        at = open_app(PAGE)
+        assert "Walk the map in real time" in [h.value for h in at.subheader]
+        data = pad_data(at)
+        assert data["decoder"]["format"] == "latent-lab-decoder" and data["z"] == [0.0, 0.0]
+        scene = data["scene"]
+        assert scene["view"]["method"] == "identity" and scene["view"]["axis_labels"] == ["z[0]", "z[1]"]
+        assert len(scene["points"]["x"]) == 359  # every test image, in the map's coordinates
+        first = point_of(spec(at, "lm_chart"), 0)
+        assert (scene["points"]["x"][0], scene["points"]["y"][0]) == pytest.approx(first, abs=1e-3)
+
+    def test_a_pca_map_gets_a_pca_pad_and_a_tsne_map_says_why_the_pad_stays_pca(self):
+        at = open_app(PAGE)
+        picker(at).set_value("zoo/digits-vae-10d").run()
+        view = pad_data(at)["scene"]["view"]
+        assert view["method"] == "pca" and len(view["mean"]) == 10
+        assert not any("t-SNE map has no way back" in c.value for c in at.caption)
+        at.selectbox(key="lm_view").set_value("tsne").run()
+        assert not at.exception
+        assert "view only" in spec(at, "lm_chart")["layout"]["xaxis"]["title"]["text"]  # the map: t-SNE
+        assert any("t-SNE map has no way back" in c.value for c in at.caption)
+        assert pad_data(at)["scene"] is None  # the same PCA scene the page already holds: not sent again
+        assert at.get("bidi_component")[0].proto.component_name == "latent_pad"
+
+    def test_a_release_reaches_the_link_and_the_decode_page(self):
+        at = open_app(PAGE)
+        select_on_map(at, "lm_chart", click(42))
+        release_pad(at, [1.5, -0.75])
+        assert at.query_params["z"] == "1.5,-0.75"
+        assert at.query_params["idx"] == "42"  # the map's selection stays
+        assert "Test image #42" in markdown_text(at)
+        at.switch_page("pages/decode.py").run()
+        assert not at.exception
+        assert at.session_state["decode_point"]["z"] == [1.5, -0.75]
+        [decode_pad] = at.get("bidi_component")
+        sent = json.loads(decode_pad.proto.json)
+        assert sent["z"] == [1.5, -0.75]
+        assert sent["decoder"] is None  # the page got this model's weights on the Latent map already
+
+    def test_the_maps_class_moves_the_pads_class(self):
+        at = open_app(PAGE)
+        picker(at).set_value("zoo/digits-cvae-2d").run()
+        assert pad_data(at)["y"] == 0
+        release_pad(at, [0.25, 0.5], y=2)
+        at.selectbox(key="lm_class").set_value(7).run()
+        data = pad_data(at)
+        assert (data["z"], data["y"]) == ([0.25, 0.5], 7)
+        assert at.query_params["class"] == "7" and at.query_params["cls"] == "7"
+
+    def test_a_decoder_the_browser_cannot_run_gets_the_notice_and_server_sliders(self):
+        from torch import nn
+
+        from tests.app.conftest import ROOT
+        from vae_core.checkpoint import load_checkpoint
+        from vae_core.library import ModelEntry
+
+        at = open_app(PAGE)
+        m, meta = load_checkpoint(ROOT / "checkpoints" / "digits-vae-2d.pt")
+        m.decoder[1] = nn.SiLU()  # a layer the browser decoder does not know
+        entry = ModelEntry("upload/odd-decoder", "Odd decoder", "upload", "d0" * 32, m.config, meta)
+        at.session_state["uploads"] = {entry.key: (entry, m)}
+        at.run()
+        picker(at).set_value(entry.key).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert not at.get("bidi_component")
+        [notice] = [i for i in at.info if "cannot run in the browser" in i.value]
+        assert "SiLU" in notice.value
+        sliders = [s for s in at.slider if s.label.startswith("z[")]
+        assert [s.label for s in sliders] == ["z[0]", "z[1]"]
+        sliders[1].set_value(-1.0).run()
+        assert at.query_params["z"] == "0.0,-1.0"
+        assert image_with_caption(at, "Decoded on the server").shape == (200, 200, 3)
+        assert spec(at, "lm_chart")["layout"]["xaxis"]["title"]["text"] == "z[0]"  # the map is unaffected

@@ -1,8 +1,11 @@
-"""Decode and Generate in a real browser: a decoder slider moved with the keyboard redraws the image (and the
-link), another seed draws other samples, and screenshots of both pages with the 2-D and the 10-D digits VAE."""
+"""Decode and Generate in a real browser: on the Decode page's server path a decoder slider moved with the keyboard
+redraws the image (and the link), "Decode in the browser" switched off by hand gives the same sliders, another seed
+draws other samples, and screenshots of both pages with the 2-D and the 10-D digits VAE. The Decode page's default,
+the latent pad decoding in the browser, is tested in test_latent_pad.py."""
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import assert_no_exception, screenshot, wait_for_app
 
@@ -40,7 +43,7 @@ def slider_thumb(page, label: str):
 
 
 def test_a_shared_link_opens_on_its_point_and_a_slider_redraws_the_image(page, server):
-    open_page(page, server, "decode?model=zoo/digits-vae-2d&z=1.5%2C-0.75")
+    open_page(page, server, "decode?model=zoo/digits-vae-2d&decoder=server&z=1.5%2C-0.75")
     thumb = slider_thumb(page, "z[0]")
     assert (thumb.input_value(), slider_thumb(page, "z[1]").input_value()) == ("1.5", "-0.75")
     before = src(page, DECODED_IMG)
@@ -56,6 +59,24 @@ def test_a_shared_link_opens_on_its_point_and_a_slider_redraws_the_image(page, s
     page.keyboard.press("ArrowLeft")
     page.wait_for_function("(b) => document.querySelector('.st-key-decoded img').getAttribute('src') === b",
                            arg=before, timeout=15_000)
+
+
+def test_switching_the_browser_decoder_off_gives_the_server_sliders(page, server):
+    open_page(page, server, "decode?model=zoo/digits-vae-2d&z=0.5%2C0.5")
+    expect(page.locator("canvas.latent-pad")).to_be_visible()  # the default: the pad
+    assert slider_thumb(page, "z[0]").count() == 0
+    page.get_by_text("Decode in the browser", exact=True).click()  # the toggle's label
+    wait_for_app(page)
+    assert_no_exception(page)
+    assert page.locator("canvas.latent-pad").count() == 0
+    assert slider_thumb(page, "z[0]").input_value() == "0.5"
+    assert "decoder=server" in page.url
+    before = src(page, DECODED_IMG)
+    slider_thumb(page, "z[1]").focus()
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function(CHANGED_JS, arg=[DECODED_IMG, before], timeout=15_000)
+    wait_for_app(page)
+    assert "z=0.5%2C0.45" in page.url
 
 
 def test_another_seed_draws_other_samples(page, server):
@@ -74,7 +95,7 @@ def test_another_seed_draws_other_samples(page, server):
 @pytest.mark.parametrize("model", ["digits-vae-2d", "digits-vae-10d"])
 def test_screenshots(page, server, model):
     page.set_viewport_size({"width": 1400, "height": 2300})  # Streamlit scrolls inside: a tall window shows all
-    open_page(page, server, f"decode?model=zoo/{model}")
+    open_page(page, server, f"decode?model=zoo/{model}&decoder=server")
     assert page.locator('[data-testid="stPlotlyChart"]').count() >= 1
     screenshot(page, f"decode-{model}")
     page.get_by_text("Manifold grid", exact=True).click()  # the segmented control's button
