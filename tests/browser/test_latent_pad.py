@@ -1,6 +1,7 @@
 """The Latent pad in a real browser: the page's own decoder reproduces torch for every bundled model, a drag
 repaints the image on every animation frame, the canvas equals the server's picture, the weights travel once,
-switching models needs no reload, and the released point reaches Python and the URL.
+switching models needs no reload, and the released point reaches Python and the URL. The same pad on the Decode page
+(its traversal grid and link follow the release; its start buttons move the pad) and below the Latent map.
 
 A real `streamlit run app.py` and headless Chromium (see conftest.py). The component lives in a shadow root:
 Playwright's locators reach into it; page.evaluate uses the component's hook window.__latentLab.
@@ -123,6 +124,7 @@ def open_pad(page, server, name: str, **params) -> None:
 def pad_box(page) -> dict:
     canvas = page.locator("canvas.latent-pad")
     expect(canvas).to_be_visible()
+    canvas.scroll_into_view_if_needed()  # below the Latent map it starts out of the window
     return canvas.bounding_box()
 
 
@@ -342,3 +344,99 @@ def test_a_page_that_lost_its_decoder_asks_for_it_again(page, server):
     assert state(page)["z"] == pytest.approx(released, abs=1e-6)
     np.testing.assert_array_equal(canvas_rgb(page), server_render("digits-vae-2d", state(page)["z"]))
     assert_no_exception(page)
+
+
+# -- the pad on the Decode page and below the Latent map ----------------------------------------------------------------
+TRAVERSAL_JS = """() => { const plot = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+  return plot && {tickvals: plot.layout.xaxis.tickvals, ticktext: plot.layout.xaxis.ticktext,
+                  shapes: (plot.layout.shapes || []).map(s => (s.x0 + s.x1) / 2)}; }"""
+
+
+def open_app_page(page, server, path: str, name: str) -> None:
+    page.goto(f"{server}/{path}")
+    wait_for_app(page)
+    page.wait_for_function(READY_JS, arg=sha_of(name), timeout=60_000)
+    wait_for_app(page)
+    assert_no_exception(page)
+
+
+def framed_values(page) -> list[float]:
+    """Per traversal row, the value (σ) of the framed tile: the one nearest the page's point."""
+    t = page.evaluate(TRAVERSAL_JS)
+    return [float(t["ticktext"][min(range(len(t["tickvals"])), key=lambda c: abs(t["tickvals"][c] - x))])
+            for x in t["shapes"]]
+
+
+def nearest_values(z, values) -> list[float]:
+    return [min(values, key=lambda v: abs(v - zi)) for zi in z]
+
+
+def test_on_the_decode_page_a_drag_redraws_and_the_grid_and_link_follow_the_release(page, server):
+    name = "digits-vae-2d"
+    open_app_page(page, server, f"decode?model=zoo/{name}", name)
+    assert page.locator('[data-testid="stSlider"] input[aria-label="z[0]"]').count() == 0  # the pad, no sliders
+    before = canvas_rgb(page)
+    np.testing.assert_array_equal(before, server_render(name, [0.0, 0.0]))
+    values = [float(v) for v in page.evaluate(TRAVERSAL_JS)["ticktext"]]
+    assert framed_values(page) == nearest_values([0.0, 0.0], values)
+    box = pad_box(page)
+    page.mouse.move(box["x"] + 0.5 * box["width"], box["y"] + 0.5 * box["height"])
+    page.mouse.down()
+    page.mouse.move(box["x"] + 0.85 * box["width"], box["y"] + 0.2 * box["height"], steps=6)
+    mid_drag = canvas_rgb(page)  # before the release: only the page's own decoder can have drawn this
+    assert not np.array_equal(mid_drag, before)
+    page.mouse.up()
+    wait_for_app(page)
+    assert_no_exception(page)
+    z = state(page)["z"]
+    assert z[0] > 0.5 and z[1] > 0.5, z  # right and up on the pad
+    np.testing.assert_array_equal(canvas_rgb(page), server_render(name, z))
+    assert url_point(page) == pytest.approx(z, abs=1e-6)
+    expect(page.get_by_text(f"z = ({', '.join(f'{v:.2f}' for v in z)}).")).to_be_visible()
+    deadline = time.monotonic() + 10  # plotly redraws the new chart over the next frames
+    while framed_values(page) != nearest_values(z, values) and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert framed_values(page) == nearest_values(z, values)  # the traversal moved its frames to the new point
+    screenshot(page, "decode-latent-pad")
+
+
+def test_the_decode_pages_start_buttons_move_the_pad(page, server):
+    name = "digits-vae-2d"
+    open_app_page(page, server, f"decode?model=zoo/{name}", name)
+    for _ in range(2):  # the second time the page sends the very point it sent before: the pad must still move
+        drag(page, [(0.5, 0.5), (0.2, 0.8)], steps=4)
+        wait_for_app(page)
+        assert state(page)["z"] != pytest.approx([0.0, 0.0], abs=1e-3)
+        page.get_by_role("button", name="Centre").click()
+        wait_for_app(page)
+        page.wait_for_function("() => window.__latentLab.state().z.every(v => v === 0)", timeout=15_000)
+        np.testing.assert_array_equal(canvas_rgb(page), server_render(name, [0.0, 0.0]))
+        assert url_point(page) == [0.0, 0.0]
+    page.get_by_role("button", name="Encode").click()  # test image 0's code
+    wait_for_app(page)
+    page.wait_for_function("() => window.__latentLab.state().z.some(v => v !== 0)", timeout=15_000)
+    z = state(page)["z"]
+    assert url_point(page) == pytest.approx(z, abs=1e-6)
+    np.testing.assert_array_equal(canvas_rgb(page), server_render(name, z))
+    assert_no_exception(page)
+
+
+def test_below_the_latent_map_the_pad_decodes_in_the_browser(page, server):
+    name = "digits-vae-10d"  # a PCA map: the pad walks the same plane
+    open_app_page(page, server, f"latent-map?model=zoo/{name}", name)
+    assert page.locator('[data-testid="stPlotlyChart"]').count() >= 1  # the map is still there
+    expect(page.get_by_text("Walk the map in real time")).to_be_visible()
+    before = canvas_rgb(page)
+    box = pad_box(page)
+    page.mouse.move(box["x"] + 0.5 * box["width"], box["y"] + 0.5 * box["height"])
+    page.mouse.down()
+    page.mouse.move(box["x"] + 0.25 * box["width"], box["y"] + 0.3 * box["height"], steps=6)
+    assert not np.array_equal(canvas_rgb(page), before)  # redrawn in the page, mid-drag
+    page.mouse.up()
+    wait_for_app(page)
+    assert_no_exception(page)
+    z = state(page)["z"]
+    assert len(z) == 10
+    np.testing.assert_array_equal(canvas_rgb(page), server_render(name, z))
+    assert url_point(page) == pytest.approx(z, abs=1e-6)
+    screenshot(page, "latent-map-pad")
