@@ -4,8 +4,8 @@ Starts `streamlit run app.py` on a free loopback port (or uses --url), opens the
 (`?decoder=server`: Streamlit sliders, each move decoded by PyTorch on the server; the page's default, the latent pad
 decoding in the browser, is bench/pad_latency.py's) in headless Chromium (Debian's /usr/bin/chromium through
 Playwright), starts at test image 0's code ("Encode"), focuses the z[0] slider's thumb (--dim) and presses
-ArrowRight --presses times. For each press the page itself records the keydown time and, through a MutationObserver on the
-decoded image's `src`, the time its new picture has loaded and the next frame begins (paint), both on
+ArrowRight --presses times. For each press the page itself records the keydown time and, through a MutationObserver
+on the decoded image's `src`, the time its new picture has loaded and the next frame begins (paint), both on
 performance.now(); after each press the app is left to go idle. Prints the median and the 95th percentile in ms
 (target: median < 250 ms), with the load average (the machine is shared: read the figures with it).
 

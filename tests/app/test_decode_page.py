@@ -402,6 +402,18 @@ class TestBrowserPad:
             assert at.query_params["z"] == ",".join(["0.0"] * d) and "decoder" not in at.query_params, name
             assert not at.error and not at.info, (name, [e.value for e in at.error], [i.value for i in at.info])
 
+    def test_a_model_without_its_data_gets_a_pad_without_test_points(self):
+        at = open_decode(browser=True)
+        uploaded(at, input_shape=(3, 16, 16), num_classes=3, kind="cvae", arch="conv", latent_dim=12)
+        data = pad_data(at)
+        assert data["decoder"]["latent_dim"] == 12 and data["z"] == [0.0] * 12 and data["y"] == 0
+        assert data["scene"]["points"] is None and data["scene"]["view"]["method"] == "pca"
+        assert data["slider_dims"] == sorted(labelled(at.multiselect, "Dimensions with sliders").value)
+        assert any("without the model's data the pad is the plane of z[0] and z[1]" in c.value for c in at.caption)
+        release(at, [0.5] * 12, y=2)
+        assert point(at) == [0.5] * 12 and at.query_params["class"] == "2"
+        assert len(charts(at)) == 1 and not at.error
+
     def test_the_released_point_is_the_pages_point_and_the_grid_and_url_follow(self):
         at = open_decode(browser=True)
         at.slider(key="decode_trav_n").set_value(7).run()  # columns at -3, -2, ..., 3

@@ -270,7 +270,7 @@ class TestLinks:
             assert name not in at.query_params  # the bad value is dropped from the link
 
 
-# -- the real-time pad below the map -------------------------------------------------------------------------------------
+# -- the real-time pad below the map -------------------------------------------------------------------------------
 def pad_data(at: AppTest) -> dict:
     """The data the page sent to the latent pad component on the last run."""
     [element] = at.get("bidi_component")

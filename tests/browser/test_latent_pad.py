@@ -346,7 +346,7 @@ def test_a_page_that_lost_its_decoder_asks_for_it_again(page, server):
     assert_no_exception(page)
 
 
-# -- the pad on the Decode page and below the Latent map ----------------------------------------------------------------
+# -- the pad on the Decode page and below the Latent map -----------------------------------------------------------
 TRAVERSAL_JS = """() => { const plot = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
   return plot && {tickvals: plot.layout.xaxis.tickvals, ticktext: plot.layout.xaxis.ticktext,
                   shapes: (plot.layout.shapes || []).map(s => (s.x0 + s.x1) / 2)}; }"""
