@@ -11,7 +11,7 @@
     alternating page, CLI, page, CLI ... for `--rounds` rounds. Prints both medians and page/CLI (target >= 0.85).
 
     .venv/bin/python bench/app_startup.py [--loads 3] [--rounds 2] [--epochs 30] [--skip-train] [--skip-open]
-                                          [--also-away]
+                                          [--also-away] [--cli-threads N]
 
 --also-away adds, each round, a page run where the browser leaves the Train page once training runs: the gap
 between it and the normal page run is what drawing the live view costs the training.
@@ -105,11 +105,11 @@ def train_in_page(browser, url: str, user_dir: Path, epochs: int, name: str, awa
             "test_elbo": meta["metrics"].get("test_elbo")}
 
 
-def train_cli(epochs: int, out: Path) -> dict:
+def train_cli(epochs: int, out: Path, threads: int = 0) -> dict:
     cmd = [sys.executable, "-m", "vae_core", "train", "--dataset", SETTINGS["dataset"],
            "--latent-dim", str(SETTINGS["latent_dim"]), "--hidden", *map(str, SETTINGS["hidden"]),
            "--batch-size", str(SETTINGS["batch_size"]), "--lr", str(SETTINGS["lr"]), "--seed", str(SETTINGS["seed"]),
-           "--epochs", str(epochs), "--out", str(out), "--json"]
+           "--epochs", str(epochs), "--out", str(out), "--json", *(["--threads", str(threads)] if threads else [])]
     t0 = time.monotonic()
     done = subprocess.run(cmd, cwd=APP_DIR, capture_output=True, text=True, check=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -172,6 +172,9 @@ def main() -> int:
     parser.add_argument("--loads", type=int, default=3, help="fresh page loads after the cold one (median)")
     parser.add_argument("--rounds", type=int, default=2, help="page/CLI training rounds, alternating")
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--cli-threads", type=int, default=0,
+                        help="torch threads of the CLI runs (0: the CLI's default, one per core; the page's job "
+                             "uses one core fewer, see vae_core.jobs.job_threads)")
     parser.add_argument("--skip-open", action="store_true")
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--also-away", action="store_true",
@@ -225,7 +228,7 @@ def main() -> int:
                         print(f"round {r + 1} page, left while training: {away_runs[-1]['samples_per_s']:,.0f} "
                               f"samples/s ({cpu_note(away_runs[-1])})")
                     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-                    cli_runs.append(train_cli(args.epochs, tmp / f"cli-{r}.pt"))
+                    cli_runs.append(train_cli(args.epochs, tmp / f"cli-{r}.pt", args.cli_threads))
                     after = resource.getrusage(resource.RUSAGE_CHILDREN)
                     cli_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
                     print(f"round {r + 1} CLI:  {cli_runs[-1]['samples_per_s']:,.0f} samples/s "

@@ -98,3 +98,12 @@ class TestJobs:
         assert job.join(30)
         assert job.state == "failed" and "training failed" in job.snapshot().message
         assert limiter.running == 0
+
+
+def test_a_job_leaves_one_core_for_the_pages():
+    from vae_core.jobs import job_threads
+
+    assert job_threads(running=1, cores=2) == 1  # the other core draws the pages
+    assert job_threads(running=1, cores=8) == 7
+    assert job_threads(running=3, cores=8) == 2  # a fair share when several train
+    assert job_threads(running=4, cores=2) == 1 and job_threads(running=1, cores=1) == 1  # never zero

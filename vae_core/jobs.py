@@ -29,6 +29,17 @@ STATES = ("queued", "running", "done", "failed", "cancelled")
 MAX_STEP_POINTS = 2000  # step metrics kept for the live curve; older ones are thinned
 
 
+def job_threads(running: int, cores: int | None = None) -> int:
+    """Torch threads for one job: a fair share of the cores but one, which is kept for the server's pages.
+
+    Measured (bench/app_startup.py, 2 cores, the browser on the same machine): with both cores, the job's two
+    OpenMP threads stall at every parallel barrier whenever the page being drawn takes a core, and training from
+    the page ran at 0.26-0.42 of the CLI's samples/s; with one thread it ran at 0.92. Small models gain little
+    from a second thread anyway."""
+    cores = cores or os.cpu_count() or 1
+    return max(1, (cores - 1) // max(1, running))
+
+
 class JobLimiter:
     """At most `max_running` jobs train at once; the others wait in first-come order and know their place."""
 
@@ -202,9 +213,7 @@ class TrainingJob:
             self.finished.set()
 
     def _train(self) -> None:
-        # Threads per job: all cores when alone, a fair share when others train too (set per thread: OpenMP).
-        cores = os.cpu_count() or 1
-        torch.set_num_threads(self.train_config.num_threads or max(1, cores // max(1, self.limiter.running)))
+        torch.set_num_threads(self.train_config.num_threads or job_threads(self.limiter.running))
         self._set(state="running")
         result = Trainer(self.model, self.data, self.train_config).run([self._on_event], self._cancel)
         checkpoint = None
@@ -260,4 +269,4 @@ class TrainingJob:
                 setattr(self, f"_{key}", value)
 
 
-__all__ = ["JobLimiter", "TrainingJob", "JobSnapshot", "STATES"]
+__all__ = ["job_threads", "JobLimiter", "TrainingJob", "JobSnapshot", "STATES"]
