@@ -473,6 +473,16 @@ class TestDisplay:
         for channel in range(3):
             np.testing.assert_array_equal(grid[:, :, channel], expected)
 
+    @pytest.mark.parametrize("n, c, nrow, padding, pad_value", [
+        (1, 1, 4, 2, 1.0), (5, 1, 3, 1, 1.0), (6, 3, 3, 0, 0.0), (7, 3, 10, 2, 0.5), (9, 1, 1, 1, 1.0)])
+    def test_grid_equals_torchvisions_make_grid(self, n, c, nrow, padding, pad_value):
+        from torchvision.utils import make_grid  # the reference: the app itself does not import torchvision
+
+        images = _rand(n, c, 5, 7)
+        expected = make_grid(images, nrow=nrow, padding=padding, pad_value=pad_value)  # (3, H', W')
+        expected = (expected * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        np.testing.assert_array_equal(image_grid(images, nrow=nrow, padding=padding, pad_value=pad_value), expected)
+
     def test_grid_layout(self):
         images = _rand(6, 3, 8, 8)
         grid = image_grid(images, nrow=3, padding=1, scale=2)
