@@ -45,6 +45,7 @@ torch.set_num_threads(1)
 
 ui.mark_shell_ran()
 ui.forget_old_sessions()
+ui.warm_up_training()
 with st.sidebar:
     ui.model_picker()
     ui.locker_box()

@@ -36,8 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from tests.browser.conftest import (APP_DIR, DEFAULT_MODEL_TITLE, FIRST_PAGE_TITLE, artifacts_dir,  # noqa: E402
-                                    launch_chromium, record_figure, sidebar_picker, start_server, stop_server,
-                                    wait_for_app)
+                                    cpu_seconds, descendants, launch_chromium, record_figure, sidebar_picker,
+                                    start_server, stop_server, tree_cpu_seconds, wait_for_app)
 
 SETTINGS = dict(dataset="digits", latent_dim=2, hidden=(256, 128), batch_size=64, lr=2e-3, seed=0)
 TARGET_RATIO = 0.85
@@ -117,34 +117,9 @@ def train_cli(epochs: int, out: Path, threads: int = 0) -> dict:
             "test_elbo": result.get("test_elbo")}
 
 
-def _cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        for child in children.get(pid, []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
 class CpuMeter:
-    """CPU seconds used by the server process and by the browser (every other process below this one).
+    """CPU seconds used by the server (with its training workers) and by the browser (every other process below
+    this one).
 
     The browser's figure misses processes that exit during the run (a closed context's renderer): a lower bound."""
 
@@ -152,8 +127,9 @@ class CpuMeter:
         self.server_pid = server_pid
 
     def read(self) -> tuple[float, dict[int, float]]:
-        browser = {pid: _cpu_seconds(pid) for pid in _descendants(os.getpid()) if pid != self.server_pid}
-        return _cpu_seconds(self.server_pid), browser
+        server = {self.server_pid, *descendants(self.server_pid)}
+        browser = {pid: cpu_seconds(pid) for pid in descendants(os.getpid()) if pid not in server}
+        return tree_cpu_seconds(self.server_pid), browser
 
     @staticmethod
     def delta(before, after) -> tuple[float, float]:

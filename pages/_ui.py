@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import os
+import threading
 import uuid
 from pathlib import Path
 
@@ -146,6 +147,16 @@ def session_alive_probe():
 def job_limiter() -> JobLimiter:
     """One per server: caps how many students train at the same time."""
     return JobLimiter(int(os.environ.get("LATENT_LAB_MAX_JOBS", os.cpu_count() or 1)))
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up_training() -> bool:
+    """Once per server, in the background: start the training workers' fork server (it imports torch, ~2 s),
+    so that the first Start of the day answers at once."""
+    from vae_core.jobs import warm_up_workers
+
+    threading.Thread(target=warm_up_workers, name="warm-up-training", daemon=True).start()
+    return True
 
 
 def start_training_job(model_config, train_config, data, name: str):

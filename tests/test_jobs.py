@@ -1,6 +1,12 @@
 """Background training jobs: a server-wide cap with a fair queue, saving, stopping, and the orphan watchdog."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +113,59 @@ def test_a_job_leaves_one_core_for_the_pages():
     assert job_threads(running=1, cores=8) == 7
     assert job_threads(running=3, cores=8) == 2  # a fair share when several train
     assert job_threads(running=4, cores=2) == 1 and job_threads(running=1, cores=1) == 1  # never zero
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped) counts as gone.
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+class TestWorkerProcess:
+    def test_training_runs_in_its_own_process_that_ends_with_the_job(self, digits, tmp_path):
+        job = _job(digits, JobLimiter(1), tmp_path, epochs=500).start()
+        wait_until(lambda: job.state == "running" and job.worker_pid is not None)
+        assert job.worker_pid != os.getpid() and _pid_alive(job.worker_pid)
+        wait_until(lambda: len(job.snapshot().history) >= 1)
+        job.cancel()
+        assert job.join(10)
+        wait_until(lambda: not _pid_alive(job.worker_pid), timeout=10)
+
+    def test_a_killed_worker_fails_the_job_clearly_and_frees_its_slot(self, digits):
+        limiter = JobLimiter(1)
+        job = _job(digits, limiter, epochs=500).start()
+        wait_until(lambda: job.state == "running" and job.worker_pid is not None)
+        os.kill(job.worker_pid, signal.SIGKILL)  # out of memory, a crash in native code
+        assert job.join(10)
+        assert job.state == "failed" and "stopped unexpectedly" in job.snapshot().message
+        assert limiter.running == 0
+
+    def test_the_worker_stops_when_the_server_dies(self, tmp_path):
+        """SIGKILL a 'server' process mid-training: its worker notices and stops within seconds."""
+        script = tmp_path / "server.py"
+        script.write_text(textwrap.dedent(f"""
+            import sys, time
+            sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+            from vae_core.config import TrainConfig, model_config_for
+            from vae_core.data import load_data
+            from vae_core.jobs import JobLimiter, TrainingJob
+            if __name__ == "__main__":  # the worker imports this module again (multiprocessing's forkserver)
+                data = load_data("digits")
+                config = model_config_for(data.input_shape, data.num_classes, latent_dim=2, hidden=(32,))
+                job = TrainingJob(config, TrainConfig(epochs=10_000, batch_size=64), data, JobLimiter(1)).start()
+                while job.worker_pid is None or job.state != "running":
+                    time.sleep(0.05)
+                print(job.worker_pid, flush=True)
+                time.sleep(600)
+        """))
+        server = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+        try:
+            worker_pid = int(server.stdout.readline())
+            assert _pid_alive(worker_pid)
+        finally:
+            server.kill()
+            server.wait()
+        wait_until(lambda: not _pid_alive(worker_pid), timeout=15)

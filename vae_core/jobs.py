@@ -1,15 +1,24 @@
-"""Background training jobs for the app: a thread per job, a server-wide cap, no Streamlit calls inside.
+"""Background training jobs for the app: a worker process per job, a server-wide cap, no Streamlit calls inside.
 
     limiter = JobLimiter(max_running=2)          # one per server (the app keeps it in st.cache_resource)
     job = TrainingJob(model_config, train_config, data, limiter, save_to=folder / "model.pt").start()
     job.snapshot()   # a consistent copy of state, progress, history, latest map and reconstructions
     job.cancel()     # stops within one mini-batch; what was learnt is kept and saved
 
-The UI polls `snapshot()`; the worker writes under a lock and never waits on the UI.
+The UI polls `snapshot()`; a thread of the server reads the worker's messages and writes them under a lock, and
+never waits on the UI.
+
+Why a process, not a thread: a training loop in the server's process fights every student's page for the GIL
+(each small torch op gives it up and must wait to get it back), and what it allocates stays in the server after
+it ends. In its own process (forked from a `forkserver` that has torch imported already, so a start costs
+milliseconds, not an interpreter start-up) it runs at the CLI's speed, a crash cannot take the server down, and
+its memory goes back to the system when it exits. The worker stops by itself if the server dies.
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
+import queue
 import threading
 import time
 import uuid
@@ -27,6 +36,18 @@ from vae_core.train import Trainer, TrainEvent, training_meta
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 MAX_STEP_POINTS = 2000  # step metrics kept for the live curve; older ones are thinned
+STEP_KEYS = ("loss", "recon", "kl", "elbo")
+
+# Workers are forked from a server process that has imported this module (hence torch) once.
+_PROCESSES = multiprocessing.get_context("forkserver")
+_PROCESSES.set_forkserver_preload(["vae_core.jobs"])
+
+
+def warm_up_workers() -> None:
+    """Start the fork server now (it imports torch: ~2 s), so the first student's Start does not wait for it."""
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
 
 
 def job_threads(running: int, cores: int | None = None) -> int:
@@ -107,7 +128,8 @@ class JobSnapshot:
 
 
 class TrainingJob:
-    """One training run in a daemon thread: waits for a slot, trains, saves its checkpoint."""
+    """One training run: a daemon thread waits for a slot, then a worker process trains and saves the checkpoint
+    while the thread relays its progress."""
 
     def __init__(self, model_config: ModelConfig, train_config: TrainConfig, data, limiter: JobLimiter, *,
                  save_to: Path | None = None, name: str = "", on_finish: Callable[["TrainingJob"], None] | None = None,
@@ -120,14 +142,13 @@ class TrainingJob:
         self.limiter = limiter
         self.save_to = Path(save_to) if save_to else None
         self.on_finish = on_finish
-        self.model = build_model(model_config, seed=train_config.seed)
-        self._cancel = threading.Event()
+        self.preview_size = preview_size
+        self.worker_pid: int | None = None  # the training process, once started
+        self._cancel = _PROCESSES.Event()  # shared with the worker process
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._work, name=f"train-{self.id}", daemon=True)
         self._alive = alive
         self._orphan_grace = orphan_grace
-        self._preview_x = data.test.x[:preview_size]
-        self._preview_y = data.test.y[:preview_size]
         self._start_time = time.time()
         # State below is written by the worker under the lock.
         self._state = "queued"
@@ -213,55 +234,55 @@ class TrainingJob:
             self.finished.set()
 
     def _train(self) -> None:
-        torch.set_num_threads(self.train_config.num_threads or job_threads(self.limiter.running))
+        messages = _PROCESSES.Queue()
+        worker = _PROCESSES.Process(
+            target=_worker_main, name=f"train-{self.id}", daemon=True,
+            args=(messages, self._cancel, self.model_config, self.train_config, self.data, self.preview_size,
+                  self.save_to, self.name, job_threads(self.limiter.running), os.getpid()))
+        worker.start()
+        self.worker_pid = worker.pid
         self._set(state="running")
-        result = Trainer(self.model, self.data, self.train_config).run([self._on_event], self._cancel)
-        checkpoint = None
-        if self.save_to and result.history:  # a stopped run keeps and saves what it learnt
-            meta = training_meta(self.data, self.train_config, result)
-            meta["name"] = self.name
-            checkpoint = save_checkpoint(self.save_to, self.model, meta)
-        message = result.message
-        if result.status == "cancelled" and self._message_on_cancel:
-            message = self._message_on_cancel
-        if result.status == "cancelled" and not result.history:
-            message = "stopped before the first epoch ended: nothing to keep"
-        self._set(state=result.status, message=message, checkpoint=checkpoint)
+        ended = False
+        while not ended:
+            try:
+                message = messages.get(timeout=0.5)
+            except queue.Empty:
+                if not worker.is_alive():  # died without a word: killed, out of memory, a crash in native code
+                    worker.join()
+                    self._set(state="failed", message=f"training failed: the worker process stopped unexpectedly "
+                                                      f"(exit code {worker.exitcode}); try a smaller model or batch")
+                    return
+                continue
+            ended = self._on_message(message)
+        worker.join(timeout=10)
 
-    def _on_event(self, event: TrainEvent) -> None:
-        m = event.metrics
-        if event.kind == "step":
+    def _on_message(self, message: tuple) -> bool:
+        """Apply one message of the worker; True for its last one."""
+        kind = message[0]
+        if kind == "step":
+            _, step, epoch, m = message
             with self._lock:
-                self._steps.append({"step": event.step, "epoch": event.epoch, **{k: m[k] for k in ("loss", "recon", "kl", "elbo")}})
+                self._steps.append({"step": step, "epoch": epoch, **{k: m[k] for k in STEP_KEYS}})
                 if len(self._steps) > MAX_STEP_POINTS:
                     self._steps = self._steps[::2]
-                self._progress = m["progress"]
-                self._samples_per_s = m["samples_per_s"]
-                self._epoch = event.epoch
-        elif event.kind == "epoch":
-            latent, recon = self._previews(event.epoch)
+                self._progress, self._samples_per_s, self._epoch = m["progress"], m["samples_per_s"], epoch
+        elif kind == "epoch":
+            _, epoch, m, latent, recon = message
             with self._lock:
                 self._history.append(m)
-                self._progress = m["progress"]
-                self._samples_per_s = m["samples_per_s"]
-                self._eta = m["eta_seconds"]
-                self._epoch = event.epoch
-                self._latent, self._recon = latent, recon
-
-    @torch.no_grad()
-    def _previews(self, epoch: int) -> tuple[dict, dict]:
-        """The test set's latent means and a strip of reconstructions, for the live map and strip."""
-        model = self.model.eval()
-        test = self.data.test
-        cond = model.config.is_conditional
-        mu = torch.cat([model.encode(test.x[i:i + 1024], test.y[i:i + 1024] if cond else None)[0]
-                        for i in range(0, len(test.x), 1024)])
-        y = self._preview_y if cond else None
-        mu_preview = model.encode(self._preview_x, y)[0]
-        x_hat = model.decode_mean(mu_preview, y)
-        model.train()
-        return ({"mu": mu.clone(), "y": test.y.clone(), "epoch": epoch},
-                {"x": self._preview_x.clone(), "x_hat": x_hat.clone(), "epoch": epoch})
+                self._progress, self._samples_per_s, self._eta = m["progress"], m["samples_per_s"], m["eta_seconds"]
+                self._epoch = epoch
+                self._latent = {"mu": torch.from_numpy(latent["mu"]), "y": torch.from_numpy(latent["y"]),
+                                "epoch": epoch}
+                self._recon = {"x": torch.from_numpy(recon["x"]), "x_hat": torch.from_numpy(recon["x_hat"]),
+                               "epoch": epoch}
+        elif kind == "end":
+            _, status, message_text, checkpoint = message
+            if status == "cancelled" and self._message_on_cancel:
+                message_text = self._message_on_cancel
+            self._set(state=status, message=message_text, checkpoint=Path(checkpoint) if checkpoint else None)
+            return True
+        return False
 
     def _set(self, **fields) -> None:
         with self._lock:
@@ -269,4 +290,65 @@ class TrainingJob:
                 setattr(self, f"_{key}", value)
 
 
-__all__ = ["job_threads", "JobLimiter", "TrainingJob", "JobSnapshot", "STATES"]
+# -- the worker process -----------------------------------------------------------------------------------------------
+def _worker_main(messages, cancel, model_config: ModelConfig, train_config: TrainConfig, data, preview_size: int,
+                 save_to: Path | None, name: str, threads: int, server_pid: int) -> None:
+    """Train in this process and report to the server through `messages`: ("step", ...), ("epoch", ...), then one
+    ("end", status, message, checkpoint path or None). Tensors travel as NumPy arrays (plain pickles)."""
+    try:
+        torch.set_num_threads(train_config.num_threads or threads)
+        threading.Thread(target=_stop_if_orphaned, args=(server_pid, cancel), daemon=True).start()
+        model = build_model(model_config, seed=train_config.seed)
+        preview_x, preview_y = data.test.x[:preview_size], data.test.y[:preview_size]
+
+        def on_event(event: TrainEvent) -> None:
+            m = event.metrics
+            if event.kind == "step":
+                messages.put(("step", event.step, event.epoch,
+                              {k: m[k] for k in (*STEP_KEYS, "progress", "samples_per_s")}))
+            elif event.kind == "epoch":
+                messages.put(("epoch", event.epoch, m, *_previews(model, data, preview_x, preview_y)))
+
+        result = Trainer(model, data, train_config).run([on_event], cancel)
+        checkpoint = None
+        if save_to and result.history:  # a stopped run keeps and saves what it learnt
+            meta = training_meta(data, train_config, result)
+            meta["name"] = name
+            checkpoint = str(save_checkpoint(save_to, model, meta))
+        message = result.message
+        if result.status == "cancelled" and not result.history:
+            message = "stopped before the first epoch ended: nothing to keep"
+        messages.put(("end", result.status, message, checkpoint))
+    except Exception as exc:  # never die silently: the student sees the error
+        messages.put(("end", "failed", f"training failed: {type(exc).__name__}: {exc}", None))
+    finally:
+        messages.close()
+        messages.join_thread()  # everything put is flushed to the server before the process exits
+
+
+def _stop_if_orphaned(server_pid: int, cancel, poll_seconds: float = 0.5) -> None:
+    """End this process once the server that started it is gone (killed, crashed): no training for nobody. At
+    once and without a word: nobody reads the messages any more, so a clean ending could block on a full pipe."""
+    while True:
+        time.sleep(poll_seconds)
+        try:
+            os.kill(server_pid, 0)
+        except ProcessLookupError:
+            os._exit(1)
+
+
+@torch.no_grad()
+def _previews(model, data, preview_x, preview_y) -> tuple[dict, dict]:
+    """The test set's latent means and a strip of reconstructions, for the live map and strip."""
+    model.eval()
+    test = data.test
+    cond = model.config.is_conditional
+    mu = torch.cat([model.encode(test.x[i:i + 1024], test.y[i:i + 1024] if cond else None)[0]
+                    for i in range(0, len(test.x), 1024)])  # (N, D)
+    y = preview_y if cond else None
+    x_hat = model.decode_mean(model.encode(preview_x, y)[0], y)  # (8, C, H, W)
+    model.train()
+    return ({"mu": mu.numpy(), "y": test.y.numpy()}, {"x": preview_x.numpy(), "x_hat": x_hat.numpy()})
+
+
+__all__ = ["job_threads", "warm_up_workers", "JobLimiter", "TrainingJob", "JobSnapshot", "STATES"]

@@ -112,6 +112,39 @@ def upload(page, path: Path) -> None:
     page.get_by_test_id("stFileUploader").locator('input[type="file"]').set_input_files(str(path))
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process (user + system), plus those of its children it has reaped: a training worker that
+    has ended still counts, in its parent's figure."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def descendants(root: int) -> list[int]:
+    """Every live process below `root` (children, their children, ...)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds of a process and everything below it: the app server with its training workers."""
+    return sum(cpu_seconds(pid) for pid in [root, *descendants(root)])
+
+
 def _tail(path: Path, lines: int = 40) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

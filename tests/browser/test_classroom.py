@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import (APP_DIR, Hostile, artifacts_dir, assert_no_exception, record_figure,
-                                    screenshot, sidebar_picker, start_server, upload, wait_for_app)
+from tests.browser.conftest import (APP_DIR, Hostile, artifacts_dir, assert_no_exception, descendants,
+                                    record_figure, screenshot, sidebar_picker, start_server, tree_cpu_seconds, upload,
+                                    wait_for_app)
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -288,14 +289,10 @@ def short_grace_server(tmp_path_factory):
 
 
 def _cpu_cores(pid: int, seconds: float) -> float:
-    """Cores the process used over the next `seconds` (user + system time from /proc)."""
-    def used():
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    start, t0 = used(), time.monotonic()
+    """Cores the server and its training workers used over the next `seconds` (user + system time from /proc)."""
+    start, t0 = tree_cpu_seconds(pid), time.monotonic()
     time.sleep(seconds)
-    return (used() - start) / (time.monotonic() - t0)
+    return (tree_cpu_seconds(pid) - start) / (time.monotonic() - t0)
 
 
 def _threads(pid: int) -> int:
@@ -317,6 +314,7 @@ def test_closing_the_browser_mid_training_stops_the_job(short_grace_server, brow
         assert not checkpoints(srv.user_dir, "classroom-orphan"), "saved before the run ended"
         step("epoch 2 under way; closing the browser")
         threads_training = _threads(srv.process.pid)
+        processes_training = len(descendants(srv.process.pid))  # the fork server and the training worker
         cpu_training = _cpu_cores(srv.process.pid, 2.0)
         closed_at = time.monotonic()
     finally:
@@ -339,12 +337,16 @@ def test_closing_the_browser_mid_training_stops_the_job(short_grace_server, brow
     assert meta["status"] == "cancelled", f"the run was not cancelled: {meta['status']}"
     assert 1 <= len(meta["history"]) < 200
     assert stop_seconds >= ORPHAN_GRACE_S - 0.5, "cancelled before the grace ended"
-    # Training really stopped: the checkpoint is not rewritten and the server's CPU use falls back. (Its thread count
-    # is printed only: script-runner and worker threads come and go, so it proves nothing either way.)
+    # Training really stopped: the worker process is gone, the checkpoint is not rewritten and the server's CPU use
+    # falls back. (Its thread count is printed only: script-runner threads come and go.)
     mtime = saved[0].stat().st_mtime
     cpu_after = _cpu_cores(srv.process.pid, 3.0)
-    print(f"server: {threads_training} threads and {cpu_training:.2f} cores while training; after the stop "
-          f"{_threads(srv.process.pid)} threads and {cpu_after:.2f} cores")
+    processes_after = len(descendants(srv.process.pid))
+    print(f"server: {threads_training} threads, {processes_training} child processes and {cpu_training:.2f} cores "
+          f"while training; after the stop {_threads(srv.process.pid)} threads, {processes_after} child processes "
+          f"and {cpu_after:.2f} cores")
+    assert processes_after <= processes_training - 1, "the training worker process is still there"
+    assert cpu_after < max(0.3, cpu_training / 2), f"the server still uses {cpu_after:.2f} cores after the stop"
     assert saved[0].stat().st_mtime == mtime, "the checkpoint was written again after the stop"
     assert not [p for p in checkpoints(srv.user_dir, "classroom-orphan") if p != saved[0]], "a second checkpoint appeared"
     assert healthy(srv)
