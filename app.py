@@ -4,7 +4,8 @@ Sets up the page, the navigation and the shared model picker in the sidebar; eac
 """
 import streamlit as st
 
-st.set_page_config(page_title="Latent Lab", page_icon=":material/blur_on:", layout="wide")
+# An emoji favicon is drawn in the page; a :material/…: one would be fetched from fonts.gstatic.com (offline: none).
+st.set_page_config(page_title="Latent Lab", page_icon="🌀", layout="wide")
 
 # Declared before the heavy imports below, so the first load shows the real navigation at once.
 PAGES = {
