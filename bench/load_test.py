@@ -534,6 +534,13 @@ async def navigate(student: Student, label: str, timeout_s: float) -> bool:
 
 async def move_slider(student: Student, presses: int, timeout_s: float) -> None:
     page = student.page
+    # The Decode page opens on the latent pad, which decodes in the browser and asks nothing of the server while
+    # it moves; the server's work is the Streamlit slider path, so the student switches to it.
+    toggle = page.get_by_label("Decode in the browser", exact=True)
+    if await toggle.count() and await toggle.is_checked():
+        await page.get_by_text("Decode in the browser", exact=True).click(timeout=timeout_s * 1000)
+        await page.wait_for_timeout(150)
+        await wait_idle(page, timeout_s)
     thumb = page.get_by_role("slider", name="z[0]")
     if not await thumb.count():
         thumb = page.locator('[role="slider"]')
@@ -831,7 +838,12 @@ async def ws_navigate(client: WsClient, student: Student, label: str, timeout_s:
         client.drain()
         t0 = time.monotonic()
         name = ws_page_name(client, label)
-        await client.rerun(page=name)
+        # On Decode, the link's `decoder=server` gives the Streamlit sliders (the pad decodes in the browser).
+        linked, client.query_string = client.query_string, ("decoder=server" if label == "Decode" else client.query_string)
+        try:
+            await client.rerun(page=name)
+        finally:
+            client.query_string = linked
         t1 = await client.wait_run(timeout_s, page_hash=client.pages[name][0])
         student.navs.append({"page": label, "seconds": round(t1 - t0, 3), "at": round(time.time(), 2)})
         return True

@@ -144,22 +144,25 @@ class TestWorkerProcess:
         assert limiter.running == 0
 
     def test_the_worker_stops_when_the_server_dies(self, tmp_path):
-        """SIGKILL a 'server' process mid-training: its worker notices and stops within seconds."""
-        script = tmp_path / "server.py"
+        """SIGKILL a 'server' process mid-training: its worker notices and stops within seconds. The 'server' is a
+        script with no `if __name__ == "__main__"` guard, as Streamlit's page scripts are: the worker must not run
+        it again (multiprocessing's default), which the script's own log shows."""
+        script, runs = tmp_path / "server.py", tmp_path / "runs.txt"
         script.write_text(textwrap.dedent(f"""
             import sys, time
             sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
             from vae_core.config import TrainConfig, model_config_for
             from vae_core.data import load_data
             from vae_core.jobs import JobLimiter, TrainingJob
-            if __name__ == "__main__":  # the worker imports this module again (multiprocessing's forkserver)
-                data = load_data("digits")
-                config = model_config_for(data.input_shape, data.num_classes, latent_dim=2, hidden=(32,))
-                job = TrainingJob(config, TrainConfig(epochs=10_000, batch_size=64), data, JobLimiter(1)).start()
-                while job.worker_pid is None or job.state != "running":
-                    time.sleep(0.05)
-                print(job.worker_pid, flush=True)
-                time.sleep(600)
+            with open({str(runs)!r}, "a") as log:
+                print("ran", flush=True, file=log)
+            data = load_data("digits")
+            config = model_config_for(data.input_shape, data.num_classes, latent_dim=2, hidden=(32,))
+            job = TrainingJob(config, TrainConfig(epochs=10_000, batch_size=64), data, JobLimiter(1)).start()
+            while job.worker_pid is None or job.state != "running":
+                time.sleep(0.05)
+            print(job.worker_pid, flush=True)
+            time.sleep(600)
         """))
         server = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
         try:
@@ -169,3 +172,4 @@ class TestWorkerProcess:
             server.kill()
             server.wait()
         wait_until(lambda: not _pid_alive(worker_pid), timeout=15)
+        assert runs.read_text().splitlines() == ["ran"], "the worker ran the server's main script again"

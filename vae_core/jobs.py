@@ -16,6 +16,7 @@ its memory goes back to the system when it exits. The worker stops by itself if 
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import queue
@@ -41,6 +42,34 @@ STEP_KEYS = ("loss", "recon", "kl", "elbo")
 # Workers are forked from a server process that has imported this module (hence torch) once.
 _PROCESSES = multiprocessing.get_context("forkserver")
 _PROCESSES.set_forkserver_preload(["vae_core.jobs"])
+
+
+_START_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _workers_skip_main_module():
+    """Start worker processes without re-running the parent's __main__ in them.
+
+    multiprocessing makes a new process import the parent's main module first (so pickled functions defined there
+    resolve). Inside Streamlit, __main__ is the page script being run: every worker would run app.py and the page
+    again, in bare mode, before training. Our worker's code lives in this module, so it needs none of that."""
+    from multiprocessing import spawn
+
+    original = spawn.get_preparation_data
+
+    def without_main(name):
+        data = original(name)
+        data.pop("init_main_from_path", None)
+        data.pop("init_main_from_name", None)
+        return data
+
+    with _START_LOCK:
+        spawn.get_preparation_data = without_main
+        try:
+            yield
+        finally:
+            spawn.get_preparation_data = original
 
 
 def warm_up_workers() -> None:
@@ -239,7 +268,8 @@ class TrainingJob:
             target=_worker_main, name=f"train-{self.id}", daemon=True,
             args=(messages, self._cancel, self.model_config, self.train_config, self.data, self.preview_size,
                   self.save_to, self.name, job_threads(self.limiter.running), os.getpid()))
-        worker.start()
+        with _workers_skip_main_module():
+            worker.start()
         self.worker_pid = worker.pid
         self._set(state="running")
         ended = False
