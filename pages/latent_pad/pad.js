@@ -287,8 +287,11 @@ class Pad {
       this.sendTimer = setTimeout(() => this.send(0), delayMs);
       return;
     }
+    // seq: every send is a new state value, so a release at the very point released before (arrow keys from the
+    // same start) still reaches Python, whose point may have moved since (a page's start button).
+    LL.sendSeq = Math.max((LL.sendSeq ?? 0) + 1, Date.now());
     const point = {decoder_id: this.decoderId, scene_id: this.sceneId, z: Array.from(this.z), y: this.y,
-      p: this.p.slice()};
+      p: this.p.slice(), seq: LL.sendSeq};
     this.sent.push(point);
     if (this.sent.length > 16) this.sent.shift();
     // The user moved off Python's last point: Python sending that same point again (a page's "centre" button

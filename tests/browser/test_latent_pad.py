@@ -403,10 +403,12 @@ def test_on_the_decode_page_a_drag_redraws_and_the_grid_and_link_follow_the_rele
 def test_the_decode_pages_start_buttons_move_the_pad(page, server):
     name = "digits-vae-2d"
     open_app_page(page, server, f"decode?model=zoo/{name}", name)
-    for _ in range(2):  # the second time the page sends the very point it sent before: the pad must still move
-        drag(page, [(0.5, 0.5), (0.2, 0.8)], steps=4)
+    for _ in range(2):  # the second drag ends where the first did, and Centre sends the point it sent before:
+        drag(page, [(0.5, 0.5), (0.2, 0.8)], steps=4)  # that release must still reach Python, the pad still move
         wait_for_app(page)
-        assert state(page)["z"] != pytest.approx([0.0, 0.0], abs=1e-3)
+        z = state(page)["z"]
+        assert z != pytest.approx([0.0, 0.0], abs=1e-3)
+        assert url_point(page) == pytest.approx(z, abs=1e-6)
         page.get_by_role("button", name="Centre").click()
         wait_for_app(page)
         page.wait_for_function("() => window.__latentLab.state().z.every(v => v === 0)", timeout=15_000)
