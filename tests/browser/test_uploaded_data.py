@@ -11,6 +11,7 @@ network and a 3-D latent (the map is a PCA view, every page takes a class).
 from __future__ import annotations
 
 import io
+import re
 import time
 
 import numpy as np
@@ -31,7 +32,7 @@ SIDE = 28
 CLASSES = ("ring", "plus", "slash", "triangle")
 PER_CLASS = 120  # 480 images: 384 to train on, 96 to test
 FILE_NAME = "strokes.npz"
-EPOCHS = 6  # a few seconds of training even on a loaded machine; enough for a spread-out map
+EPOCHS, BATCH = 20, 16  # 480 steps: seconds for the MLP, ~15 s for the conv net; fewer leave the codes in one blob
 TRAIN_TIMEOUT_MS = 180_000
 PAGE_TIMEOUT_MS = 90_000  # a page's first visit loads its chart code and encodes the test set; slow under load
 
@@ -127,11 +128,14 @@ def train_on_upload(page, server, npz, *, kind: str, arch: str, latent_dim: int,
     choose_radio(page, "Network", {"mlp": "fully connected (MLP)", "conv": "convolutional"}[arch])
     set_slider(page, "Latent dimensions", right=latent_dim - 2, expect_text=str(latent_dim))
     set_slider(page, "Epochs", home=True, right=EPOCHS - 1, expect_text=str(EPOCHS))
+    set_slider(page, "Batch size", home=True, expect_text=str(BATCH))
     set_model_name(page, name)
     assert_page_ok(page)
     try:
         page.get_by_role("button", name="Start training").click()
-        expect(alert(page, "Finished")).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
+        ended = page.get_by_test_id("stAlert").filter(has_text=re.compile(r"Finished|Stopped|training failed"))
+        expect(ended).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
+        expect(alert(page, "Finished")).to_be_visible(timeout=1_000)  # else the message says what went wrong
         wait_for_app(page)
     finally:
         stop_if_training(page)
@@ -162,6 +166,8 @@ def check_latent_map(page, split, shot: str) -> None:
     points = map_points(page)
     assert sorted(points) == list(range(len(split.test))), "the map should show every test image once"
     index = lonely_point(points)
+    gap = min(np.hypot(x - points[index][0], y - points[index][1]) for i, (x, y) in points.items() if i != index)
+    assert gap >= 9, f"the codes sit in one blob (the loneliest point is {gap:.1f} px from another): no point to click"
     click_and_wait(page, points[index])
     heading = page.get_by_text(f"Test image #{index} ·")
     expect(heading).to_be_visible()
