@@ -111,6 +111,12 @@ def expect_step(page, lesson, index: int) -> None:
     assert_no_exception(page)
 
 
+def keyed_button(page, key: str):
+    """The button st.button(key=key) draws. (With a help tooltip Streamlit 1.67 also keeps a hidden copy of the
+    button in the same element, so only the visible one is taken.)"""
+    return page.locator(f".st-key-{key} button:visible")
+
+
 def metric_value(page, label: str) -> str:
     name = page.get_by_test_id("stMetricLabel").get_by_text(label, exact=True)
     return page.get_by_test_id("stMetric").filter(has=name).get_by_test_id("stMetricValue").inner_text()
@@ -129,7 +135,7 @@ def test_the_posterior_collapse_lesson_end_to_end(page, server, browser):
     expect(page.get_by_role("heading", name="Lessons", level=1)).to_be_visible()
     expect(page.get_by_role("heading", name=lesson.title)).to_be_visible()
     screenshot(page, "lessons")
-    page.locator(f".st-key-start-{lesson.id} button").click()  # the lesson's Start (keyed start-<id>)
+    keyed_button(page, f"start-{lesson.id}").click()  # the lesson's Start
 
     links = []
     for index, step in enumerate(lesson.steps):
@@ -144,7 +150,7 @@ def test_the_posterior_collapse_lesson_end_to_end(page, server, browser):
 
         if step.action == "train_collapse":
             try:
-                page.locator(".st-key-lesson_action button").click()  # "Train it now"
+                keyed_button(page, "lesson_action").click()  # "Train it now"
                 expect(page.get_by_text("Run: Lesson: β = 4 on digits")).to_be_visible(timeout=30_000)
                 expect(alert(page, "Finished")).to_be_visible(timeout=LESSON_TRAIN_TIMEOUT_MS)
                 wait_for_app(page, OPEN_TIMEOUT_MS)
@@ -155,16 +161,18 @@ def test_the_posterior_collapse_lesson_end_to_end(page, server, browser):
             kl = float(metric_value(page, "KL"))
             assert 0 <= kl < 0.1, f"the β = 4 run should collapse (KL ≈ 0), its test KL is {kl}"
             assert metric_value(page, "Active units") == "0"
-            expect(page.get_by_text("KL per latent dimension", exact=False)).to_be_visible()
+            expect(page.get_by_text("KL per latent dimension (nats): the information each dimension")).to_be_visible()
+            expect(page.get_by_test_id("stPlotlyChart")).to_have_count(3)  # the loss, the latent map, KL per dim
             expect(page.get_by_text(banner_text(lesson, index))).to_be_visible()  # still on the lesson's step
             assert parse_qs(urlparse(page.url).query)["step"] == [str(index + 1)]
             assert_no_exception(page)
+            page.mouse.move(5, 5)  # no tooltip of the button just pressed in the picture
             screenshot(page, "lesson-posterior-collapse-step-1")
         elif step.page == "pages/latent_map.py":
             page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(state="visible",
                                                                                   timeout=OPEN_TIMEOUT_MS)
         if index + 1 < len(lesson.steps):
-            page.locator(".st-key-lesson_next button").click()
+            keyed_button(page, "lesson_next").click()
         else:
             expect(page.locator(".st-key-lesson_next")).to_have_count(0)  # the last step has no Next
             screenshot(page, "lesson-posterior-collapse-last-step")
@@ -179,7 +187,7 @@ def test_the_posterior_collapse_lesson_end_to_end(page, server, browser):
     finally:
         context.close()
 
-    page.locator(".st-key-lesson_end button").click()
+    keyed_button(page, "lesson_end").click()
     expect(page.get_by_text(f"Lesson: {lesson.title}")).to_have_count(0, timeout=30_000)
     wait_for_app(page)
     assert "lesson" not in parse_qs(urlparse(page.url).query)
