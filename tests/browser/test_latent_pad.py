@@ -139,6 +139,19 @@ def drag(page, points, *, steps: int = 1) -> None:
     page.mouse.up()
 
 
+URL_FOLLOWS_JS = """() => { const s = window.__latentLab.state(), q = new URLSearchParams(location.search).get('z');
+  if (!s || !q) return false;
+  const u = q.split(',').map(Number);
+  return u.length === s.z.length && u.every((v, i) => Math.abs(v - s.z[i]) < 1e-6); }"""
+
+
+def wait_for_release(page) -> None:
+    """After a pointer up: wait until the release's rerun has put the pad's point in the URL, then until idle (on a
+    loaded machine the rerun may not have started when the app first looks idle)."""
+    page.wait_for_function(URL_FOLLOWS_JS, timeout=30_000)
+    wait_for_app(page)
+
+
 def canvas_rgb(page) -> np.ndarray:
     got = page.evaluate(CANVAS_PIXELS_JS)
     return np.asarray(got["data"], dtype=np.uint8).reshape(got["h"], got["w"], 4)[..., :3]
@@ -270,7 +283,7 @@ def test_the_release_reaches_python_the_url_and_a_new_session(page, server, brow
     assert first_load > decoder_bytes  # the weights came with the first run
 
     drag(page, [(0.5, 0.5), (0.62, 0.35)], steps=8)
-    wait_for_app(page)
+    wait_for_release(page)
     released = traffic.take()
     s = state(page)
     assert url_point(page) == pytest.approx(s["z"], abs=1e-6)
@@ -278,7 +291,7 @@ def test_the_release_reaches_python_the_url_and_a_new_session(page, server, brow
     expect(page.get_by_text(f"You released the pad at z = ({shown})")).to_be_visible()
 
     drag(page, [(0.4, 0.6), (0.3, 0.7)], steps=8)
-    wait_for_app(page)
+    wait_for_release(page)
     second = traffic.take()
     print(f"\nwebsocket bytes: first load {first_load}, first release {released}, second release {second}")
     record_figure("latent_pad.websocket_bytes", {"first_load": first_load, "first_release": released,
@@ -327,7 +340,7 @@ def test_a_page_that_lost_its_decoder_asks_for_it_again(page, server):
     the next run sends them, and the released point."""
     open_pad(page, server, "digits-vae-2d")
     drag(page, [(0.5, 0.5), (0.7, 0.3)], steps=4)
-    wait_for_app(page)
+    wait_for_release(page)
     released = state(page)["z"]
     page.evaluate("() => { window.__latentLab.decoders.clear(); window.__latentLab.scenes.clear(); }")
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Decode").click()
@@ -386,7 +399,7 @@ def test_on_the_decode_page_a_drag_redraws_and_the_grid_and_link_follow_the_rele
     mid_drag = canvas_rgb(page)  # before the release: only the page's own decoder can have drawn this
     assert not np.array_equal(mid_drag, before)
     page.mouse.up()
-    wait_for_app(page)
+    wait_for_release(page)
     assert_no_exception(page)
     z = state(page)["z"]
     assert z[0] > 0.5 and z[1] > 0.5, z  # right and up on the pad
@@ -405,7 +418,7 @@ def test_the_decode_pages_start_buttons_move_the_pad(page, server):
     open_app_page(page, server, f"decode?model=zoo/{name}", name)
     for _ in range(2):  # the second drag ends where the first did, and Centre sends the point it sent before:
         drag(page, [(0.5, 0.5), (0.2, 0.8)], steps=4)  # that release must still reach Python, the pad still move
-        wait_for_app(page)
+        wait_for_release(page)
         z = state(page)["z"]
         assert z != pytest.approx([0.0, 0.0], abs=1e-3)
         assert url_point(page) == pytest.approx(z, abs=1e-6)
@@ -435,7 +448,7 @@ def test_below_the_latent_map_the_pad_decodes_in_the_browser(page, server):
     page.mouse.move(box["x"] + 0.25 * box["width"], box["y"] + 0.3 * box["height"], steps=6)
     assert not np.array_equal(canvas_rgb(page), before)  # redrawn in the page, mid-drag
     page.mouse.up()
-    wait_for_app(page)
+    wait_for_release(page)
     assert_no_exception(page)
     z = state(page)["z"]
     assert len(z) == 10
