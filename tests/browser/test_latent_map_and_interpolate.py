@@ -239,7 +239,7 @@ def test_a_shared_link_reopens_interpolate_with_the_same_ends(page, server, brow
     open_page(page, server, "interpolate?model=zoo/digits-vae-2d")
     click_and_wait(page, empty_spot(page))  # the first click on the map sets the start
     expect(page.get_by_text("Start: the map spot (")).to_be_visible()
-    end = page.get_by_label("End: test image number")
+    end = page.get_by_role("spinbutton", name="End: test image number", exact=True)
     end.fill("123")
     end.press("Enter")
     wait_for_app(page)
@@ -268,7 +268,7 @@ def test_a_shared_link_reopens_interpolate_with_the_same_ends(page, server, brow
         assert_no_exception(other)
         expect(other.get_by_text("Start: a code from the link (decoded)")).to_be_visible()
         expect(other.get_by_text("End: test image #123 (label")).to_be_visible()
-        expect(other.get_by_label("End: test image number")).to_have_value("123")
+        expect(other.get_by_role("spinbutton", name="End: test image number", exact=True)).to_have_value("123")
         expect(other.get_by_role("radio", name="Great circle (slerp)")).to_be_checked()
         expect(other.get_by_text("9 steps from the start")).to_be_visible()
         for key, pixels in shown.items():
