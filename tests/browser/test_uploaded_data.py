@@ -143,6 +143,7 @@ def train_on_upload(page, server, npz, *, kind: str, arch: str, latent_dim: int,
     expect(page.get_by_test_id("stSidebar").get_by_text(f"{kind}, {arch}, z={latent_dim} · trained on {FILE_NAME}",
                                                         exact=True)).to_be_visible()
     assert_page_ok(page)
+    screenshot(page, f"uploaded-{kind.lower()}-{arch}-train")
 
 
 def visit(page, link: str, title: str) -> None:
