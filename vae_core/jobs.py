@@ -277,11 +277,16 @@ class TrainingJob:
             try:
                 message = messages.get(timeout=0.5)
             except queue.Empty:
-                if not worker.is_alive():  # died without a word: killed, out of memory, a crash in native code
+                if not worker.is_alive():
                     worker.join()
-                    self._set(state="failed", message=f"training failed: the worker process stopped unexpectedly "
-                                                      f"(exit code {worker.exitcode}); try a smaller model or batch")
-                    return
+                    try:  # its last words may have arrived between the timeout above and the check
+                        message = messages.get(timeout=1.0)
+                    except queue.Empty:  # died without a word: killed, out of memory, a crash in native code
+                        self._set(state="failed", message=f"training failed: the worker process stopped "
+                                                          f"unexpectedly (exit code {worker.exitcode}); try a smaller "
+                                                          "model or batch")
+                        return
+                    ended = self._on_message(message)
                 continue
             ended = self._on_message(message)
         worker.join(timeout=10)
