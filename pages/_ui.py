@@ -149,13 +149,19 @@ def job_limiter() -> JobLimiter:
     return JobLimiter(int(os.environ.get("LATENT_LAB_MAX_JOBS", os.cpu_count() or 1)))
 
 
+WARM_UP_DELAY_S = 8.0
+
+
 @st.cache_resource(show_spinner=False)
 def warm_up_training() -> bool:
     """Once per server, in the background: start the training workers' fork server (it imports torch, ~2 s),
-    so that the first Start of the day answers at once."""
+    so that the first Start of the day answers at once. A few seconds late, so that it does not compete with the
+    first page for the CPU (on 2 cores it slowed the first render by a second or more)."""
     from vae_core.jobs import warm_up_workers
 
-    threading.Thread(target=warm_up_workers, name="warm-up-training", daemon=True).start()
+    timer = threading.Timer(WARM_UP_DELAY_S, warm_up_workers)
+    timer.name, timer.daemon = "warm-up-training", True
+    timer.start()
     return True
 
 

@@ -13,7 +13,6 @@ from pages import _figures as figures
 from pages import _ui as ui
 from vae_core.config import TrainConfig, model_config_for
 from vae_core.data import load_data, load_image_folder, load_npz
-from vae_core.errors import UserInputError
 from vae_core.jobs import TrainingJob
 from vae_core.latent import fit_view
 
@@ -35,7 +34,8 @@ DATA_CHOICES = {
 }
 KINDS = {"VAE": ("vae", 1.0), "β-VAE": ("vae", None), "AE": ("ae", 1.0), "CVAE": ("cvae", 1.0)}
 HIDDEN_PRESETS = {"256, 128": (256, 128), "400 (the classic MNIST VAE)": (400,), "512, 256": (512, 256), "128": (128,)}
-POLL_SECONDS = 1.0
+POLL_SECONDS = 1.0  # the progress bar and the numbers
+CHARTS_SECONDS = 2.0  # the charts: measured, redrawing them every second took CPU from the training on 2 cores
 COLLAPSE_NATS = 0.1  # total test KL below this after two epochs: the posterior has collapsed
 
 
@@ -125,25 +125,35 @@ def start_job(data, model_settings: dict, train_settings: dict, name: str) -> No
 
 
 # -- the live view --------------------------------------------------------------------------------------------------
-def live_view(job: TrainingJob) -> None:
+def live_progress(job: TrainingJob) -> None:
+    """The light part, polled every POLL_SECONDS: the state, the progress bar and the latest numbers."""
     snap = job.snapshot()
     if not job.is_active and not st.session_state.get("job_seen_done", True):
         st.session_state.job_seen_done = True
         if snap.checkpoint:
             ui.select_model(f"mine/{snap.checkpoint.stem}")  # the picker opens on the new model
-        st.rerun(scope="app")  # redraw the sidebar so the new model is listed
+        st.rerun(scope="app")  # redraw the sidebar so the new model is listed, and the charts one last time
     status_line(job, snap)
     if snap.history or snap.steps:
         metrics_row(snap)
-        left, right = st.columns(2)
-        with left:
-            st.markdown("**Loss** (lower is better)")
-            steps_per_epoch = math.ceil(len(job.data.train) / job.train_config.batch_size)
-            st.plotly_chart(figures.loss_curves(snap.steps, snap.history, steps_per_epoch), width="stretch",
-                            key="loss_chart")
-        with right:
-            latent_map(job, snap)
-        recon_and_kl(job, snap)
+
+
+def live_charts(job: TrainingJob) -> None:
+    """The heavy part, redrawn every CHARTS_SECONDS: the curves, the latent map, the reconstructions, KL per unit.
+    Every redraw costs the server a few figures and the browser a few Plotly renders, which on a small machine
+    is CPU the training would otherwise have."""
+    snap = job.snapshot()
+    if not (snap.history or snap.steps):
+        return
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Loss** (lower is better)")
+        steps_per_epoch = math.ceil(len(job.data.train) / job.train_config.batch_size)
+        st.plotly_chart(figures.loss_curves(snap.steps, snap.history, steps_per_epoch), width="stretch",
+                        key="loss_chart")
+    with right:
+        latent_map(job, snap)
+    recon_and_kl(job, snap)
 
 
 def status_line(job: TrainingJob, snap) -> None:
@@ -234,4 +244,6 @@ job = st.session_state.get("job")
 if job is not None:
     st.divider()
     st.subheader(f"Run: {job.name}")
-    st.fragment(live_view, run_every=POLL_SECONDS if job.is_active else None)(job)
+    active = job.is_active
+    st.fragment(live_progress, run_every=POLL_SECONDS if active else None)(job)
+    st.fragment(live_charts, run_every=CHARTS_SECONDS if active else None)(job)
