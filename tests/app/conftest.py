@@ -35,13 +35,27 @@ def _user_models_in_tmp(tmp_path, monkeypatch):
     monkeypatch.setattr(_ui, "USER_ROOT", tmp_path / "user_models")
 
 
-def open_app(page: str | None = None, *, timeout: float = 60) -> AppTest:
-    """Run the app (optionally switch to a page and run again); fail on any exception element."""
+def open_app(page: str | None = None, *, timeout: float = 60, link: dict | None = None) -> AppTest:
+    """Run the app (optionally switch to a page and run again); fail on any exception element. link: query
+    parameters the first run sees, as if the app was opened from a shared link."""
     at = AppTest.from_file(APP, default_timeout=timeout)
+    for key, value in (link or {}).items():
+        at.query_params[key] = value
     at.run()
     if page:
         at.switch_page(page)
         at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def open_page_link(page: str, **params) -> AppTest:
+    """A fresh session opening `page` at a link with these query parameters, as a browser would (AppTest finds
+    the page by its file name before the first run: its url_path is the file's stem); fail on any exception."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

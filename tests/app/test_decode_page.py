@@ -16,7 +16,7 @@ from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 
 from pages import _ui
-from tests.app.conftest import APP, ROOT, picker
+from tests.app.conftest import ROOT, open_page_link, picker
 from vae_core.checkpoint import load_checkpoint
 from vae_core.data import load_from_spec
 from vae_core.latent import encode_dataset, image_grid, sample_prior
@@ -41,12 +41,7 @@ def open_link(*, browser: bool = False, **params) -> AppTest:
     link says otherwise) the link asks for the server path: `decoder=server`."""
     if not browser:
         params.setdefault("decoder", "server")
-    at = AppTest.from_file(APP, default_timeout=60)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.switch_page(PAGE).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page_link(PAGE, **params)
 
 
 def decoded(at: AppTest) -> np.ndarray:

@@ -15,7 +15,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from pages import _ui
-from tests.app.conftest import APP, ROOT, picker
+from tests.app.conftest import ROOT, open_page_link, picker
 from vae_core.checkpoint import load_checkpoint
 from vae_core.data import load_from_spec
 from vae_core.latent import image_grid, nearest_training_images, sample_prior
@@ -44,14 +44,8 @@ def open_generate(name: str = "digits-vae-2d") -> AppTest:
 
 
 def open_link(**params) -> AppTest:
-    """A fresh session opening the page at a link with these query parameters, as a browser would (AppTest finds
-    the page by its file name before the first run: its url_path is the file's stem)."""
-    at = AppTest.from_file(APP, default_timeout=60)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.switch_page(PAGE).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    """A fresh session opening this page at a link with these query parameters."""
+    return open_page_link(PAGE, **params)
 
 
 def shown(at: AppTest) -> np.ndarray:

@@ -11,7 +11,7 @@ from PIL import Image
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
-from tests.app.conftest import APP, open_app, picker
+from tests.app.conftest import open_app, picker
 from tests.app.test_latent_map_page import (
     ZOO_KEYS, array, click, digits_data, image_with_caption, point_of, select_on_map, spec, trace,
 )
@@ -171,14 +171,7 @@ class TestChoosingEnds:
 
 class TestLinks:
     def _open_with(self, **params) -> AppTest:
-        at = AppTest.from_file(APP, default_timeout=60)
-        for name, value in params.items():  # as if the link was opened: the first run sees them
-            at.query_params[name] = value
-        at.run()
-        at.switch_page(PAGE)
-        at.run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
+        return open_app(PAGE, link=params)
 
     def test_a_link_round_trips(self):
         at = open_app(PAGE)

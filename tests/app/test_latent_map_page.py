@@ -13,7 +13,7 @@ from PIL import Image
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 
-from tests.app.conftest import APP, open_app, picker
+from tests.app.conftest import open_app, picker
 
 PAGE = "pages/latent_map.py"
 ZOO_KEYS = ["zoo/digits-vae-2d", "zoo/digits-ae-2d", "zoo/digits-betavae-2d", "zoo/digits-betavae4-2d",
@@ -238,14 +238,7 @@ class TestSelection:
 
 class TestLinks:
     def _open_with(self, **params) -> AppTest:
-        at = AppTest.from_file(APP, default_timeout=60)
-        for name, value in params.items():  # as if the link was opened: the first run sees them
-            at.query_params[name] = value
-        at.run()
-        at.switch_page(PAGE)
-        at.run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
+        return open_app(PAGE, link=params)
 
     def test_an_index_link_round_trips(self):
         at = open_app(PAGE)
