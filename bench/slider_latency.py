@@ -14,7 +14,6 @@ performance.now(); after each press the app is left to go idle. Prints the media
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import statistics
 import sys
@@ -27,34 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from tests.browser.conftest import (launch_chromium, start_server, stop_server,  # noqa: E402
                                     wait_for_app)
-
-# Installed once in the page: keydown times, and for each change of the decoded image's src the time its picture
-# loaded plus one animation frame (the frame that paints it).
-PROBE_JS = """() => {
-  const lat = window.__latency = {down: [], painted: [], srcs: []};
-  document.addEventListener('keydown', (e) => {
-    if (e.key === 'ArrowRight' || e.key === 'ArrowLeft') lat.down.push(performance.now());
-  }, true);
-  let last = document.querySelector('.st-key-decoded img')?.getAttribute('src');
-  const check = () => {
-    const img = document.querySelector('.st-key-decoded img');
-    if (!img) return;
-    const src = img.getAttribute('src');
-    if (src === last) return;
-    last = src;
-    const painted = () => requestAnimationFrame(() => { lat.painted.push(performance.now()); lat.srcs.push(src); });
-    if (img.complete && img.naturalWidth > 0 && img.currentSrc === src) painted();
-    else img.addEventListener('load', painted, {once: true});
-  };
-  new MutationObserver(check).observe(document.querySelector('[data-testid="stMain"]'),
-                                      {subtree: true, childList: true, attributes: true, attributeFilter: ['src']});
-}"""
-
-
-def thumb(page, label: str = "z[0]"):
-    """The thumb of the slider labelled `label`: in Streamlit 1.67 an <input type="range"> (role slider, no role
-    attribute) carrying the slider's label."""
-    return page.locator(f'[data-testid="stSlider"] input[type="range"][aria-label="{label}"]')
+sys.path.insert(0, str(ROOT / "bench"))
+from pad_latency import percentile, server_presses  # noqa: E402  (the same probe the pad bench times the server with)
 
 
 def measure(page, base: str, model: str, presses: int, dim: str) -> list[float]:
@@ -64,24 +37,7 @@ def measure(page, base: str, model: str, presses: int, dim: str) -> list[float]:
     # move leaves empty (no new picture to wait for).
     page.get_by_role("button", name="Encode").click()
     wait_for_app(page)
-    page.evaluate(PROBE_JS)
-    slider = thumb(page, dim)
-    slider.focus()
-    for i in range(presses):
-        page.keyboard.press("ArrowRight")
-        page.wait_for_function("(n) => window.__latency.painted.length >= n", arg=i + 1, timeout=30_000)
-        wait_for_app(page)  # idle before the next press: one press, one measurement
-    lat = page.evaluate("() => window.__latency")
-    if len(lat["down"]) != presses or len(set(lat["srcs"])) != presses:
-        raise RuntimeError(f"expected {presses} presses and new images, saw {len(lat['down'])} and "
-                           f"{len(set(lat['srcs']))}")
-    return [p - d for d, p in zip(lat["down"], lat["painted"])]
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+    return server_presses(page, ".st-key-decoded img", dim, presses)
 
 
 def main() -> None:
