@@ -2,7 +2,15 @@
 
 Sets up the page, the navigation and the shared model picker in the sidebar; each page is a file in pages/.
 """
-import streamlit as st
+import os
+
+# The server's cores are shared (a class's pages decode while trainings run): OpenMP threads that spin while waiting
+# then stall every small op on a descheduled thread (measured: 2 threads 10-70x slower than 1). Passive waiting
+# removes that cliff. It is read when torch loads OpenMP, so it is set here, before anything imports torch; the
+# training workers forked from this server inherit it. A command-line run keeps OpenMP's default (spinning).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import streamlit as st  # noqa: E402
 
 # An emoji favicon is drawn in the page; a :material/…: one would be fetched from fonts.gstatic.com (offline: none).
 st.set_page_config(page_title="Latent Lab", page_icon="🌀", layout="wide")
@@ -35,7 +43,6 @@ PAGES = {
 }
 navigation = st.navigation(PAGES, expanded=True)  # every page in view: a class should not hunt for one
 
-import vae_core  # noqa: E402,F401  (first: sets OpenMP's passive waiting before torch starts its threads)
 import torch  # noqa: E402
 
 from pages import _lesson_plans as lessons  # noqa: E402

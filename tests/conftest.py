@@ -1,9 +1,13 @@
 """Shared fixtures: small real data (digits) and tiny trained models, built once per test session."""
 from __future__ import annotations
 
-import pytest
+import os
 
-import vae_core  # noqa: F401  (first: sets OpenMP's passive waiting before torch loads, as the app and CLI do)
+# The tests share two cores with the Streamlit servers and browsers they start: wait passively, as the app does
+# (app.py), so OpenMP threads do not spin against them. Set before torch loads; vae_core itself sets nothing.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from vae_core.config import TrainConfig, model_config_for
