@@ -17,7 +17,10 @@ from vae_core.train import Trainer, training_meta
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    for add in (add_train, add_evaluate, add_info, add_sample, add_grid, add_traverse, add_interpolate, add_zoo):
+    from vae_core.mnist_bundle import add_data  # `data pack-mnist`: rebuilds the bundled MNIST copy
+
+    for add in (add_train, add_evaluate, add_info, add_sample, add_grid, add_traverse, add_interpolate, add_zoo,
+                add_data):
         add(sub)
 
 
@@ -93,7 +96,10 @@ def run_evaluate(args) -> dict:
         data = load_from_spec({**spec, "seed": seed})
     else:
         raise DataError("the checkpoint does not say which data it was trained on: pass --dataset or --data")
-    return evaluate_model(model, data.test, iwae_samples=args.iwae_samples)
+    result = evaluate_model(model, data.test, iwae_samples=args.iwae_samples)
+    if data.spec.get("copy"):  # which copy of a built-in set (e.g. the bundled MNIST) was evaluated on
+        result["data_copy"] = data.spec["copy"]
+    return result
 
 
 # -- info ---------------------------------------------------------------------------------------------------------

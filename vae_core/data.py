@@ -62,6 +62,11 @@ _SHAPE_RADIUS = 0.2  # radius of the disc that holds a sprite at max scale, as a
 _RENDER_CHUNK = 4096  # sprites rendered at once: bounds the float temporaries to ~13 MB each at 64x64
 
 _MNIST_LIKE = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}  # source id -> torchvision class
+# All 70,000 MNIST images ship with the package (see vae_core/datasets/MNIST-LICENSE.md): 'mnist' needs no network.
+# `python -m vae_core data pack-mnist` rebuilds the file, byte for byte (vae_core/mnist_bundle.py).
+MNIST_BUNDLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "datasets", "mnist.npz")
+MNIST_BUNDLE_SHA256 = "06af5dfe73b70e3bc1c36439982b18a8d76803db9b544f6fdf838a37fbb01b64"
+MNIST_COPY = "bundled: all 70,000 MNIST images (vae_core/datasets/mnist.npz)"  # a split's spec["copy"]
 _NETWORK_PROBE_SECONDS = 3.0
 _DOWNLOAD_SOCKET_SECONDS = 20.0  # a stalled download fails after this long without data
 _socket_timeout_lock = threading.Lock()
@@ -417,20 +422,68 @@ def _shapes_arrays(image_size: int) -> tuple[np.ndarray, np.ndarray, str]:
 def _load_mnist_like(
     source: str, seed: int, image_size: int | None, test_fraction: float, cache_dir: str | None
 ) -> DataSplit:
-    """MNIST or Fashion-MNIST from torchvision, with their own 60k/10k split; downloaded once into the cache."""
+    """MNIST (bundled) or Fashion-MNIST (torchvision, downloaded once into the cache), with their 60k/10k split.
+
+    An MNIST split's spec says which copy it came from in spec["copy"]; the fingerprint is computed as for a
+    torchvision copy (uint8 images, int64 labels), so models trained on torchvision's MNIST still reload.
+    """
     _check_native_size(source, 28, 28, image_size)
-    train_x, train_y, test_x, test_y, classes = _mnist_arrays(source, cache_dir)
-    names = tuple(str(d) for d in range(10)) if source == "mnist" else tuple(classes)
-    fingerprint = _sha256_arrays(train_x, train_y, test_x, test_y)
-    spec = _make_spec(source, source, seed, test_fraction, 28, fingerprint)
+    if source == "mnist":
+        train_x, train_y, test_x, test_y, fingerprint = mnist_arrays()
+        names, extra = tuple(str(d) for d in range(10)), {"copy": MNIST_COPY}
+    else:
+        train_x, train_y, test_x, test_y, classes = _mnist_arrays(source, cache_dir)
+        names, extra = tuple(classes), {}
+        fingerprint = _sha256_arrays(train_x, train_y, test_x, test_y)
+    spec = _make_spec(source, source, seed, test_fraction, 28, fingerprint, **extra)
     return _given_split(train_x[..., None], train_y, test_x[..., None], test_y, names, (255.0, 255.0), spec)
+
+
+def mnist_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+    """The bundled MNIST, read-only: x_train (60000, 28, 28) uint8, y_train int64, x_test, y_test, fingerprint."""
+    return _bundled_mnist(MNIST_BUNDLE)
+
+
+@functools.lru_cache(maxsize=1)
+def _bundled_mnist(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+    """The bundled MNIST as read-only (train x, train y, test x, test y, fingerprint), checked against its sha256.
+
+    Images are uint8 (N, 28, 28), labels int64. Cached: the file is read and checked once per process.
+    """
+    restore = (
+        "restore it with `git checkout -- vae_core/datasets/mnist.npz`, "
+        "or rebuild it with `python -m vae_core data pack-mnist`"
+    )
+    try:
+        with open(path, "rb") as f:
+            blob = f.read()
+    except FileNotFoundError:
+        raise DataError(f"the bundled MNIST copy {path} is missing: {restore}") from None
+    except OSError as e:
+        raise DataError(f"cannot read the bundled MNIST copy {path} ({e.strerror}): {restore}") from e
+    actual = _sha256(blob)
+    if actual != MNIST_BUNDLE_SHA256:
+        raise DataError(
+            f"the bundled MNIST copy {path} is damaged or not the expected file "
+            f"(sha256 {actual[:12]}..., expected {MNIST_BUNDLE_SHA256[:12]}...): {restore}"
+        )
+    with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+        x_train, x_test = npz["x_train"], npz["x_test"]
+        y_train, y_test = npz["y_train"].astype(np.int64), npz["y_test"].astype(np.int64)
+    arrays = (x_train, y_train, x_test, y_test)
+    for a in arrays:
+        a.flags.writeable = False  # shared by every caller through the cache
+    return (*arrays, _sha256_arrays(*arrays))
 
 
 def _mnist_arrays(
     source: str, cache_dir: str | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """(train images, train labels, test images, test labels, class names) from the cache, downloading if needed."""
-    import torchvision.datasets  # imported here: only these two sources need torchvision
+    """(train images, train labels, test images, test labels, class names) from the cache, downloading if needed.
+
+    Torchvision's copies: used for Fashion-MNIST ('mnist' loads the bundled copy, see _bundled_mnist).
+    """
+    import torchvision.datasets  # imported here: only the downloaded sources need torchvision
 
     cls = getattr(torchvision.datasets, _MNIST_LIKE[source])
     root = (
@@ -447,7 +500,7 @@ def _mnist_arrays(
         ) from e
     if parts is None:
         offline = (
-            f"could not download {title} (no network?): use 'digits' or 'shapes', "
+            f"could not download {title} (no network?): use 'mnist' (bundled), 'digits' or 'shapes', "
             "or bring your own .npz or image folder"
         )
         # torchvision retries each mirror with no time-out; a short probe first makes offline fail fast.
