@@ -40,7 +40,7 @@ def add_train(sub) -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: one per core)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default, as a bare script gets)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--out", required=True, help="checkpoint file to write (.pt)")
     _add_output_flags(p)
@@ -56,7 +56,7 @@ def run_train(args) -> dict:
         hidden=args.hidden, conv_channels=args.conv_channels, beta=args.beta, likelihood=args.likelihood)
     train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                kl_warmup_epochs=args.kl_warmup, device=args.device,
-                               num_threads=args.threads or (os.cpu_count() or 1))
+                               num_threads=args.threads)
     out = Path(args.out)
     if out.is_dir():
         raise UserInputError(f"--out {out} is a folder: give a file name such as {out / 'model.pt'}")
@@ -69,7 +69,7 @@ def run_train(args) -> dict:
     return {
         "checkpoint": str(out), "epochs": len(result.history), "train_elbo": last["train_elbo"],
         "test_elbo": last["test_elbo"], "test_recon": last["test_recon"], "test_kl": last["test_kl"],
-        "samples_per_s": result.samples_per_s, "seconds": result.seconds,
+        "samples_per_s": result.samples_per_s, "seconds": result.seconds, "data_copy": data.spec.get("copy"),
     }
 
 
@@ -282,7 +282,8 @@ def _save_png(images: torch.Tensor, out: str, *, nrow: int, scale: int) -> str:
 def add_zoo(sub) -> None:
     p = sub.add_parser("zoo", help="build or list the bundled model zoo")
     zoo_sub = p.add_subparsers(dest="zoo_command", required=True, parser_class=type(p))
-    build = zoo_sub.add_parser("build", help="train every zoo model into checkpoints/ (about 5 minutes)")
+    build = zoo_sub.add_parser(
+        "build", help="train the sample-quality classifier and every zoo model into checkpoints/ (~15 min, 2 cores)")
     build.add_argument("--only", nargs="+", default=None, help="build only these zoo models")
     build.add_argument("--out", default=None, help="folder (default: checkpoints/)")
     _add_output_flags(build)

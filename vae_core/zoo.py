@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from vae_core import judge
 from vae_core.checkpoint import load_checkpoint, save_checkpoint
 from vae_core.config import TrainConfig, model_config_for
 from vae_core.data import load_data
@@ -20,7 +21,9 @@ from vae_core.train import Trainer, training_meta
 
 ZOO_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
 DIGITS_MLP = {"arch": "mlp", "hidden": (256, 128)}  # shared by the AE / VAE / β-VAE lesson models
+MNIST_MLP = {"arch": "mlp", "hidden": (512, 256)}  # shared by the 2-D MNIST family: same network, same seed
 SHAPES_CONV = {"arch": "conv", "latent_dim": 8}
+JUDGE_NAME = "mnist-classifier"  # not a VAE: the sample-quality classifier (vae_core.judge), built with the zoo
 
 
 @dataclass(frozen=True)
@@ -36,9 +39,32 @@ class ZooModel:
 
 
 DIGITS_TRAIN = {"epochs": 60, "batch_size": 64, "lr": 2e-3, "seed": 0}
+MNIST_TRAIN = {"epochs": 20, "batch_size": 128, "lr": 1e-3, "seed": 0}
+MNIST_CONV_TRAIN = {"epochs": 12, "batch_size": 128, "lr": 1e-3, "seed": 0}
+SAMPLE_CARD_N = 1000  # prior samples the classifier judges for a card
+MNIST_IWAE = (1000, 1000)  # K = 1000 importance samples on the first 1,000 test digits
 SHAPES_TRAIN = {"epochs": 12, "batch_size": 64, "lr": 1e-3, "seed": 0}
 
 ZOO: tuple[ZooModel, ...] = (
+    # Real 28x28 MNIST: the app opens on the first one. The AE, β-VAE and CVAE are its twins (same network, seed
+    # and budget), so the lessons compare like with like; the conv VAE is the sharp one.
+    ZooModel("mnist-vae-2d", "MNIST VAE (2-D latent)", "mnist", {"kind": "vae", "latent_dim": 2, **MNIST_MLP},
+             MNIST_TRAIN, "Handwritten digits in a 2-D latent space you can see whole: drag through it.",
+             iwae=MNIST_IWAE),
+    ZooModel("mnist-ae-2d", "MNIST autoencoder (2-D)", "mnist", {"kind": "ae", "latent_dim": 2, **MNIST_MLP},
+             MNIST_TRAIN, "The same network and seed without the KL term: a code with holes, not a generator.",
+             iwae=MNIST_IWAE),
+    ZooModel("mnist-betavae-2d", "MNIST β-VAE (β = 4, 2-D)", "mnist",
+             {"kind": "vae", "latent_dim": 2, "beta": 4.0, **MNIST_MLP}, MNIST_TRAIN,
+             "A heavier KL weight: a smoother, more prior-like map with blurrier digits.", iwae=MNIST_IWAE),
+    ZooModel("mnist-cvae-2d", "MNIST CVAE (2-D)", "mnist", {"kind": "cvae", "latent_dim": 2, **MNIST_MLP},
+             MNIST_TRAIN, "Told the digit class: the latent space keeps only the style (slant, width, stroke).",
+             iwae=MNIST_IWAE),
+    ZooModel("mnist-conv-vae-16d", "MNIST conv VAE (16-D latent)", "mnist",
+             {"kind": "vae", "arch": "conv", "latent_dim": 16, "conv_channels": (16, 32)}, MNIST_CONV_TRAIN,
+             "A convolutional VAE with room in its code: sharp reconstructions, the best likelihood here.",
+             iwae=(200, 1000)),
+    # 8x8 digits: the set that trains in two seconds.
     ZooModel("digits-vae-2d", "Digits VAE (2-D latent)", "digits", {"kind": "vae", "latent_dim": 2, **DIGITS_MLP},
              DIGITS_TRAIN, "The plain VAE: a 2-D latent space you can see whole."),
     ZooModel("digits-ae-2d", "Digits autoencoder (2-D)", "digits", {"kind": "ae", "latent_dim": 2, **DIGITS_MLP},
@@ -82,7 +108,7 @@ def build_one(spec: ZooModel, folder: Path = ZOO_DIR, log: Callable[[str], None]
     result = Trainer(model, data, train_config).run()
     if result.status != "done":
         raise RuntimeError(f"{spec.name}: {result.message}")
-    card = model_card(spec, model, data, train_seconds=time.perf_counter() - start)
+    card = model_card(spec, model, data, train_seconds=time.perf_counter() - start, folder=folder)
     meta = training_meta(data, train_config, result)
     meta.update(name=spec.title, zoo_name=spec.name, about=spec.about, card=card)
     save_checkpoint(folder / f"{spec.name}.pt", model, meta)
@@ -91,8 +117,9 @@ def build_one(spec: ZooModel, folder: Path = ZOO_DIR, log: Callable[[str], None]
     return card
 
 
-def model_card(spec: ZooModel, model, data, *, train_seconds: float) -> dict:
-    """The card's figures, from the same code path as `evaluate` (and MIG/DCI where the data has factors)."""
+def model_card(spec: ZooModel, model, data, *, train_seconds: float, folder: Path = ZOO_DIR) -> dict:
+    """The card's figures, from the same code path as `evaluate` (MIG/DCI where the data has factors, and the
+    sample-quality classifier's scores for 28x28 grey models)."""
     k, n = spec.iwae
     metrics = evaluate_model(model, data.test, iwae_samples=k, iwae_examples=n)
     card = {
@@ -104,6 +131,34 @@ def model_card(spec: ZooModel, model, data, *, train_seconds: float) -> dict:
     }
     if data.test.factors is not None:
         card.update(disentanglement_card(model, data.test))
+    judge_file = folder / "judge" / f"{JUDGE_NAME}.pt"
+    if judge.fits(model.config.input_shape) and judge_file.is_file():
+        card["samples"] = sample_card(model, data.test, judge.load_judge(judge_file))
+    return card
+
+
+def sample_card(model, test, classifier, n: int = SAMPLE_CARD_N, seed: int = 0) -> dict:
+    """The sample-quality classifier's verdict on n prior samples (seeded) against the first n test images."""
+    from vae_core.compare import prior_samples
+
+    _, images = prior_samples(model, n, seed)
+    score = judge.judge_samples(classifier, images, test.x[:n])
+    return {"n": n, "seed": seed, "recognised": score["recognised"], "fid": score["fid"]}
+
+
+def build_judge(folder: Path = ZOO_DIR, log: Callable[[str], None] = print) -> dict:
+    """Train the sample-quality classifier on MNIST and save it under folder/judge/; returns its card."""
+    data = load_data("mnist", seed=0)
+    start = time.perf_counter()
+    classifier = judge.train_judge(data, epochs=2, seed=0)
+    half = len(data.test.x) // 2  # the real-vs-real distance: the floor a perfect generator would reach
+    floor = judge.judge_samples(classifier, data.test.x[:half], data.test.x[half:])
+    card = {"test_accuracy": judge.accuracy(classifier, data.test.x, data.test.y),
+            "real_vs_real_fid": floor["fid"], "real_recognised": floor["recognised"],
+            "train_seconds": round(time.perf_counter() - start, 1), "epochs": 2, "seed": 0}
+    judge.save_judge(folder / "judge" / f"{JUDGE_NAME}.pt", classifier, {"card": card, "dataset": "mnist"})
+    log(f"{JUDGE_NAME}: test accuracy {card['test_accuracy']:.4f}, real-vs-real FID {card['real_vs_real_fid']:.2f}, "
+        f"{card['train_seconds']:.0f} s")
     return card
 
 
@@ -117,9 +172,12 @@ def disentanglement_card(model, dataset) -> dict:
 
 
 def build_zoo(folder: Path = ZOO_DIR, names: list[str] | None = None, log: Callable[[str], None] = print) -> list[dict]:
-    """Build every zoo model (or the named ones) into `folder`."""
-    specs = [zoo_model(n) for n in names] if names else list(ZOO)
-    return [build_one(spec, folder, log) for spec in specs]
+    """Build the sample-quality classifier and every zoo model (or the named ones) into `folder`. The classifier
+    comes first: the MNIST models' cards carry its scores."""
+    names = list(names) if names else [JUDGE_NAME, *(spec.name for spec in ZOO)]
+    cards = [build_judge(folder, log)] if JUDGE_NAME in names else []
+    specs = [zoo_model(n) for n in names if n != JUDGE_NAME]
+    return cards + [build_one(spec, folder, log) for spec in specs]
 
 
 def list_zoo(folder: Path = ZOO_DIR) -> list[dict]:
