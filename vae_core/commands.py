@@ -286,6 +286,8 @@ def add_zoo(sub) -> None:
         "build", help="train the sample-quality classifier and every zoo model into checkpoints/ (~15 min, 2 cores)")
     build.add_argument("--only", nargs="+", default=None, help="build only these zoo models")
     build.add_argument("--out", default=None, help="folder (default: checkpoints/)")
+    build.add_argument("--cards-only", action="store_true",
+                       help="recompute the cards of the built models without training them again")
     _add_output_flags(build)
     build.set_defaults(handler=run_zoo_build)
     listing = zoo_sub.add_parser("list", help="the zoo's models and their cards")
@@ -299,7 +301,8 @@ def run_zoo_build(args) -> dict:
 
     folder = Path(args.out) if args.out else zoo.ZOO_DIR
     try:
-        cards = zoo.build_zoo(folder, args.only, log=(lambda _: None) if args.json else print)
+        build = zoo.refresh_cards if args.cards_only else zoo.build_zoo
+        cards = build(folder, args.only, log=(lambda _: None) if args.json else print)
     except KeyError as exc:
         raise UserInputError(str(exc).strip("'\"")) from None
     return {"folder": str(folder), "models": len(cards)} if not args.json else {"folder": str(folder), "cards": cards}
