@@ -10,6 +10,12 @@ The file is `torch.save` of a plain dict (nanoGPT style) holding only tensors an
 It is read back with `torch.load(weights_only=True)`, whose unpickler refuses every global that is not a tensor
 type, so a file crafted to run code on load is refused before anything in it runs. Writes are atomic: a
 temporary file in the same folder, fsync, then rename, so a crash mid-save leaves the old file intact.
+
+Loading an untrusted file is bounded (vae_core/budget.py: 256 MB, 2 s) before any work: the file's size; the zip
+directory (entries, every record stored uncompressed, sizes consistent, the pickle at most MAX_PICKLE_BYTES);
+then, after torch.load has read at most the file's own bytes, the model settings (vae_core/config.py bounds) and
+every tensor's shape and dtype against the shapes the settings imply, before the model is built (on the meta
+device, taking the loaded tensors: the weights are held once). Every failure is one CheckpointError.
 """
 from __future__ import annotations
 
@@ -19,19 +25,26 @@ import json
 import os
 import pickle
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import BinaryIO
 
 import torch
 
-from vae_core.config import ModelConfig
+from vae_core.budget import check_stored_records, zip_members
+from vae_core.config import MAX_PARAMETERS, ModelConfig, state_shapes  # noqa: F401 (MAX_PARAMETERS: re-exported)
 from vae_core.errors import CheckpointError, UserInputError
 from vae_core.models import LatentVariableModel
 
 FORMAT = "latent-lab"
 FORMAT_VERSION = 1
-MAX_CHECKPOINT_BYTES = 200 * 1024 * 1024  # far above any model this app trains; refuses absurd uploads early
+# The pickle (data.pkl: the metadata and the tensors' descriptions) is read by torch's pure-Python restricted
+# unpickler at up to about 1 µs per byte, and its objects can take up to ~25x its size in memory (measured with
+# lists of empty lists): 1 MiB is at most ~1 s and ~30 MB. A 60-epoch model's pickle is 11 kB; 1 MiB holds the
+# history of several thousand epochs.
+MAX_PICKLE_BYTES = 1 << 20
+# The largest checkpoint: MAX_PARAMETERS float32 weights (64 MB) plus the pickle and the zip's own records.
+MAX_CHECKPOINT_BYTES = 4 * MAX_PARAMETERS + MAX_PICKLE_BYTES + (1 << 20)
+MAX_RECORDS = 1024  # zip records in a checkpoint: 2 per layer and 5 of torch's own; ours have at most ~40
 
 
 def save_checkpoint(path: str | os.PathLike, model: LatentVariableModel, meta: dict | None = None) -> Path:
@@ -72,25 +85,48 @@ def checkpoint_payload(model: LatentVariableModel, meta: dict | None) -> dict:
 
 
 def load_checkpoint(source: str | os.PathLike | bytes | BinaryIO) -> tuple[LatentVariableModel, dict]:
-    """(model in eval mode on the CPU, meta) from a path, bytes or a binary file; CheckpointError if refused."""
+    """(model in eval mode on the CPU, meta) from a path, bytes or a binary file; CheckpointError if refused.
+
+    Bounded before any work (see the module's docstring): a hostile file is refused from its size, its zip
+    directory, its settings and its tensors' declared shapes, at a cost of milliseconds and a few MB.
+    """
     data = _read_bytes(source)
     if len(data) > MAX_CHECKPOINT_BYTES:
         raise CheckpointError(f"the file is {len(data) / 2**20:.0f} MB; a Latent Lab checkpoint is at most "
                               f"{MAX_CHECKPOINT_BYTES // 2**20} MB")
     if not data.startswith(b"PK\x03\x04"):
         raise CheckpointError("not a Latent Lab checkpoint (not a torch.save zip file): choose a .pt file saved by Latent Lab")
+    check_checkpoint_archive(data)
     try:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError("refused: the file contains objects other than weights and plain data "
                               f"(it could run code when loaded), so nothing in it was run. Detail: {_first_line(exc)}") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, KeyError, OSError) as exc:
+    except Exception as exc:  # RuntimeError, EOFError, BadZipFile, ValueError, KeyError, OverflowError, MemoryError...
         raise CheckpointError(f"the checkpoint is corrupt or truncated and cannot be read: {_first_line(exc)}") from None
     return model_from_payload(payload)
 
 
+def check_checkpoint_archive(data: bytes, name: str = "the checkpoint") -> None:
+    """Refuse, from the zip directory alone, a checkpoint that would cost more to read than its own bytes:
+    too many records, compressed or encrypted records, sizes that do not add up, an oversized pickle."""
+    archive = zip_members(data, name, max_entries=MAX_RECORDS, max_directory_bytes=MAX_RECORDS * 512,
+                          error=CheckpointError)
+    with archive:
+        infos = check_stored_records(archive, name, max_total_bytes=len(data), error=CheckpointError)
+    for info in infos:
+        if info.filename.endswith("/data.pkl") and info.file_size > MAX_PICKLE_BYTES:
+            raise CheckpointError(f"the checkpoint's metadata is {info.file_size / 2**20:.1f} MiB, over the "
+                                  f"{MAX_PICKLE_BYTES >> 20} MiB limit: not a checkpoint Latent Lab wrote")
+
+
 def model_from_payload(payload: object) -> tuple[LatentVariableModel, dict]:
-    """Check a loaded payload and build its model; CheckpointError if anything does not fit."""
+    """Check a loaded payload and build its model; CheckpointError if anything does not fit.
+
+    The settings are validated (with their upper bounds) and every tensor's shape and dtype checked against the
+    shapes the settings imply before the model is built; the model is built on the meta device and takes the
+    checked tensors, so nothing but the file's own weights is allocated.
+    """
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError("not a Latent Lab checkpoint (the format marker is missing)")
     version = payload.get("format_version")
@@ -106,19 +142,32 @@ def model_from_payload(payload: object) -> tuple[LatentVariableModel, dict]:
         config = ModelConfig.from_dict(payload.get("model_config"))
     except UserInputError as exc:
         raise CheckpointError(f"the checkpoint's model config is invalid: {exc}") from None
-    model = LatentVariableModel(config)
-    _check_weights_fit(model, state_dict)
-    model.load_state_dict(state_dict)
+    except Exception as exc:  # a value no check foresaw: still one clear message
+        raise CheckpointError(f"the checkpoint's model config is invalid ({type(exc).__name__}: {_first_line(exc)})"
+                              ) from None
+    weights = _check_weights_fit(config, state_dict)
+    try:
+        with torch.device("meta"):
+            model = LatentVariableModel(config)  # no memory: the parameters are placeholders
+        model.load_state_dict(weights, strict=True, assign=True)
+    except Exception as exc:
+        raise CheckpointError(f"the weights cannot be loaded into the model ({type(exc).__name__}: "
+                              f"{_first_line(exc)}): the file was edited or is damaged") from None
     model.eval()
     return model, meta
 
 
-def _check_weights_fit(model: LatentVariableModel, state_dict: dict) -> None:
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    wrong = [f"{k} {tuple(state_dict[k].shape)} != {tuple(v.shape)}"
-             for k, v in expected.items() if k in state_dict and state_dict[k].shape != v.shape]
+def _check_weights_fit(config: ModelConfig, state_dict: dict) -> dict[str, torch.Tensor]:
+    """The weights as contiguous float32 CPU tensors with exactly the names and shapes `config` implies; raises
+    CheckpointError naming the first misfits. Shapes come from the settings' arithmetic, not from a built model."""
+    expected = state_shapes(config)
+    names = [k for k in state_dict if isinstance(k, str)]
+    if len(names) != len(state_dict):
+        raise CheckpointError("the checkpoint's weights have names that are not text: the file was edited or is damaged")
+    missing = sorted(set(expected) - set(names))
+    unexpected = sorted(set(names) - set(expected))
+    wrong = [f"{k} {tuple(state_dict[k].shape)} != {shape}"
+             for k, shape in expected.items() if k in state_dict and tuple(state_dict[k].shape) != shape]
     if missing or unexpected or wrong:
         detail = "; ".join(filter(None, [
             f"missing {', '.join(missing[:3])}" if missing else "",
@@ -126,9 +175,18 @@ def _check_weights_fit(model: LatentVariableModel, state_dict: dict) -> None:
             f"wrong shape {', '.join(wrong[:3])}" if wrong else "",
         ]))
         raise CheckpointError(f"the weights do not fit the model config ({detail}): the file was edited or is damaged")
+    bad_dtype = [f"{k} ({v.dtype})" for k, v in state_dict.items() if v.dtype != torch.float32 or v.device.type != "cpu"]
+    if bad_dtype:
+        raise CheckpointError(f"the weights must be float32, got {', '.join(bad_dtype[:3])}: the file was edited "
+                              "or is damaged")
+    out = {}
     for k, v in state_dict.items():
-        if v.is_floating_point() and not torch.isfinite(v).all():
+        if not torch.isfinite(v).all():
             raise CheckpointError(f"the weights contain NaN or infinite values ({k}): the model is unusable")
+        # A tensor that is a view (odd strides, a shared or larger storage) gets its own exact storage.
+        exact = v.is_contiguous() and v.untyped_storage().nbytes() == 4 * v.numel() and v.storage_offset() == 0
+        out[k] = v if exact else v.clone(memory_format=torch.contiguous_format)
+    return out
 
 
 def file_sha256(source: str | os.PathLike | bytes) -> str:

@@ -327,6 +327,9 @@ def _add_data_flags(p, *, required: bool) -> None:
     group.add_argument("--dataset", choices=BUILTIN_SOURCES, help="a bundled or downloadable data set")
     group.add_argument("--data", help="a .npz file, an image folder or a .zip of one")
     p.add_argument("--image-size", type=int, default=None, help="side to resize image folders to")
+    p.add_argument("--max-data-mb", type=int, default=None,
+                   help="memory a --data file may take to load, in MiB (default 192, the app's budget for one file); "
+                        "raise it for a large file of your own, e.g. a full MNIST .npz needs about 400")
 
 
 def _add_output_flags(p) -> None:
@@ -337,4 +340,9 @@ def _load_data_arg(args, *, seed: int, image_size: int | None = None):
     source = args.dataset or args.data
     if args.data and not os.path.exists(args.data):
         raise DataError(f"no file or folder at {args.data}: check the path")
-    return load_data(source, seed=seed, image_size=args.image_size or image_size)
+    max_bytes = None
+    if args.max_data_mb is not None:
+        if not 1 <= args.max_data_mb <= 1 << 20:
+            raise UserInputError(f"--max-data-mb must be 1..{1 << 20}, got {args.max_data_mb}")
+        max_bytes = args.max_data_mb << 20
+    return load_data(source, seed=seed, image_size=args.image_size or image_size, max_bytes=max_bytes)

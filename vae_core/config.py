@@ -12,6 +12,32 @@ KINDS = ("ae", "vae", "cvae")
 ARCHS = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
 
+# Upper bounds on a model's settings. A checkpoint is untrusted input: these are checked (ModelConfig validation)
+# before a model is built or a weight is read, so that no file can make the app build a model that costs more than
+# the budget of vae_core/budget.py (256 MB, 2 s). Each bound admits every bundled model (checkpoints/*.pt: MLPs up
+# to 784-512-256 and conv stacks up to 32-64-64) and everything the Train page offers for the built-in data sets
+# (sides 8 to 64, MLP presets up to 512-256, latent sizes up to 32, conv stacks up to 32-32-64-64, 10 classes),
+# with room to spare for the command line.
+MAX_INPUT_SIDE = 256  # pixels per side: the data loaders' own limit (vae_core.data.MAX_SIDE)
+MAX_LATENT_DIM = 512
+MAX_MLP_LAYERS = 8  # hidden layers of the MLP encoder (mirrored by the decoder)
+MAX_MLP_WIDTH = 4096  # units per hidden layer
+MAX_CONV_LAYERS = 6  # stride-2 conv layers: 256 pixels down to 4
+MAX_CONV_CHANNELS = 512
+MAX_CONV_FC = 4096  # units of the conv model's dense layer
+MAX_CLASSES = 100  # the data loaders' own limit (vae_core.data.MAX_CLASSES)
+# 16 M float32 parameters are 64 MB: the upload limit (server.maxUploadSize). Loading holds the file's bytes and the
+# weights once (the model is built on the meta device and takes the loaded tensors): about 128 MB at the bound.
+# The largest Train-page model on built-in data is the 512-256 MLP on 64x64 shapes, 4.5 M parameters; 3x64x64
+# uploads with that preset make 12.9 M. 3x256x256 with it (202 M, finding 6 of issue 15) is refused.
+MAX_PARAMETERS = 16_000_000
+# Activations of one example through the encoder or the decoder, in float32 values (each layer's output counted,
+# see activation_values). Decoding n samples at once takes about n x 4 bytes x decoder values; the bound lets any
+# admitted model decode DECODE_SAMPLES_GUARANTEED samples in one batch within the budget (max_batch_size chunks
+# larger requests). The default conv stack on 3x256x256 needs 1.9 M; a 4096x4096 input fails the side bound first.
+MAX_ACTIVATION_VALUES = 3_000_000
+DECODE_SAMPLES_GUARANTEED = 16
+
 T = TypeVar("T", bound="_Serialisable")
 
 
@@ -60,27 +86,44 @@ class ModelConfig(_Serialisable):
     beta: float = 1.0  # weight of the KL term; 1 is the ELBO
 
     def __post_init__(self) -> None:
-        _check(self.kind in KINDS, f"model kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
-        _check(self.arch in ARCHS, f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
-        _check(self.likelihood in LIKELIHOODS, f"likelihood must be one of {', '.join(LIKELIHOODS)}, got {self.likelihood!r}")
-        _check(len(self.input_shape) == 3 and all(_is_int(v) and v > 0 for v in self.input_shape),
+        _check(isinstance(self.kind, str) and self.kind in KINDS,
+               f"model kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        _check(isinstance(self.arch, str) and self.arch in ARCHS, f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+        _check(isinstance(self.likelihood, str) and self.likelihood in LIKELIHOODS,
+               f"likelihood must be one of {', '.join(LIKELIHOODS)}, got {self.likelihood!r}")
+        _check(isinstance(self.input_shape, (tuple, list)) and len(self.input_shape) == 3
+               and all(_is_int(v) and v > 0 for v in self.input_shape),
                f"input_shape must be three positive integers (C, H, W), got {self.input_shape}")
         _check(self.input_shape[0] in (1, 3), f"images must have 1 or 3 channels, got {self.input_shape[0]}")
-        _check(_is_int(self.latent_dim) and 1 <= self.latent_dim <= 512, f"latent_dim must be 1..512, got {self.latent_dim}")
-        _check(all(_is_int(h) and 1 <= h <= 8192 for h in self.hidden), f"hidden sizes must be 1..8192, got {self.hidden}")
+        _check(max(self.input_shape[1:]) <= MAX_INPUT_SIDE,
+               f"images of {self.input_shape[1]}x{self.input_shape[2]} pixels are over the {MAX_INPUT_SIDE}-pixel "
+               "limit per side: resize the data to a smaller image size")
+        _check(_is_int(self.latent_dim) and 1 <= self.latent_dim <= MAX_LATENT_DIM,
+               f"latent_dim must be 1..{MAX_LATENT_DIM}, got {self.latent_dim}")
+        _check(isinstance(self.hidden, (tuple, list)) and len(self.hidden) <= MAX_MLP_LAYERS
+               and all(_is_int(h) and 1 <= h <= MAX_MLP_WIDTH for h in self.hidden),
+               f"hidden sizes must be at most {MAX_MLP_LAYERS} layers of 1..{MAX_MLP_WIDTH} units, got {self.hidden}")
         _check(self.arch != "mlp" or len(self.hidden) >= 1, "an MLP needs at least one hidden layer (e.g. --hidden 400)")
-        _check(all(_is_int(c) and 1 <= c <= 1024 for c in self.conv_channels) and len(self.conv_channels) >= 1,
-               f"conv_channels must be 1..1024 and at least one, got {self.conv_channels}")
+        _check(isinstance(self.conv_channels, (tuple, list)) and 1 <= len(self.conv_channels) <= MAX_CONV_LAYERS
+               and all(_is_int(c) and 1 <= c <= MAX_CONV_CHANNELS for c in self.conv_channels),
+               f"conv_channels must be 1..{MAX_CONV_LAYERS} layers of 1..{MAX_CONV_CHANNELS} channels, "
+               f"got {self.conv_channels}")
+        _check(_is_int(self.conv_fc) and 1 <= self.conv_fc <= MAX_CONV_FC,
+               f"conv_fc must be 1..{MAX_CONV_FC} units, got {self.conv_fc!r}")
         if self.arch == "conv":
             factor = 2 ** len(self.conv_channels)
             _, h, w = self.input_shape
             _check(h % factor == 0 and w % factor == 0,
                    f"a conv model with {len(self.conv_channels)} stride-2 layers needs H and W divisible by {factor}, "
                    f"got {h}x{w}: use fewer conv_channels or the mlp arch")
-        _check(_is_int(self.num_classes) and self.num_classes >= 0, f"num_classes must be >= 0, got {self.num_classes}")
+        _check(_is_int(self.num_classes) and 0 <= self.num_classes <= MAX_CLASSES,
+               f"num_classes must be 0..{MAX_CLASSES}, got {self.num_classes!r}")
         _check(self.kind != "cvae" or self.num_classes >= 2, "a CVAE needs labelled data with at least 2 classes")
         _check(_is_number(self.beta) and 0 <= self.beta <= 1000, f"beta must be between 0 and 1000, got {self.beta}")
-        _check(_is_number(self.gaussian_sigma) and self.gaussian_sigma > 0, f"gaussian_sigma must be > 0, got {self.gaussian_sigma}")
+        _check(_is_number(self.gaussian_sigma) and 1e-6 <= self.gaussian_sigma <= 1e6,
+               f"gaussian_sigma must be in [1e-6, 1e6], got {self.gaussian_sigma}")
+        _check(isinstance(self.learn_sigma, bool), f"learn_sigma must be true or false, got {self.learn_sigma!r}")
+        _check_model_cost(self)
 
     @property
     def is_conditional(self) -> bool:
@@ -140,6 +183,94 @@ def _check(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _check_model_cost(config: ModelConfig) -> None:
+    """The bounds that depend on several settings at once: parameters and activations per example."""
+    params = estimate_parameters(config)
+    _check(params <= MAX_PARAMETERS,
+           f"this model would have {params:,} parameters, over the limit of {MAX_PARAMETERS:,}: use smaller hidden "
+           "layers, fewer conv channels or smaller images")
+    encoder, decoder = activation_values(config)
+    _check(max(encoder, decoder) <= MAX_ACTIVATION_VALUES,
+           f"this model would hold {max(encoder, decoder):,} activations per image, over the limit of "
+           f"{MAX_ACTIVATION_VALUES:,}: use fewer conv channels or smaller images")
+
+
+def state_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor in the model's state_dict, by name, computed from the settings alone (no model
+    is built; vae_core/models.py builds exactly these, which tests/test_budget.py checks)."""
+    c, h, w = config.input_shape
+    n_cls = config.num_classes if config.is_conditional else 0
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def linear(prefix: str, n_in: int, n_out: int) -> None:
+        shapes[f"{prefix}.weight"], shapes[f"{prefix}.bias"] = (n_out, n_in), (n_out,)
+
+    side = 2 ** len(config.conv_channels)
+    if config.arch == "mlp":
+        sizes = [config.input_size + n_cls, *config.hidden]
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            linear(f"encoder.body.{2 * i}", n_in, n_out)
+        feature = config.hidden[-1]
+    else:
+        channels = [c, *config.conv_channels]
+        for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:])):
+            shapes[f"encoder.conv.{2 * i}.weight"], shapes[f"encoder.conv.{2 * i}.bias"] = (c_out, c_in, 4, 4), (c_out,)
+        flat = config.conv_channels[-1] * (h // side) * (w // side)
+        linear("encoder.body.0", flat + n_cls, config.conv_fc)
+        feature = config.conv_fc
+    linear("encoder.mu", feature, config.latent_dim)
+    if config.is_variational:
+        linear("encoder.logvar", feature, config.latent_dim)
+    n_in = config.latent_dim + n_cls
+    if config.arch == "mlp":
+        sizes = [n_in, *reversed(config.hidden)]
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            linear(f"decoder.{2 * i}", a, b)
+        linear(f"decoder.{2 * len(config.hidden)}", sizes[-1], config.input_size)
+    else:
+        deep = list(reversed(config.conv_channels))
+        linear("decoder.0", n_in, config.conv_fc)
+        linear("decoder.2", config.conv_fc, deep[0] * (h // side) * (w // side))
+        for i, (c_in, c_out) in enumerate(zip(deep, deep[1:] + [c])):
+            shapes[f"decoder.{5 + 2 * i}.weight"], shapes[f"decoder.{5 + 2 * i}.bias"] = (c_in, c_out, 4, 4), (c_out,)
+    if config.learn_sigma:
+        shapes["log_sigma"] = ()
+    return shapes
+
+
+def estimate_parameters(config: ModelConfig) -> int:
+    """Number of parameters of the model these settings describe, without building it."""
+    return sum(math.prod(shape) for shape in state_shapes(config).values())
+
+
+def activation_values(config: ModelConfig) -> tuple[int, int]:
+    """(encoder, decoder) float32 values one example holds on its way through, counting every layer's output
+    (an upper bound on the peak under no_grad, where only two consecutive outputs live at once)."""
+    c, h, w = config.input_shape
+    n_cls = config.num_classes if config.is_conditional else 0
+    heads = 2 * config.latent_dim
+    if config.arch == "mlp":
+        layers = 2 * sum(config.hidden)  # Linear and ReLU outputs
+        encoder = config.input_size + n_cls + layers + heads
+        decoder = config.latent_dim + n_cls + layers + 2 * config.input_size  # logits and their sigmoid
+        return encoder, decoder
+    maps = [ch * (h >> (i + 1)) * (w >> (i + 1)) for i, ch in enumerate(config.conv_channels)]  # each conv's output
+    flat = maps[-1]
+    encoder = config.input_size + 2 * sum(maps) + flat + n_cls + 2 * config.conv_fc + heads
+    decoder = (config.latent_dim + n_cls + 2 * config.conv_fc + 2 * flat + 2 * sum(maps[:-1])
+               + 2 * config.input_size)
+    return encoder, decoder
+
+
+def max_batch_size(config: ModelConfig, budget_bytes: int | None = None) -> int:
+    """The most examples to encode or decode in one batch so that their activations fit the budget (bytes;
+    default: vae_core.budget.ESTIMATE_LIMIT_BYTES). At least DECODE_SAMPLES_GUARANTEED for any valid config."""
+    from vae_core.budget import ESTIMATE_LIMIT_BYTES
+
+    per_example = 4 * max(activation_values(config))  # bytes
+    return max(1, (ESTIMATE_LIMIT_BYTES if budget_bytes is None else budget_bytes) // per_example)
+
+
 def default_conv_channels(image_size: int) -> tuple[int, ...]:
     """Conv channels that bring an image of this side down to about 4-7 pixels."""
     if image_size >= 64:
@@ -166,4 +297,7 @@ def model_config_for(input_shape: tuple[int, int, int], num_classes: int, *, kin
     )
 
 
-__all__ = ["ModelConfig", "TrainConfig", "KINDS", "ARCHS", "LIKELIHOODS", "default_conv_channels", "model_config_for"]
+__all__ = ["ModelConfig", "TrainConfig", "KINDS", "ARCHS", "LIKELIHOODS", "default_conv_channels", "model_config_for",
+           "state_shapes", "estimate_parameters", "activation_values", "max_batch_size", "MAX_INPUT_SIDE",
+           "MAX_LATENT_DIM", "MAX_MLP_LAYERS", "MAX_MLP_WIDTH", "MAX_CONV_LAYERS", "MAX_CONV_CHANNELS", "MAX_CONV_FC",
+           "MAX_CLASSES", "MAX_PARAMETERS", "MAX_ACTIVATION_VALUES", "DECODE_SAMPLES_GUARANTEED"]

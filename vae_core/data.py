@@ -10,6 +10,11 @@ exactly the same split later (a checkpoint stores it).
 
 User input is untrusted: files are parsed without pickle, sizes are bounded before anything big is
 read or unpacked, and every problem is reported as a one-line `DataError` that says what to do.
+The cost of one file is bounded before the work (vae_core/budget.py): the memory a load will take is
+estimated from the zip directory and the .npy headers or image headers, and refused over `max_bytes`
+(default ESTIMATE_LIMIT_BYTES, within the 256 MB promise); a caller that trusts its own big file (the
+command line's --max-data-mb) may pass more. A path written in a checkpoint is never opened
+(`load_from_spec`).
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ import math
 import os
 import queue
 import socket
-import tempfile
+import stat
+import struct
 import threading
 import time
 import urllib.parse
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import BinaryIO, Iterator
@@ -35,6 +42,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from vae_core.budget import ESTIMATE_LIMIT_BYTES, check_image_header, zip_members
 from vae_core.errors import DataError
 
 BUILTIN_SOURCES: tuple[str, ...] = ("digits", "shapes", "shapes64", "mnist", "fashion-mnist")
@@ -43,13 +51,22 @@ BUILTIN_SOURCES: tuple[str, ...] = ("digits", "shapes", "shapes64", "mnist", "fa
 # training on a 2-core laptop sensible.
 MIN_IMAGES = 10  # fewest images in a data set: enough for a train part of >= 2 and a test part of >= 1
 MAX_SIDE = 256  # largest image height or width, in pixels
-MAX_VALUES = 200_000_000  # largest N * C * H * W (800 MB as float32)
+MAX_VALUES = 200_000_000  # largest N * C * H * W whatever the memory budget (800 MB as float32)
 MAX_CLASSES = 100
-MAX_FILE_BYTES = 1 << 30  # largest .npz or .zip file read into memory, in bytes
-MAX_ZIP_FILES = 20_000  # most files a .zip may hold (ignored system files not counted)
-MAX_UNZIPPED_BYTES = 512 << 20  # largest total uncompressed size of a .zip, in bytes
+MAX_FILE_BYTES = 1 << 30  # largest .npz or .zip file read into memory, in bytes (and never over max_bytes)
+MAX_ZIP_FILES = 5_000  # most images in a .zip or folder (system files not counted): 0.75 s CPU at 32x32 on a loaded
+# 2-core machine, 2.1 s for 10,000 (measured); larger sets load faster as an .npz
+MAX_ZIP_ENTRIES = 2 * MAX_ZIP_FILES + 1_000  # zip directory entries (folders, __MACOSX copies) parsed at most
+MAX_ZIP_DIRECTORY_BYTES = 8 << 20  # a .zip's central directory (names), in bytes
+MAX_NPZ_MEMBERS = 64  # arrays in an .npz (the loader reads at most 7)
+MAX_UNZIPPED_BYTES = 256 << 20  # largest total uncompressed size of a .zip, in bytes
+MAX_MEMBER_BYTES = 64 << 20  # largest single file inside a .zip, uncompressed, in bytes
 MAX_COMPRESSION_RATIO = 200  # larger ratios on big members are zip bombs, not images
 MAX_IMAGE_PIXELS = 40_000_000  # largest single image in an image folder, in pixels (40 megapixels)
+# Decoding: ~3-11 ns per decoded byte on one core (PNG, measured), so 256 MiB of decoded pixels per folder or .zip is
+# well under a second; each image is also bounded alone (budget.MAX_IMAGE_DECODED_BYTES: 48 MiB).
+MAX_FOLDER_DECODED_BYTES = 256 << 20
+_CONVERT_CHUNK_PIXELS = 1 << 20  # 16/32-bit images are scaled to 8 bits this many pixels at a time (8 MB of float64)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm")
 
 # The procedural shapes set (dSprites-like): fixed content, whatever the split seed.
@@ -129,17 +146,22 @@ def load_data(
     image_size: int | None = None,
     test_fraction: float = 0.2,
     cache_dir: str | None = None,
+    max_bytes: int | None = None,
 ) -> DataSplit:
-    """Load a built-in data set by id, or a user .npz file, .zip or folder by path, split by `seed`."""
+    """Load a built-in data set by id, or a user .npz file, .zip or folder by path, split by `seed`.
+
+    max_bytes: the memory (bytes) a user file's load may take by the estimate, default ESTIMATE_LIMIT_BYTES.
+    """
     if isinstance(source, str) and source in BUILTIN_SOURCES:
         return _load_builtin(source, seed=seed, image_size=image_size, test_fraction=test_fraction, cache_dir=cache_dir)
     path = os.fspath(source)
     if path.lower().endswith(".npz"):
-        split = load_npz(path, seed=seed, test_fraction=test_fraction)
+        split = load_npz(path, seed=seed, test_fraction=test_fraction, max_bytes=max_bytes)
         _check_native_size(split.name, *split.input_shape[1:], image_size)
         return split
     if path.lower().endswith(".zip") or os.path.isdir(path):
-        return load_image_folder(path, image_size=image_size or 32, seed=seed, test_fraction=test_fraction)
+        return load_image_folder(path, image_size=image_size or 32, seed=seed, test_fraction=test_fraction,
+                                 max_bytes=max_bytes)
     known = ", ".join(repr(s) for s in BUILTIN_SOURCES)
     problem = "no such file or folder" if not os.path.exists(path) else "not a .npz file, .zip or folder"
     raise DataError(
@@ -148,13 +170,26 @@ def load_data(
     )
 
 
-def load_from_spec(spec: dict, *, file: BinaryIO | None = None, cache_dir: str | None = None) -> DataSplit:
+def load_from_spec(
+    spec: dict,
+    *,
+    file: BinaryIO | None = None,
+    cache_dir: str | None = None,
+    allow_paths: bool = False,
+    max_bytes: int | None = None,
+) -> DataSplit:
     """Reload the split a checkpoint was trained on; refuse a user file that is missing or changed.
 
     A spec has "source" (a built-in id, "npz" or "image_folder"), "name", "seed", "test_fraction",
     "image_size" (pixels) and "fingerprint" (sha256 of the file's bytes, of a folder's files, or of a
-    built-in set's arrays); user sources add "path" (absolute, or None for an upload). `file` is
-    needed only for data that was uploaded rather than loaded from a path.
+    built-in set's arrays); user sources add "path" (absolute, or None for an upload).
+
+    No path written in a spec is ever opened unless the caller passes allow_paths=True, which only a caller
+    that trusts the spec may do (one it wrote itself, never one read from an uploaded or downloaded
+    checkpoint): a checkpoint is untrusted, and its path could name /dev/zero, a FIFO, another user's
+    files or a folder of links. Built-in data comes from its name alone. User data comes from `file` (the
+    same bytes, checked against the fingerprint); without it the spec is refused with a message that says
+    to provide the file.
     """
     source, seed, test_fraction, image_size, fingerprint = _parse_spec(spec)
     if source in BUILTIN_SOURCES:
@@ -168,18 +203,25 @@ def load_from_spec(spec: dict, *, file: BinaryIO | None = None, cache_dir: str |
             )
         return split
 
-    path, name = spec.get("path"), str(spec.get("name") or "data")
+    path, name = spec.get("path"), os.path.basename(str(spec.get("name") or "data"))[:200] or "data"
     if path is not None and not isinstance(path, str):
-        raise DataError(f"the data recipe has a malformed path {path!r}: train the model again")
-    if path is None and file is None:
+        raise DataError(f"the data recipe has a malformed path {str(path)[:100]!r}: train the model again")
+    if file is None and (path is None or not allow_paths):
+        if path is None:
+            raise DataError(
+                f"the model was trained on the uploaded file {name!r}: upload {name!r} again to reload its data"
+            )
         raise DataError(
-            f"the model was trained on the uploaded file {name!r}: upload {name!r} again to reload its data"
+            f"the model was trained on the file {name!r}, which is not opened from the path the checkpoint names "
+            f"(paths in model files are never followed): provide {name!r} itself (upload it, or pass --data)"
         )
     if file is None and not os.path.exists(path):
         raise DataError(
             f"the data file {path!r} the model was trained on is missing: put it back, or train a new model"
         )
-    blob, abs_path, name = _open_user_data(file if file is not None else path, name)
+    _check_split_settings(seed, test_fraction)
+    limit = _max_bytes(max_bytes)
+    blob, abs_path, name = _open_user_data(file if file is not None else path, name, limit)
     actual = _sha256(blob) if blob is not None else _hash_tree(abs_path)
     if actual != fingerprint:
         raise DataError(
@@ -187,20 +229,43 @@ def load_from_spec(spec: dict, *, file: BinaryIO | None = None, cache_dir: str |
             "restore the original file, or train a new model on the new data"
         )
     if source == "npz":
-        return _npz_split(blob, path=abs_path, name=name, seed=seed, test_fraction=test_fraction)
+        if blob is None:
+            raise DataError(f"{name!r} is a folder, but the model was trained on a .npz file: give the .npz file")
+        return _npz_split(blob, path=abs_path, name=name, seed=seed, test_fraction=test_fraction, max_bytes=limit)
     _check_int("image_size", image_size, 4, MAX_SIDE)
-    return _folder_split(blob, abs_path, name, image_size=image_size, seed=seed, test_fraction=test_fraction)
+    return _folder_split(blob, abs_path, name, image_size=image_size, seed=seed, test_fraction=test_fraction,
+                         max_bytes=limit)
+
+
+def spec_cache_key(spec: dict, file: bytes | None = None) -> str:
+    """A cache key for the data of `spec` loaded with `file` (bytes or None): the spec and the sha256 of the bytes
+    actually given. A key from the spec alone would hand data loaded from one user's upload to anyone holding a
+    checkpoint that names its fingerprint (issue 15, finding 11)."""
+    import json
+
+    content = hashlib.sha256(bytes(file)).hexdigest() if file is not None else "no-file"
+    return json.dumps({"spec": spec, "file_sha256": content}, sort_keys=True, default=str)
 
 
 def load_npz(
-    file: str | os.PathLike | BinaryIO, *, seed: int = 0, test_fraction: float = 0.2, name: str | None = None
+    file: str | os.PathLike | BinaryIO,
+    *,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    name: str | None = None,
+    max_bytes: int | None = None,
 ) -> DataSplit:
-    """Load images from a .npz file (a path or a binary file-like object, e.g. an upload)."""
+    """Load images from a .npz file (a path or a binary file-like object, e.g. an upload).
+
+    Bounded before reading any array: members compressed with anything but deflate, non-numeric arrays, sizes
+    that disagree with the zip directory, and loads estimated over max_bytes (bytes) are refused.
+    """
     _check_split_settings(seed, test_fraction)
-    blob, path, name = _open_user_data(file, name)
+    limit = _max_bytes(max_bytes)
+    blob, path, name = _open_user_data(file, name, limit)
     if blob is None:
         raise DataError(f"{name!r} is a folder, not a .npz file: give the path of a .npz file")
-    return _npz_split(blob, path=path, name=name, seed=seed, test_fraction=test_fraction)
+    return _npz_split(blob, path=path, name=name, seed=seed, test_fraction=test_fraction, max_bytes=limit)
 
 
 def load_image_folder(
@@ -210,12 +275,28 @@ def load_image_folder(
     seed: int = 0,
     test_fraction: float = 0.2,
     name: str | None = None,
+    max_bytes: int | None = None,
 ) -> DataSplit:
-    """Load a folder (or .zip) with one sub-folder of images per class, resized to image_size pixels."""
+    """Load a folder (or .zip) with one sub-folder of images per class, resized to image_size pixels.
+
+    A .zip is read in memory, never unpacked to disk. Bounded before the work: the zip directory (entries,
+    sizes, compression ratios), each image's header (pixels and decoded bytes), the decoding done in all, and
+    the memory of the result (estimated, at most max_bytes bytes).
+    """
     _check_int("image_size", image_size, 4, MAX_SIDE)
     _check_split_settings(seed, test_fraction)
-    blob, path, name = _open_user_data(path_or_file, name)
-    return _folder_split(blob, path, name, image_size=image_size, seed=seed, test_fraction=test_fraction)
+    limit = _max_bytes(max_bytes)
+    blob, path, name = _open_user_data(path_or_file, name, limit)
+    return _folder_split(blob, path, name, image_size=image_size, seed=seed, test_fraction=test_fraction,
+                         max_bytes=limit)
+
+
+def _max_bytes(max_bytes: int | None) -> int:
+    """The memory budget of one load, in bytes: the caller's, or ESTIMATE_LIMIT_BYTES."""
+    if max_bytes is None:
+        return ESTIMATE_LIMIT_BYTES
+    _check_int("max_bytes", max_bytes, 1 << 20, 1 << 40)
+    return int(max_bytes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -638,8 +719,14 @@ _SHAPE_TESTS = (_inside_square, _inside_ellipse, _inside_heart)  # in the order 
 # ---------------------------------------------------------------------------------------------
 
 
-def _open_user_data(source: str | os.PathLike | BinaryIO, name: str | None) -> tuple[bytes | None, str | None, str]:
-    """(file bytes or None for a directory, absolute path or None for an upload, display name)."""
+def _open_user_data(
+    source: str | os.PathLike | BinaryIO, name: str | None, max_bytes: int = MAX_FILE_BYTES
+) -> tuple[bytes | None, str | None, str]:
+    """(file bytes or None for a directory, absolute path or None for an upload, display name).
+
+    A file over min(MAX_FILE_BYTES, max_bytes) is refused from its size, before it is read.
+    """
+    limit = min(MAX_FILE_BYTES, max_bytes)
     if isinstance(source, (str, os.PathLike)):
         path = os.path.abspath(os.fspath(source))
         display = name or os.path.basename(path.rstrip(os.sep)) or path
@@ -648,33 +735,33 @@ def _open_user_data(source: str | os.PathLike | BinaryIO, name: str | None) -> t
         if not os.path.isfile(path):
             raise DataError(f"file not found: {path!r}: check the path")
         size = os.path.getsize(path)
-        if size > MAX_FILE_BYTES:
+        if size > limit:
             raise DataError(
-                f"{display!r} is {size / 2**20:.0f} MiB, over the {MAX_FILE_BYTES >> 20} MiB limit: use a smaller file"
+                f"{display!r} is {size / 2**20:.0f} MiB, over the {limit >> 20} MiB limit: use a smaller file"
             )
         try:
             with open(path, "rb") as f:
-                return f.read(), path, display
+                return f.read(limit + 1), path, display
         except OSError as e:
             raise DataError(f"cannot read {path!r} ({e.strerror}): check the file's permissions") from e
     if not (hasattr(source, "getvalue") or hasattr(source, "read")):
         raise TypeError(f"expected a path or a binary file-like object, got {type(source).__name__}")
     display = os.path.basename(name or getattr(source, "name", None) or "upload") or "upload"
-    return _read_upload(source, display), None, display
+    return _read_upload(source, display, limit), None, display
 
 
-def _read_upload(file: BinaryIO, display: str) -> bytes:
-    """All bytes of an uploaded file-like object (Streamlit's UploadedFile has getvalue())."""
+def _read_upload(file: BinaryIO, display: str, limit: int = MAX_FILE_BYTES) -> bytes:
+    """All bytes of an uploaded file-like object (Streamlit's UploadedFile has getvalue()), at most `limit`."""
     if hasattr(file, "getvalue"):
         blob = file.getvalue()
     else:
         if hasattr(file, "seek"):
             file.seek(0)
-        blob = file.read(MAX_FILE_BYTES + 1)
+        blob = file.read(limit + 1)
     if not isinstance(blob, (bytes, bytearray, memoryview)):
         raise DataError(f"{display!r} was not opened in binary mode: pass the uploaded file or open(path, 'rb')")
-    if len(blob) > MAX_FILE_BYTES:
-        raise DataError(f"{display!r} is over the {MAX_FILE_BYTES >> 20} MiB limit: use a smaller file")
+    if len(blob) > limit:
+        raise DataError(f"{display!r} is over the {limit >> 20} MiB limit: use a smaller file")
     return bytes(blob)
 
 
@@ -727,8 +814,14 @@ def _walk_files(root: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _npz_split(blob: bytes, *, path: str | None, name: str, seed: int, test_fraction: float) -> DataSplit:
-    """Parse .npz bytes (layout x/y/label_names or Keras-style x_train/y_train/x_test/y_test) and split."""
+def _npz_split(
+    blob: bytes, *, path: str | None, name: str, seed: int, test_fraction: float, max_bytes: int = ESTIMATE_LIMIT_BYTES
+) -> DataSplit:
+    """Parse .npz bytes (layout x/y/label_names or Keras-style x_train/y_train/x_test/y_test) and split.
+
+    The zip directory and the .npy headers are checked first (_npz_plan): nothing is decompressed before that.
+    """
+    _npz_plan(blob, name, max_bytes)
     npz = _open_npz(blob, name)
     with npz:
         keys = set(npz.files)
@@ -773,6 +866,106 @@ def _keras_split(npz, blob: bytes, path: str | None, name: str, seed: int, test_
     x_test, scale_test = _normalise_values(x_test, "x_test", name)
     spec = _make_spec("npz", name, seed, test_fraction, x_train.shape[1], _sha256(blob), path=path)
     return _given_split(x_train, y_train, x_test, y_test, names, (scale_train, scale_test), spec)
+
+
+_NPZ_KEYS = ("x", "y", "label_names", "x_train", "y_train", "x_test", "y_test")  # the members the loader reads
+_NUMERIC_KINDS = "biuf"  # bool, int, uint, float: what images may be
+_LABEL_KINDS = "biufUS"  # labels and class names may also be text
+_MAX_TEXT_ITEMSIZE = 1024  # bytes per label or class name: 256 characters of UTF-32
+_COMPRESSION_NAMES = {zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "LZMA"}
+
+
+def _npz_plan(blob: bytes, name: str, max_bytes: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Check an .npz from its zip directory and its members' .npy headers alone; {key: (shape, dtype)}.
+
+    Refused before any array is read: a directory too big to parse cheaply; members compressed with bzip2 or LZMA
+    (slow to inflate, and their sizes are checked only once inflated), or encrypted; dtypes that are not numbers
+    (objects, structures, datetimes, complex) or text where text is allowed (labels, class names); a header whose
+    declared size disagrees with the directory's; and a load whose estimated memory is over max_bytes: the file,
+    each array read (and one copy of it, made when splitting), the float32 tensors images become, and label work.
+    """
+    if blob.startswith(b"\x93NUMPY"):
+        raise DataError(f"{name!r} is a single .npy array, not an .npz archive: save it with np.savez(path, x=images)")
+    try:
+        archive = zip_members(blob, repr(name), max_entries=MAX_NPZ_MEMBERS, max_directory_bytes=64 << 10,
+                              error=DataError)
+    except DataError as e:
+        if "corrupt or truncated" not in str(e):
+            raise
+        raise DataError(
+            f"{name!r} is not a readable .npz file (not a complete zip archive): "
+            "save the images with np.savez(path, x=images)"
+        ) from None
+    plan, cost, parts = {}, len(blob), []
+    with archive:
+        members = {info.filename: info for info in archive.infolist()}
+        for key in _NPZ_KEYS:
+            info = members.get(key + ".npy")
+            if info is None:
+                continue
+            if info.flag_bits & 0x1:
+                raise DataError(f"array {key!r} in {name!r} is encrypted: save the file again without a password")
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                method = _COMPRESSION_NAMES.get(info.compress_type, f"method {info.compress_type}")
+                raise DataError(
+                    f"array {key!r} in {name!r} is compressed with {method}, which is not read: "
+                    "save the file with np.savez or np.savez_compressed"
+                )
+            shape, dtype, header_bytes = _npy_member_header(archive, info, key, name)
+            _check_npz_dtype(key, dtype, name)
+            count = math.prod(shape)
+            if count > MAX_VALUES or dtype.itemsize > _MAX_TEXT_ITEMSIZE:
+                raise DataError(
+                    f"array {key!r} in {name!r} is too large ({shape}, {dtype}): keep N*C*H*W within {MAX_VALUES:,} values"
+                )
+            nbytes = count * dtype.itemsize
+            if info.file_size != header_bytes + nbytes:
+                raise DataError(
+                    f"array {key!r} in {name!r} declares {nbytes:,} bytes of data ({shape}, {dtype}) but the archive "
+                    f"holds {max(info.file_size - header_bytes, 0):,}: the file is damaged or was edited; save it again"
+                )
+            is_image = key.startswith("x")
+            # the array, one copy (index or astype), then float32 tensors (+ a NaN mask for floats) or label work
+            cost += 2 * nbytes + (count * (4 + (dtype.kind == "f")) if is_image else 32 * count)
+            parts.append(f"{key} {'x'.join(map(str, shape)) or 'scalar'} {dtype}")
+            plan[key] = (tuple(shape), dtype)
+    if cost > max_bytes:
+        raise DataError(
+            f"{name!r} is too large to load here: {', '.join(parts)} would take about {cost / 2**20:,.0f} MiB, "
+            f"over the {max_bytes / 2**20:,.0f} MiB limit: use fewer or smaller images"
+        )
+    return plan
+
+
+def _npy_member_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, name: str
+                       ) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, header length in bytes) of one .npy member, inflating only its first bytes."""
+    try:
+        with archive.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(f)
+            return tuple(int(n) for n in shape), np.dtype(dtype), f.tell()
+    except Exception as e:  # any parse failure means a corrupt member
+        raise DataError(f"array {key!r} in {name!r} is corrupt ({type(e).__name__}): save the file again") from e
+
+
+def _check_npz_dtype(key: str, dtype: np.dtype, name: str) -> None:
+    """Images are numbers; labels and class names are numbers or text; nothing is an object or a structure."""
+    if dtype.hasobject:
+        raise DataError(
+            f"array {key!r} in {name!r} holds Python objects (pickled data), which is refused: "
+            "save plain numeric arrays (e.g. np.asarray(images, dtype=np.uint8))"
+        )
+    if key.startswith("x"):
+        if dtype.kind not in _NUMERIC_KINDS or dtype.itemsize > 8:
+            raise DataError(f"{key} has dtype {dtype}; expected uint8 values 0-255 or floats in [0, 1]")
+        return
+    if dtype.kind not in _LABEL_KINDS or (dtype.kind in _NUMERIC_KINDS and dtype.itemsize > 8):
+        expected = "a list of class names (text)" if key == "label_names" else "integer class labels"
+        raise DataError(f"{key} has dtype {dtype}; expected {expected}")
+    if dtype.itemsize > _MAX_TEXT_ITEMSIZE:
+        raise DataError(f"{key} has text of {dtype.itemsize:,} bytes per item: keep labels and names under 256 characters")
 
 
 def _open_npz(blob: bytes, name: str) -> np.lib.npyio.NpzFile:
@@ -917,46 +1110,115 @@ def _remap_labels(
 
 
 def _folder_split(
-    blob: bytes | None, path: str | None, name: str, *, image_size: int, seed: int, test_fraction: float
+    blob: bytes | None,
+    path: str | None,
+    name: str,
+    *,
+    image_size: int,
+    seed: int,
+    test_fraction: float,
+    max_bytes: int = ESTIMATE_LIMIT_BYTES,
 ) -> DataSplit:
-    """Read a class-folder tree (a directory when blob is None, else a .zip's bytes) and split it."""
+    """Read a class-folder tree (a directory when blob is None, else a .zip's bytes, read in memory) and split it."""
     if blob is None:
-        x, y, names = _read_class_folders(path, image_size, name)
+        x, y, names = _read_class_folders(_DiskTree(path, name), image_size, name, max_bytes)
         fingerprint = _hash_tree(path)  # after reading: a malformed folder is reported before hashing it all
     else:
         fingerprint = _sha256(blob)
-        with _extracted_zip(blob, name) as root:
-            x, y, names = _read_class_folders(root, image_size, name)
+        with _zip_tree(blob, name) as tree:
+            x, y, names = _read_class_folders(tree, image_size, name, max_bytes)
     spec = _make_spec("image_folder", name, seed, test_fraction, image_size, fingerprint, path=path)
     return _random_split(x, y, names, 255.0, spec)
 
 
+class _DiskTree:
+    """A folder on disk as a tree of path tuples (for trusted paths: the command line, the app's own files)."""
+
+    def __init__(self, root: str, name: str):
+        self.root, self.name = root, name
+
+    def _path(self, rel: tuple[str, ...]) -> str:
+        return os.path.join(self.root, *rel)
+
+    def listdir(self, rel: tuple[str, ...]) -> list[str]:
+        return sorted(e for e in os.listdir(self._path(rel)) if not _is_ignored(e))
+
+    def isdir(self, rel: tuple[str, ...]) -> bool:
+        return os.path.isdir(self._path(rel))
+
+    def files_under(self, rel: tuple[str, ...]) -> list[str]:
+        return _walk_files(self._path(rel))
+
+    def open(self, rel: tuple[str, ...]) -> str:
+        """The file's path, once it is known to be a regular file (not a device, a pipe or a socket)."""
+        path = self._path(rel)
+        try:
+            regular = stat.S_ISREG(os.stat(path).st_mode)
+        except OSError as e:
+            raise DataError(f"cannot read {'/'.join(rel)} in {self.name!r} ({e.strerror}): remove it") from e
+        if not regular:
+            raise DataError(f"{'/'.join(rel)} in {self.name!r} is not a regular file (a device, pipe or socket): remove it")
+        return path
+
+
+class _ZipTree:
+    """A .zip's files as a read-only tree of path tuples, read from memory: nothing is written to disk."""
+
+    def __init__(self, archive: zipfile.ZipFile, members: list[tuple[zipfile.ZipInfo, list[str]]], name: str):
+        self.archive, self.name = archive, name
+        self.files: dict[tuple[str, ...], zipfile.ZipInfo] = {}
+        self.children: dict[tuple[str, ...], set[str]] = {(): set()}
+        self.under: dict[tuple[str, ...], list[str]] = {}
+        for info, parts in members:
+            key = tuple(parts)
+            if not key:
+                continue
+            for i in range(len(key)):
+                self.children.setdefault(key[:i], set()).add(key[i])
+            self.files[key] = info  # a duplicate name: the later member wins, as when unpacking
+        clash = next((k for k in self.files if k in self.children), None)
+        if clash is not None:
+            raise DataError(f"{'/'.join(clash)!r} in {name!r} is both a file and a folder: zip the class folders again")
+        for key in self.files:
+            for i in range(len(key)):
+                self.under.setdefault(key[:i], []).append("/".join(key[i:]))
+
+    def listdir(self, rel: tuple[str, ...]) -> list[str]:
+        return sorted(self.children.get(rel, ()))
+
+    def isdir(self, rel: tuple[str, ...]) -> bool:
+        return rel in self.children
+
+    def files_under(self, rel: tuple[str, ...]) -> list[str]:
+        return sorted(self.under.get(rel, []))
+
+    def open(self, rel: tuple[str, ...]) -> BinaryIO:
+        info = self.files[rel]
+        try:
+            return io.BytesIO(self.archive.read(info))  # zipfile stops at the declared size and checks the CRC
+        except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError, ValueError, zlib.error) as e:
+            raise DataError(
+                f"cannot unpack {info.filename!r} from {self.name!r} ({e}): zip the class folders again"
+            ) from e
+
+
 @contextlib.contextmanager
-def _extracted_zip(blob: bytes, name: str) -> Iterator[str]:
-    """Unpack a .zip safely into a temporary directory, yield its path, and delete it afterwards."""
+def _zip_tree(blob: bytes, name: str) -> Iterator[_ZipTree]:
+    """The .zip's tree, after its directory, names, sizes and compression were checked (nothing inflated yet)."""
     try:
-        archive = zipfile.ZipFile(io.BytesIO(blob))
-    except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise DataError(f"{name!r} is not a valid .zip file ({e}): zip the class folders again") from e
-    with archive, tempfile.TemporaryDirectory(prefix="latent_lab_") as tmp:
-        for info, parts in _safe_members(archive, name):
-            target = os.path.join(tmp, *parts)
-            if not os.path.realpath(target).startswith(os.path.realpath(tmp) + os.sep):  # defence in depth
-                raise DataError(f"{name!r} contains an unsafe path {info.filename!r}: refusing to unpack it")
-            try:
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                with archive.open(info) as src, open(target, "wb") as dst:
-                    while chunk := src.read(1 << 20):  # zipfile stops at the declared size
-                        dst.write(chunk)
-            except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError, ValueError) as e:
-                raise DataError(
-                    f"cannot unpack {info.filename!r} from {name!r} ({e}): zip the class folders again"
-                ) from e
-        yield tmp
+        archive = zip_members(blob, repr(name), max_entries=MAX_ZIP_ENTRIES,
+                              max_directory_bytes=MAX_ZIP_DIRECTORY_BYTES, error=DataError)
+    except DataError as e:
+        if "corrupt or truncated" not in str(e):
+            raise
+        raise DataError(f"{name!r} is not a valid .zip file (no complete zip directory): zip the class folders again"
+                        ) from None
+    with archive:
+        yield _ZipTree(archive, _safe_members(archive, name), name)
 
 
 def _safe_members(archive: zipfile.ZipFile, name: str) -> list[tuple[zipfile.ZipInfo, list[str]]]:
-    """The files to unpack with their path parts; refuses unsafe names and zip bombs before writing anything."""
+    """The files to read with their path parts; refuses unsafe names and zip bombs before inflating anything."""
     members, total = [], 0
     for info in archive.infolist():
         parts = _safe_parts(info.filename, name)
@@ -964,12 +1226,23 @@ def _safe_members(archive: zipfile.ZipFile, name: str) -> list[tuple[zipfile.Zip
             continue
         if info.flag_bits & 0x1:
             raise DataError(f"{info.filename!r} in {name!r} is encrypted: zip the class folders without a password")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            method = _COMPRESSION_NAMES.get(info.compress_type, f"method {info.compress_type}")
+            raise DataError(
+                f"{info.filename!r} in {name!r} is compressed with {method}, which is not read: "
+                "zip the class folders with the usual (deflate) compression"
+            )
         total += info.file_size
         big = info.file_size > (1 << 20)
         if big and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
             raise DataError(
                 f"{info.filename!r} in {name!r} expands {info.file_size // max(info.compress_size, 1)}x "
                 "(a zip bomb?): refusing it; zip ordinary image files"
+            )
+        if info.file_size > MAX_MEMBER_BYTES:
+            raise DataError(
+                f"{info.filename!r} in {name!r} is {info.file_size / 2**20:,.0f} MiB, over the "
+                f"{MAX_MEMBER_BYTES >> 20} MiB limit per file: shrink the image"
             )
         members.append((info, parts))
     if len(members) > MAX_ZIP_FILES:
@@ -997,37 +1270,46 @@ def _safe_parts(filename: str, name: str) -> list[str]:
     return parts
 
 
-def _read_class_folders(root: str, image_size: int, name: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Images (N, S, S, C) uint8 with C = 1 if all are grey else 3, labels (N,), and the class names."""
-    root = _unwrap_single_folder(root)
-    classes = _class_files(root, name)
+def _read_class_folders(
+    tree: _DiskTree | _ZipTree, image_size: int, name: str, max_bytes: int = ESTIMATE_LIMIT_BYTES
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Images (N, S, S, C) uint8 with C = 1 if all are grey else 3, labels (N,), and the class names.
+
+    Bounded before decoding: the result's memory (estimated as colour: the uint8 images, a copy made by the split,
+    and the float32 tensors, 18 bytes per pixel) against max_bytes; then each image's header, and the decoding done
+    in all (MAX_FOLDER_DECODED_BYTES), before the image is decoded.
+    """
+    root = _unwrap_single_folder(tree)
+    classes = _class_files(tree, root, name)
     n = sum(len(files) for _, files in classes)
-    if n * image_size * image_size > MAX_VALUES:
+    pixels = n * image_size * image_size
+    cost = 18 * pixels
+    if pixels > MAX_VALUES or cost > max_bytes:
         raise DataError(
-            f"{n} images of {image_size}x{image_size} are too many: use fewer images or a smaller image_size"
+            f"{n} images of {image_size}x{image_size} are too many: they would take about {cost / 2**20:,.0f} MiB, "
+            f"over the {max_bytes / 2**20:,.0f} MiB limit: use fewer images or a smaller image_size"
         )
-    images, labels, grey = [], [], True
+    x = np.empty((n, image_size, image_size, 3), np.uint8)
+    labels = np.empty(n, np.int64)
+    grey, decoded, i = True, 0, 0
     for label, (class_dir, files) in enumerate(classes):
         for rel in files:
-            rgb, is_grey = _read_image(os.path.join(root, class_dir, rel), f"{class_dir}/{rel}", image_size, name)
-            images.append(rgb)
-            labels.append(label)
+            source = tree.open((*root, class_dir, *rel.split("/")))
+            pixels, is_grey, cost_i = _read_image(source, f"{class_dir}/{rel}", image_size, name,
+                                                  decode_left=MAX_FOLDER_DECODED_BYTES - decoded)
+            x[i] = pixels[..., None] if pixels.ndim == 2 else pixels  # grey fills all three channels
+            decoded += cost_i
+            labels[i] = label
             grey &= is_grey
-    x = np.stack(images)
-    if grey:
-        x = x[..., :1]
-    elif x.size > MAX_VALUES:
-        raise DataError(
-            f"{n} colour images of {image_size}x{image_size} are too many: use fewer images or a smaller image_size"
-        )
-    return x, np.array(labels, dtype=np.int64), tuple(c for c, _ in classes)
+            i += 1
+    return (x[..., :1] if grey else x), labels, tuple(c for c, _ in classes)
 
 
-def _class_files(root: str, name: str) -> list[tuple[str, list[str]]]:
+def _class_files(tree: _DiskTree | _ZipTree, root: tuple[str, ...], name: str) -> list[tuple[str, list[str]]]:
     """[(class folder name, sorted image paths relative to it)] in sorted class order."""
-    entries = sorted(e for e in os.listdir(root) if not _is_ignored(e))
-    stray = [e for e in entries if not os.path.isdir(os.path.join(root, e))]
-    dirs = [e for e in entries if os.path.isdir(os.path.join(root, e))]
+    entries = tree.listdir(root)
+    stray = [e for e in entries if not tree.isdir((*root, e))]
+    dirs = [e for e in entries if tree.isdir((*root, e))]
     if len(dirs) < 2:
         found = f"one class ({dirs[0]!r})" if dirs else "no class folders"
         found = "its images directly inside, so one class" if stray and not dirs else found
@@ -1042,7 +1324,7 @@ def _class_files(root: str, name: str) -> list[tuple[str, list[str]]]:
         raise DataError(f"{name!r} has {len(dirs)} class folders, over the limit of {MAX_CLASSES}: merge classes")
     classes, total = [], 0
     for d in dirs:
-        files = _walk_files(os.path.join(root, d))
+        files = tree.files_under((*root, d))
         for rel in files:
             if not rel.lower().endswith(IMAGE_EXTENSIONS):
                 raise DataError(
@@ -1058,52 +1340,96 @@ def _class_files(root: str, name: str) -> list[tuple[str, list[str]]]:
     return classes
 
 
-def _unwrap_single_folder(root: str) -> str:
+def _unwrap_single_folder(tree: _DiskTree | _ZipTree) -> tuple[str, ...]:
     """Step into a lone top-level folder that only wraps the class folders (common when zipping a folder)."""
-    entries = [e for e in os.listdir(root) if not _is_ignored(e)]
-    if len(entries) != 1 or not os.path.isdir(os.path.join(root, entries[0])):
-        return root
-    inner = os.path.join(root, entries[0])
-    inner_entries = [e for e in os.listdir(inner) if not _is_ignored(e)]
+    entries = tree.listdir(())
+    if len(entries) != 1 or not tree.isdir((entries[0],)):
+        return ()
+    inner = (entries[0],)
+    inner_entries = tree.listdir(inner)
     # A lone folder holding images is one class (reported as such), not a wrapper.
-    if inner_entries and all(os.path.isdir(os.path.join(inner, e)) for e in inner_entries):
+    if inner_entries and all(tree.isdir((*inner, e)) for e in inner_entries):
         return inner
-    return root
+    return ()
 
 
-def _read_image(path: str, rel: str, image_size: int, name: str) -> tuple[np.ndarray, bool]:
-    """One image file -> ((S, S, 3) uint8 RGB, whether it is greyscale)."""
+def decode_image(
+    source: str | bytes | BinaryIO, what: str, *, fit: int | None = None, decode_left: int | None = None
+) -> tuple[Image.Image, int]:
+    """One image file (a path, bytes or a binary file) as a decoded 'L' or 'RGB' PIL image, and the bytes its
+    decoding took. The one bounded image reader of the package (image folders, .zip files, the Interpolate page).
+
+    Bounded from the header, before any pixel is decoded (Image.open reads only the header): at most
+    MAX_IMAGE_PIXELS pixels and budget.MAX_IMAGE_DECODED_BYTES decoded bytes (width x height x bytes per pixel of
+    the file's mode: 16-bit grey is 2, RGB 4 as Pillow holds it), and at most decode_left bytes when given.
+    fit (pixels): a JPEG is decoded at the smallest scale that still covers fit x fit (draft mode). EXIF rotation
+    is applied in place; 16- and 32-bit grey is scaled to 8 bits a chunk at a time (no float64 copy of the image).
+    Peak memory is about three decoded copies (≤ 144 MiB). Raises DataError with a one-line message.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        source = io.BytesIO(bytes(source))
     try:
-        with Image.open(path) as img:
+        with Image.open(source) as img:
             w, h = img.size
             if w * h > MAX_IMAGE_PIXELS:
                 raise DataError(
-                    f"{rel} in {name!r} is {w}x{h} pixels, over the {MAX_IMAGE_PIXELS // 1_000_000} megapixel limit: "
+                    f"{what} is {w}x{h} pixels, over the {MAX_IMAGE_PIXELS // 1_000_000} megapixel limit: "
                     "shrink it first"
                 )
-            img.draft(None, (image_size, image_size))  # JPEG decodes at reduced size: much faster for photos
-            img = ImageOps.exif_transpose(img)  # phone photos store their rotation in EXIF
-            img = _to_l_or_rgb(img)
-            img = img.resize((image_size, image_size), Image.Resampling.BILINEAR, reducing_gap=2.0)
-            rgb = np.asarray(img.convert("RGB"))
+            if fit is not None:
+                img.draft(None, (fit, fit))  # JPEG decodes at reduced size: much faster for photos
+            decoded = check_image_header(img, what, error=DataError)
+            if decode_left is not None and decoded > decode_left:
+                raise DataError(
+                    f"decoding the images of {what.split(' in ', 1)[-1]} would take over "
+                    f"{MAX_FOLDER_DECODED_BYTES >> 20} MiB of pixels (reached at {what.split(' in ', 1)[0]}): "
+                    "shrink the images (e.g. to 256x256) before zipping them"
+                )
+            img.load()
+            ImageOps.exif_transpose(img, in_place=True)  # phone photos store their rotation in EXIF
+            return _to_l_or_rgb(img), decoded
     except DataError:
         raise
     except Image.DecompressionBombError as e:
-        raise DataError(f"{rel} in {name!r} is too many pixels ({e}): shrink it first") from e
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise DataError(f"{what} is too many pixels ({e}): shrink it first") from e
+    except (OSError, SyntaxError, ValueError, EOFError, TypeError, IndexError, KeyError, struct.error,
+            ZeroDivisionError, MemoryError) as e:
+        raise DataError(f"cannot read image {what} ({e}): remove it or save it again as PNG or JPEG") from e
+
+
+def _read_image(
+    source: str | BinaryIO, rel: str, image_size: int, name: str, *, decode_left: int | None = None
+) -> tuple[np.ndarray, bool, int]:
+    """One image file -> ((S, S) grey or (S, S, 3) RGB uint8, whether it is greyscale, bytes its decoding took)."""
+    img, decoded = decode_image(source, f"{rel} in {name!r}", fit=image_size, decode_left=decode_left)
+    try:
+        if img.size != (image_size, image_size):
+            img = img.resize((image_size, image_size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        pixels = np.asarray(img)
+    except (OSError, ValueError) as e:
         raise DataError(f"cannot read image {rel} in {name!r} ({e}): remove it or save it again as PNG or JPEG") from e
-    grey = bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
-    return rgb, grey
+    if pixels.ndim == 2:  # 'L'
+        return pixels, True, decoded
+    grey = bool((pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all())
+    return pixels, grey, decoded
 
 
 def _to_l_or_rgb(img: Image.Image) -> Image.Image:
     """Convert any PIL mode to 'L' (grey) or 'RGB', dropping alpha and scaling 16-bit grey to 8 bits."""
-    if img.mode in ("1", "L", "LA", "La"):
+    if img.mode in ("L", "RGB"):
+        return img
+    if img.mode in ("1", "LA", "La"):
         return img.convert("L")
     if img.mode.startswith("I") or img.mode == "F":  # 16/32-bit grey: PIL's convert would clip, not scale
-        a = np.asarray(img, dtype=np.float64)
-        top = 1.0 if img.mode == "F" and a.max() <= 1 else (65535.0 if a.max() > 255 else 255.0)
-        return Image.fromarray(np.clip(a / top * 255 + 0.5, 0, 255).astype(np.uint8))
+        a = np.asarray(img)  # 2 or 4 bytes per pixel
+        hi = a.max()
+        top = 1.0 if img.mode == "F" and hi <= 1 else (65535.0 if hi > 255 else 255.0)
+        out = np.empty(a.shape, np.uint8)
+        flat_in, flat_out = a.reshape(-1), out.reshape(-1)
+        for start in range(0, flat_in.size, _CONVERT_CHUNK_PIXELS):  # float64 a chunk at a time, not the image
+            chunk = flat_in[start : start + _CONVERT_CHUNK_PIXELS].astype(np.float64)
+            flat_out[start : start + _CONVERT_CHUNK_PIXELS] = np.clip(chunk / top * 255 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(out)
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")  # PIL warns when palette transparency goes straight to RGB
     return img.convert("RGB")

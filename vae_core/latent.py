@@ -42,6 +42,15 @@ def _inference(model) -> Iterator[torch.device]:
         model.train(was_training)
 
 
+def _bounded_batch(model, batch_size: int) -> int:
+    """batch_size, lowered so that one batch's activations fit the memory budget (config.max_batch_size): a model
+    with large images decodes a 400-point grid in several batches instead of one that takes gigabytes."""
+    from vae_core.config import ModelConfig, max_batch_size
+
+    config = getattr(model, "config", None)
+    return min(batch_size, max_batch_size(config)) if isinstance(config, ModelConfig) and batch_size >= 1 else batch_size
+
+
 def _batches(n: int, batch_size: int) -> Iterator[slice]:
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -140,7 +149,7 @@ def encode_dataset(model, x: torch.Tensor, y: Labels = None, *, batch_size: int 
     labels = _labels(model, y, len(x))
     mus, logvars = [], []
     with _inference(model) as device:
-        for part in _batches(len(x), batch_size):
+        for part in _batches(len(x), _bounded_batch(model, batch_size)):
             yb = labels[part].to(device) if labels is not None else None
             mu, logvar = model.encode(x[part].to(device, torch.float32), yb)  # (B, D) each
             mus.append(mu.float().cpu())
@@ -160,7 +169,7 @@ def decode(model, z: torch.Tensor, y: Labels = None, *, batch_size: int = 1024) 
     labels = _labels(model, y, len(z))
     out = []
     with _inference(model) as device:
-        for part in _batches(len(z), batch_size):
+        for part in _batches(len(z), _bounded_batch(model, batch_size)):
             yb = labels[part].to(device) if labels is not None else None
             out.append(model.decode_mean(z[part].to(device, torch.float32), yb).float().cpu())  # (B, C, H, W)
     return torch.cat(out) if out else torch.empty(0, *model.config.input_shape)
@@ -643,7 +652,7 @@ def path_elbo(model, images: torch.Tensor, y: Labels = None, *, seed: int = 0, b
     out = []
     with _inference(model) as device:
         generator = torch.Generator(device=device).manual_seed(seed)
-        for part in _batches(len(images), batch_size):
+        for part in _batches(len(images), _bounded_batch(model, batch_size)):
             yb = labels[part].to(device) if labels is not None else None
             terms = elbo_terms(model, images[part].to(device, torch.float32), yb, generator=generator)
             out.append(terms.elbo.double().cpu())
@@ -653,19 +662,31 @@ def path_elbo(model, images: torch.Tensor, y: Labels = None, *, seed: int = 0, b
 def image_from_bytes(data: bytes, shape: tuple[int, int, int], *, invert: bool = False) -> torch.Tensor:
     """One image file (png, jpg, ...) as a (1, C, H, W) tensor in [0, 1] of the model's input shape: converted
     to grey or RGB, resized (area averaging down, bilinear up), optionally inverted (dark ink on light paper ->
-    light on dark, as the digits are). Raises UserInputError for a file that is not a readable image."""
-    import io
+    light on dark, as the digits are). Raises UserInputError for a file that is not a readable image.
 
-    from PIL import Image, UnidentifiedImageError
+    Bounded from the header before any pixel is decoded (vae_core.data.decode_image: at most 40 megapixels and
+    48 MiB decoded; JPEGs decode at the smallest scale that covers the model's side); an image far larger than the
+    model's input is box-averaged down to about twice its side before the float32 conversion, so the work after
+    decoding is a few MB whatever the picture."""
+    from PIL import Image
 
     from vae_core.anomaly import resize_images
-    from vae_core.errors import UserInputError
+    from vae_core.data import decode_image
+    from vae_core.errors import DataError, UserInputError
 
+    _, h_out, w_out = (int(v) for v in shape)
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0  # (H, W, 3); drops alpha and palettes
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        im, _ = decode_image(bytes(data), "this image", fit=max(h_out, w_out))
+        factor = min(im.width // (2 * w_out), im.height // (2 * h_out))
+        if factor >= 2:
+            im = im.reduce(factor)  # box average: the same area averaging as resize_images, on far fewer pixels
+        rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0  # (H, W, 3)
+    except DataError as exc:
+        message = str(exc)
+        if message.startswith("cannot read image"):
+            raise UserInputError("This file could not be read as an image: upload a PNG or JPEG picture.") from None
+        raise UserInputError(f"{message[0].upper()}{message[1:]}") from None
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise UserInputError(f"This file could not be read as an image ({type(exc).__name__}): "
                              "upload a PNG or JPEG picture.") from None
     x = torch.from_numpy(rgb).permute(2, 0, 1)[None]  # (1, 3, H, W)
