@@ -38,6 +38,7 @@ from vae_core.latent import LatentView, decode, grid_extent, image_grid, view_ex
 ASSETS = Path(__file__).resolve().parent / "latent_pad"
 MAX_SLIDERS = 8  # sliders shown by default for a larger latent: the most active dimensions
 MAX_POINTS = 2000  # test-set points drawn on the pad (a deterministic subsample beyond that)
+IMAGE_PX = 200  # the decoded image is drawn about this big (a whole multiple of its pixels)
 SHARED_KEY = "latent_point"  # st.session_state: {"sha", "model", "z", "y"}, the point every page follows
 _SENT_KEY = "_latent_pad_sent"  # st.session_state: ids of the decoders and scenes this session's page holds
 
@@ -230,7 +231,7 @@ def _sent() -> dict[str, set]:
 def latent_pad(model, entry, view: LatentView, points=None, labels=None, label_names=None, *, key: str,
                z=None, y: int | None = None, slider_dims: list[int] | None = None, mu: np.ndarray | None = None,
                extent: tuple[float, float, float, float] | None = None, browser: bool = True,
-               url: bool = True) -> PadPoint:
+               url: bool = True, image_px: int = IMAGE_PX) -> PadPoint:
     """Draw the latent pad and return the current point (the released one once the user has touched it).
 
     model, entry: ui.current_model(). view: a decodable LatentView of this model (identity or PCA). points (N, 2):
@@ -238,7 +239,8 @@ def latent_pad(model, entry, view: LatentView, points=None, labels=None, label_n
     page. z, y: move the pad to this point now (e.g. after a "random" button); None keeps the shared point.
     slider_dims: the dimensions that get a slider (default: default_slider_dims). mu (N, D): the codes behind
     `points`, for the pad's extent and the slider ranges. extent: the pad's plane (default pad_extent). browser=False forces the server
-    path. url: keep `z` (and `class`) in the URL.
+    path. url: keep `z` (and `class`) in the URL. image_px: the decoded image is drawn about this many pixels a
+    side, at a whole multiple of its size (nearest neighbour: every pixel a crisp block of the same size).
     """
     if view.latent_dim != entry.config.latent_dim:
         raise ValueError(f"the view is for D = {view.latent_dim} but the model has D = {entry.config.latent_dim}")
@@ -251,14 +253,21 @@ def latent_pad(model, entry, view: LatentView, points=None, labels=None, label_n
         notice = None if payload is not None else fallback_notice(reason)
         point = _server_pad(model, entry, view, start, dims, slider_ranges(entry, mu), key=key, notice=notice)
     else:
-        point = _browser_pad(payload, entry, view, points, labels, label_names, start, dims, mu, extent, key=key)
+        point = _browser_pad(payload, entry, view, points, labels, label_names, start, dims, mu, extent, key=key,
+                             image_px=image_px)
     if url:
         ui.set_url_exact(z=point.z, **{"class": point.y})
     return point
 
 
+def image_size(entry, image_px: int = IMAGE_PX) -> int:
+    """The decoded image's size on screen: the whole multiple of its width nearest image_px."""
+    width = entry.config.input_shape[-1]
+    return max(1, round(image_px / width)) * width
+
+
 def _browser_pad(payload, entry, view, points, labels, label_names, start: PadPoint, dims, mu, extent, *,
-                 key: str) -> PadPoint:
+                 key: str, image_px: int = IMAGE_PX) -> PadPoint:
     extent = pad_extent(view, mu) if extent is None else tuple(float(v) for v in extent)
     scene = _scene(entry, view, points, labels, label_names, extent, mu)
     scene_id = f"{entry.sha256[:12]}-{_digest(scene)}"
@@ -286,7 +295,9 @@ def _browser_pad(payload, entry, view, points, labels, label_names, start: PadPo
             "y": None if keep else start.y, "slider_dims": dims,
             "decoder": None if entry.sha256 in sent["decoder"] else payload,
             "scene": None if scene_id in sent["scene"] else scene}
-    _COMPONENT(key=key, data=data, on_point_change=on_point, on_need_change=on_need, height="content")
+    with st.container(key=f"{key}_frame"):  # the image size reaches the component's shadow root as a CSS variable
+        st.html(f"<style>.st-key-{key}_frame {{ --latent-image-px: {image_size(entry, image_px)}px; }}</style>")
+        _COMPONENT(key=key, data=data, on_point_change=on_point, on_need_change=on_need, height="content")
     sent["decoder"].add(entry.sha256)
     sent["scene"].add(scene_id)
     st.session_state.setdefault("_latent_pad_bytes", {})[key] = len(json.dumps(data))  # measured by the tests

@@ -35,7 +35,7 @@ PagesManager.uses_pages_directory = False
 ROOT = Path(__file__).resolve().parents[1]
 ZOO_DIR = ROOT / "checkpoints"
 USER_ROOT = Path(os.environ.get("LATENT_LAB_USER_DIR", ROOT / "user_models"))
-DEFAULT_MODEL = "zoo/digits-vae-2d"
+DEFAULT_MODEL = "zoo/mnist-vae-2d"  # the app opens on it: real 28x28 digits in a 2-D latent space
 TILE_PX = 84  # images are shown at about this many pixels a side, scaled without blur
 log = logging.getLogger("latent_lab")
 
@@ -490,8 +490,8 @@ def class_names(entry: ModelEntry, model) -> list[str]:
 
 
 def bundled_data(source: str) -> DataSplit:
-    """A bundled data set ("digits", "shapes") split as the zoo's models were trained on it (seed 0), from the same
-    cache as those models' data when one is installed, so the pages hold one copy of it."""
+    """A bundled data set ("mnist", "digits", "shapes") split as the zoo's models were trained on it (seed 0), from
+    the same cache as those models' data when one is installed, so the pages hold one copy of it."""
     for entry, _ in available_models().values():
         if entry.source == "zoo" and (entry.meta.get("data_spec") or {}).get("source") == source:
             data = model_data(entry)

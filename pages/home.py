@@ -1,44 +1,116 @@
-"""Welcome: what Latent Lab is, the model in use, and where to go next."""
+"""Welcome: the first minute of a demo. The latent pad of the model in use, front and centre, with one sentence
+saying what to do (click or drag on the square, and the network draws the image of that point); below it the
+model's card in brief and a few images it made up from random codes.
+
+The pad is the shared component of pages/_latent_pad.py (the decoder runs in the browser, so the image follows the
+pointer at frame rate); its released point is the session's latent point, so the other pages follow it.
+"""
+from __future__ import annotations
+
 import streamlit as st
 import torch
 
+from pages import _latent_pad as latent_pad
 from pages import _ui as ui
 from vae_core.latent import sample_prior
 
-ui.page_header(
-    "Latent Lab",
-    "A variational autoencoder (VAE) squeezes each image into a few numbers, its **latent code**, and learns to "
-    "rebuild the image from them. Because it is trained to keep those codes close to a simple bell-shaped "
-    "distribution, you can also pick new codes at random and **generate** images it never saw. "
-    "Pick a model in the sidebar, then train your own or explore what one has learnt.",
-)
+PAD_KEY = "home_pad"
+IMAGE_PX = 280  # the decoded image on this page: big enough to read across a classroom (10x for 28x28 digits)
+N_SAMPLES, SAMPLE_COLUMNS, SAMPLE_PX = 16, 8, 56
+DIGIT_SETS = {"mnist", "digits"}  # data sets whose images are handwritten digits
 
-entry, model = ui.current_model()
+
+def things(entry) -> tuple[str, str]:
+    """(singular, plural) of what the model draws: digits for the digit sets, images otherwise."""
+    return ("digit", "digits") if str(entry.dataset).lower() in DIGIT_SETS else ("image", "images")
+
+
+def lead(entry) -> str:
+    """One paragraph for a newcomer: what the network does, in words, for this model."""
+    one, many = things(entry)
+    d = entry.config.latent_dim
+    code = ("just **two numbers**: a point on the square below" if d == 2 else
+            f"**{d} numbers**; the square below is a flat slice through them" if d > 2 else "**one number**")
+    return (f"A neural network that learnt to draw {many}. It squeezes every {one} it sees into {code}, its "
+            f"**latent code**, and draws a {one} back from any such code. That is a variational autoencoder (VAE).")
+
+
+def instruction(entry, model) -> str:
+    """The one thing to do, in one sentence (and the class buttons of a model that is told the class)."""
+    one, _ = things(entry)
+    where = "of its 2-D latent space" if entry.config.latent_dim == 2 else "of its latent space"
+    text = (f":material/touch_app: **Click or drag anywhere on the square:** the network draws the {one} at that "
+            f"point {where}.")
+    if model.config.is_conditional:
+        text += f" The buttons beside it choose which {one} to draw."
+    return text
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def prior_samples(model_key: str, sha: str, n: int = 16) -> torch.Tensor:
+def prior_samples(model_key: str, sha: str, n: int = N_SAMPLES) -> torch.Tensor:
     """A few images decoded from random latent codes (cached per model file)."""
     _, m = ui.available_models()[model_key]
     y = torch.arange(n) % m.config.num_classes if m.config.is_conditional else None
     return sample_prior(m, n, seed=0, y=y)[1]
 
 
-left, right = st.columns([2, 3])
-with left:
+@st.fragment
+def pad(entry, model) -> None:
+    """The latent pad over the test images' codes; a release reruns only this part."""
+    with ui.friendly_errors("The latent pad"):
+        data = ui.model_data(entry)
+        mu = labels = names = None
+        if data is not None:
+            encoded = ui.encode_split(entry.sha256, "test", model, data)
+            mu, labels, names = encoded["mu"], encoded["y"], list(data.label_names)
+        view, _ = latent_pad.plane_view(entry, mu)
+        points = None if mu is None else view.transform(torch.from_numpy(mu)).numpy()
+        latent_pad.latent_pad(model, entry, view, points, labels, names, key=PAD_KEY, mu=mu, image_px=IMAGE_PX)
+        one, many = things(entry)
+        dots = (f"Each faint dot is a real test {one}, placed at its code and coloured by what it shows: drag onto a "
+                f"colour and the network draws that kind of {one}. " if points is not None else "")
+        st.caption(f"{dots}Between the dots it draws {many} nobody wrote: that is what makes it a generator.")
+
+
+def card(entry) -> None:
+    """The model in brief: its name, what it is for and three numbers."""
     st.subheader(entry.title)
     st.write(entry.about or entry.config.label)
-    card = entry.card
+    facts = entry.card
     cols = st.columns(3)
-    cols[0].metric("Test ELBO (nats)", f"{card.get('test_elbo', float('nan')):.1f}",
-                   help="Evidence lower bound per test image: higher is better. It is minus (reconstruction + KL).")
+    elbo = facts.get("test_elbo")
+    cols[0].metric("ELBO (nats)", f"{elbo:.1f}" if elbo is not None else "n/a",
+                   help="Evidence lower bound per test image, in nats: higher is better. It is minus "
+                        "(reconstruction + KL).")
     cols[1].metric("Latent size", entry.config.latent_dim, help="How many numbers describe each image.")
-    cols[2].metric("Active units", card.get("active_units", "n/a"),
-                   help="Latent dimensions the encoder really uses (their mean varies across images).")
-with right:
-    st.caption("Images the decoder makes from 16 random latent codes (prior samples)")
-    ui.show_images(prior_samples(entry.key, entry.sha256), nrow=8)
+    recognised = (facts.get("samples") or {}).get("recognised")
+    if recognised is not None:
+        cols[2].metric("Samples recognised", f"{recognised:.0%}",
+                       help="Share of images made from random codes that a digit classifier, trained on real "
+                            "MNIST, names with confidence.")
+    else:
+        cols[2].metric("Active units", facts.get("active_units", "n/a"),
+                       help="Latent dimensions the encoder really uses (their mean varies across images).")
 
-st.subheader("Where to go")
-st.page_link("pages/train.py", label="Train a model and watch it learn", icon=":material/model_training:")
-st.page_link("pages/library.py", label="Browse, upload and download models", icon=":material/inventory_2:")
+
+# -- the page ---------------------------------------------------------------------------------------------------------
+entry, model = ui.current_model()
+ui.page_header("Latent Lab", lead(entry))
+st.markdown(f"##### {instruction(entry, model)}")
+pad(entry, model)
+
+st.divider()
+left, right = st.columns([1, 1], gap="large")
+with left:
+    card(entry)
+with right:
+    _, many = things(entry)
+    st.markdown(f"**{N_SAMPLES} {many} it made up** from random codes (prior samples)")
+    ui.show_images(prior_samples(entry.key, entry.sha256), nrow=SAMPLE_COLUMNS, tile_px=SAMPLE_PX)
+
+st.subheader("Where to go next")
+links = st.columns(2)
+links[0].page_link("pages/lessons.py", label="Lessons for a class", icon=":material/cast_for_education:")
+links[0].page_link("pages/latent_map.py", label="Every test image on the map", icon=":material/scatter_plot:")
+links[1].page_link("pages/train.py", label="Train a model and watch it learn", icon=":material/model_training:")
+links[1].page_link("pages/library.py", label="Browse, upload and download models", icon=":material/inventory_2:")

@@ -12,7 +12,7 @@ import pytest
 
 from vae_core.checkpoint import load_checkpoint
 from vae_core.config import TrainConfig, model_config_for
-from vae_core.jobs import JobLimiter, TrainingJob
+from vae_core.jobs import MAP_POINTS, JobLimiter, TrainingJob, map_indices
 
 
 def _job(digits, limiter, tmp_path=None, epochs=2, **kw):
@@ -64,6 +64,7 @@ class TestJobs:
         snap = job.snapshot()
         assert snap.state == "done" and len(snap.history) == 2 and snap.progress == pytest.approx(1.0)
         assert snap.latent["mu"].shape == (len(digits.test), 2) and snap.recon["x_hat"].shape == (8, 1, 8, 8)
+        assert snap.latent["index"].tolist() == list(range(len(digits.test)))  # a small test set: every image
         _, meta = load_checkpoint(snap.checkpoint)
         assert meta["status"] == "done" and len(meta["history"]) == 2
 
@@ -104,6 +105,17 @@ class TestJobs:
         assert job.join(30)
         assert job.state == "failed" and "training failed" in job.snapshot().message
         assert limiter.running == 0
+
+
+def test_the_live_map_draws_a_fixed_sample_of_a_large_test_set():
+    """MNIST's 10,000 test images would make every redraw of the Train page's live map slow: a fixed sample of
+    MAP_POINTS is encoded and sent instead, the same images at every epoch."""
+    index = map_indices(10_000)
+    assert len(index) == MAP_POINTS and len(set(index.tolist())) == MAP_POINTS
+    assert index.tolist() == sorted(index.tolist()) and 0 <= int(index.min()) and int(index.max()) < 10_000
+    assert index.tolist() == map_indices(10_000).tolist()  # fixed: every epoch draws the same images
+    assert int(index.max()) > 9_000  # spread over the whole set, not its first images
+    assert map_indices(360).tolist() == list(range(360))
 
 
 def test_a_job_leaves_one_core_for_the_pages():

@@ -38,6 +38,7 @@ from vae_core.train import Trainer, TrainEvent, training_meta
 STATES = ("queued", "running", "done", "failed", "cancelled")
 MAX_STEP_POINTS = 2000  # step metrics kept for the live curve; older ones are thinned
 STEP_KEYS = ("loss", "recon", "kl", "elbo")
+MAP_POINTS = 2000  # test images on the live latent map: a fixed sample beyond that (MNIST's 10,000 would slow it)
 
 # Workers are forked from a server process that has imported this module (hence torch) once.
 _PROCESSES = multiprocessing.get_context("forkserver")
@@ -149,7 +150,8 @@ class JobSnapshot:
     eta_seconds: float | None
     steps: list[dict]
     history: list[dict]
-    latent: dict | None  # {"mu": (N, D) tensor, "y": (N,) tensor, "epoch": int} of the test set, latest epoch
+    latent: dict | None  # {"mu": (N, D), "y": (N,), "index": (N,) tensors, "epoch": int}: the test images of
+    #                      map_indices (all of them up to MAP_POINTS), latest epoch
     recon: dict | None  # {"x": (8, C, H, W), "x_hat": (8, C, H, W), "epoch": int}
     message: str
     checkpoint: Path | None
@@ -308,7 +310,7 @@ class TrainingJob:
                 self._progress, self._samples_per_s, self._eta = m["progress"], m["samples_per_s"], m["eta_seconds"]
                 self._epoch = epoch
                 self._latent = {"mu": torch.from_numpy(latent["mu"]), "y": torch.from_numpy(latent["y"]),
-                                "epoch": epoch}
+                                "index": torch.from_numpy(latent["index"]), "epoch": epoch}
                 self._recon = {"x": torch.from_numpy(recon["x"]), "x_hat": torch.from_numpy(recon["x_hat"]),
                                "epoch": epoch}
         elif kind == "end":
@@ -372,18 +374,30 @@ def _stop_if_orphaned(server_pid: int, cancel, poll_seconds: float = 0.5) -> Non
             os._exit(1)
 
 
+def map_indices(n_test: int, limit: int = MAP_POINTS) -> torch.Tensor:
+    """The test images drawn on the live latent map: all of them up to `limit`, else a fixed random sample of
+    `limit` (seed 0, in index order), the same at every epoch so the map's points move rather than change."""
+    if n_test <= limit:
+        return torch.arange(n_test)
+    return torch.randperm(n_test, generator=torch.Generator().manual_seed(0))[:limit].sort().values
+
+
 @torch.no_grad()
 def _previews(model, data, preview_x, preview_y) -> tuple[dict, dict]:
-    """The test set's latent means and a strip of reconstructions, for the live map and strip."""
+    """The latent means of the map's test images (map_indices) and a strip of reconstructions, for the live map
+    and strip."""
     model.eval()
     test = data.test
     cond = model.config.is_conditional
-    mu = torch.cat([model.encode(test.x[i:i + 1024], test.y[i:i + 1024] if cond else None)[0]
-                    for i in range(0, len(test.x), 1024)])  # (N, D)
+    index = map_indices(len(test.x))
+    x, labels = test.x[index], test.y[index]
+    mu = torch.cat([model.encode(x[i:i + 1024], labels[i:i + 1024] if cond else None)[0]
+                    for i in range(0, len(x), 1024)])  # (N, D)
     y = preview_y if cond else None
     x_hat = model.decode_mean(model.encode(preview_x, y)[0], y)  # (8, C, H, W)
     model.train()
-    return ({"mu": mu.numpy(), "y": test.y.numpy()}, {"x": preview_x.numpy(), "x_hat": x_hat.numpy()})
+    return ({"mu": mu.numpy(), "y": labels.numpy(), "index": index.numpy()},
+            {"x": preview_x.numpy(), "x_hat": x_hat.numpy()})
 
 
-__all__ = ["job_threads", "warm_up_workers", "JobLimiter", "TrainingJob", "JobSnapshot", "STATES"]
+__all__ = ["job_threads", "warm_up_workers", "map_indices", "MAP_POINTS", "JobLimiter", "TrainingJob", "JobSnapshot", "STATES"]

@@ -304,7 +304,7 @@ class Pad {
   layout(force = false) {
     if (!this.scene) return;
     const width = this.el(".pad-root").clientWidth || 640;
-    const side = 260;
+    const side = (this.el(".side-col").offsetWidth || 236) + 24; // the image column and the gap
     const size = Math.round(width >= 560 ? Math.min(440, Math.max(240, width - side - 24)) : Math.min(width, 440));
     if (size === this.size && !force) return;
     const dpr = window.devicePixelRatio || 1;

@@ -13,11 +13,18 @@ from PIL import Image
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 
-from tests.app.conftest import open_app, picker
+from tests.app.conftest import ROOT, open_app, picker
+from vae_core.zoo import ZOO
 
 PAGE = "pages/latent_map.py"
-ZOO_KEYS = ["zoo/digits-vae-2d", "zoo/digits-ae-2d", "zoo/digits-betavae-2d", "zoo/digits-betavae4-2d",
-            "zoo/digits-cvae-2d", "zoo/digits-vae-10d", "zoo/shapes-vae", "zoo/shapes-betavae"]
+ZOO_KEYS = [f"zoo/{s.name}" for s in ZOO if (ROOT / "checkpoints" / f"{s.name}.pt").is_file()]
+DIGITS = "zoo/digits-vae-2d"  # most tests below read its 8x8 pixels and count its 359 test images
+
+
+def open_map(**link) -> AppTest:
+    """A fresh session opened at a link with these query parameters, on the digits VAE unless the link names
+    another model, then this page. (The app itself opens on the MNIST VAE: TestTheDefaultModel.)"""
+    return open_app(PAGE, link={"model": DIGITS, **link})
 
 
 # -- helpers (the Interpolate page's tests use them too) ---------------------------------------------------------------
@@ -130,7 +137,7 @@ class TestEveryModel:
                 assert x_title.startswith("PC 1") and y_title.startswith("PC 2"), key
 
     def test_the_cvae_offers_a_class_and_decodes_with_it(self):
-        at = open_app(PAGE)
+        at = open_map()
         picker(at).set_value("zoo/digits-cvae-2d").run()
         at.selectbox(key="lm_class").set_value(7).run()
         at.toggle(key="lm_background").set_value(True).run()
@@ -140,7 +147,7 @@ class TestEveryModel:
         assert len(spec(at, "lm_chart")["layout"]["images"]) == 1
 
     def test_tsne_is_view_only(self):
-        at = open_app(PAGE)
+        at = open_map()
         picker(at).set_value("zoo/digits-vae-10d").run()
         at.selectbox(key="lm_view").set_value("tsne").run()
         assert not at.exception
@@ -153,7 +160,7 @@ class TestEveryModel:
 
 class TestOptions:
     def test_uncertainty_prior_and_background_are_drawn(self):
-        at = open_app(PAGE)
+        at = open_map()
         names = {t.get("name") for t in spec(at, "lm_chart")["data"]}
         assert not any(n and n.startswith("μ ± σ") for n in names) and "prior 1σ" not in names
         for key in ("lm_sigma", "lm_prior", "lm_background"):
@@ -166,7 +173,7 @@ class TestOptions:
         assert image["source"].startswith("data:image/png;base64,") and image["layer"] == "below"
 
     def test_an_autoencoder_has_no_uncertainty_to_draw(self):
-        at = open_app(PAGE)
+        at = open_map()
         picker(at).set_value("zoo/digits-ae-2d").run()
         assert at.toggle(key="lm_sigma").disabled
         assert not at.toggle(key="lm_prior").disabled
@@ -175,7 +182,7 @@ class TestOptions:
 class TestSelection:
     def test_a_click_shows_that_test_image_and_its_reconstruction(self):
         data = digits_data()
-        at = open_app(PAGE)
+        at = open_map()
         select_on_map(at, "lm_chart", click(42, browser_form=True))
         assert "Test image #42" in markdown_text(at)
         shown = downscale(image_with_caption(at, "Input"), 8)
@@ -185,7 +192,7 @@ class TestSelection:
         assert trace(spec(at, "lm_chart"), "selected")  # ringed on the map
 
     def test_a_lasso_shows_the_first_sixteen_of_the_group(self):
-        at = open_app(PAGE)
+        at = open_map()
         points = [{"x": 0, "y": 0, "customdata": [i]} for i in range(30, 50)] + [{"x": 1, "y": 1, "customdata": [-1]}]
         select_on_map(at, "lm_chart", {"points": points, "lasso": [{"x": [0, 1, 1], "y": [0, 0, 1]}]})
         assert "**20 test images selected** (the first 16 shown)" in markdown_text(at)
@@ -194,12 +201,12 @@ class TestSelection:
         assert "idx" not in at.query_params  # a group is not put in the link
 
     def test_an_empty_lasso_says_so(self):
-        at = open_app(PAGE)
+        at = open_map()
         select_on_map(at, "lm_chart", {"points": [{"x": 1, "y": 1, "customdata": [-1]}], "box": [{"x": [0, 1]}]})
         assert any("No images inside" in i.value for i in at.info)
 
     def test_a_click_on_empty_space_decodes_it_and_finds_its_neighbours(self):
-        at = open_app(PAGE)
+        at = open_map()
         select_on_map(at, "lm_chart", {"points": [{"x": 1.25, "y": -0.5, "customdata": {"0": -1}}]})
         assert "**Decoded spot** (1.25, -0.50)" in markdown_text(at)
         assert image_with_caption(at, "What the decoder makes").shape[0] >= 150  # readable: 8 px shown at ~160
@@ -210,7 +217,7 @@ class TestSelection:
         assert trace(spec(at, "lm_chart"), "decoded spot")
 
     def test_choosing_by_number(self):
-        at = open_app(PAGE)
+        at = open_map()
         at.number_input(key="lm_idx").set_value(7).run()
         assert "Test image #7" in markdown_text(at)
         at.number_input(key="lm_x").set_value(0.5).run()
@@ -238,10 +245,10 @@ class TestSelection:
 
 class TestLinks:
     def _open_with(self, **params) -> AppTest:
-        return open_app(PAGE, link=params)
+        return open_map(**params)
 
     def test_an_index_link_round_trips(self):
-        at = open_app(PAGE)
+        at = open_map()
         select_on_map(at, "lm_chart", click(17))
         link = dict(at.query_params)
         reopened = self._open_with(**link)
@@ -285,7 +292,8 @@ def release_pad(at: AppTest, z, y=None) -> AppTest:
 
 class TestRealTimePad:
     def test_the_pad_walks_the_same_view_as_the_map(self):
-        at = open_app(PAGE)
+        at = open_app(PAGE)  # the Welcome page's pad showed the MNIST VAE: the digits VAE is new to this session
+        picker(at).set_value(DIGITS).run()
         assert "Walk the map in real time" in [h.value for h in at.subheader]
         data = pad_data(at)
         assert data["decoder"]["format"] == "latent-lab-decoder" and data["z"] == [0.0, 0.0]
@@ -296,7 +304,7 @@ class TestRealTimePad:
         assert (scene["points"]["x"][0], scene["points"]["y"][0]) == pytest.approx(first, abs=1e-3)
 
     def test_a_pca_map_gets_a_pca_pad_and_a_tsne_map_says_why_the_pad_stays_pca(self):
-        at = open_app(PAGE)
+        at = open_map()
         picker(at).set_value("zoo/digits-vae-10d").run()
         view = pad_data(at)["scene"]["view"]
         assert view["method"] == "pca" and len(view["mean"]) == 10
@@ -309,7 +317,7 @@ class TestRealTimePad:
         assert at.get("bidi_component")[0].proto.component_name == "latent_pad"
 
     def test_a_release_reaches_the_link_and_the_decode_page(self):
-        at = open_app(PAGE)
+        at = open_map()
         select_on_map(at, "lm_chart", click(42))
         release_pad(at, [1.5, -0.75])
         assert at.query_params["z"] == "1.5,-0.75"
@@ -324,7 +332,7 @@ class TestRealTimePad:
         assert sent["decoder"] is None  # the page got this model's weights on the Latent map already
 
     def test_the_maps_class_moves_the_pads_class(self):
-        at = open_app(PAGE)
+        at = open_map()
         picker(at).set_value("zoo/digits-cvae-2d").run()
         assert pad_data(at)["y"] == 0
         release_pad(at, [0.25, 0.5], y=2)
@@ -340,7 +348,7 @@ class TestRealTimePad:
         from vae_core.checkpoint import load_checkpoint
         from vae_core.library import ModelEntry
 
-        at = open_app(PAGE)
+        at = open_map()
         m, meta = load_checkpoint(ROOT / "checkpoints" / "digits-vae-2d.pt")
         m.decoder[1] = nn.SiLU()  # a layer the browser decoder does not know
         entry = ModelEntry("upload/odd-decoder", "Odd decoder", "upload", "d0" * 32, m.config, meta)
@@ -357,3 +365,29 @@ class TestRealTimePad:
         assert at.query_params["z"] == "0.0,-1.0"
         assert image_with_caption(at, "Decoded on the server").shape == (200, 200, 3)
         assert spec(at, "lm_chart")["layout"]["xaxis"]["title"]["text"] == "z[0]"  # the map is unaffected
+
+
+# -- the model the app opens on: MNIST, 10,000 test images, 60,000 training images ---------------------------------------
+def entry_sha(name: str) -> str:
+    from vae_core.checkpoint import file_sha256
+
+    return file_sha256(ROOT / "checkpoints" / f"{name}.pt")
+
+
+class TestTheDefaultModel:
+    def test_the_mnist_map_shows_every_test_digit_and_decodes_a_spot_crisply(self):
+        at = open_app(PAGE)
+        assert picker(at).value == "zoo/mnist-vae-2d"
+        figure = spec(at, "lm_chart")
+        points = [t for t in figure["data"] if t.get("type") == "scattergl" and t.get("name") != "click anywhere"]
+        assert sum(len(array(t["x"])) for t in points) == 10_000  # every test digit, clickable by its number
+        sent = pad_data(at)  # the Welcome page's pad showed this model over this very view: nothing big again
+        assert sent["decoder"] is None and sent["scene"] is None and sent["decoder_id"] == entry_sha("mnist-vae-2d")
+        select_on_map(at, "lm_chart", {"points": [{"x": 0.5, "y": -0.5, "customdata": [-1]}]})
+        assert "**Decoded spot** (0.50, -0.50)" in markdown_text(at)
+        spot = image_with_caption(at, "What the decoder makes")
+        assert spot.shape[:2] == (168, 168)  # 28 pixels, each a 6x6 block: crisp, about 160 px
+        assert np.array_equal(spot[::6, ::6], spot[5::6, 5::6])  # nearest neighbour: no blur inside a block
+        neighbours = image_with_caption(at, "By pixels")  # the nearest of the 60,000 training digits
+        assert neighbours.shape[0] >= 2 * 28 and len([c for _, c in images_shown(at) if c.startswith("By")]) == 2
+        assert any("typically" in c.value for c in at.caption)

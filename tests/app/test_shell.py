@@ -1,13 +1,19 @@
-"""The shell: the app opens on the bundled digits VAE, the picker follows the user, links carry the model."""
-from tests.app.conftest import open_app, picker
+"""The shell: the app opens on the bundled MNIST VAE, whose Welcome page puts the latent pad first with one sentence
+on what to do; the picker follows the user, links carry the model."""
+import json
+
+from tests.app.conftest import ROOT, open_app, picker
+
+DEFAULT = "zoo/mnist-vae-2d"
 
 
 class TestOpening:
-    def test_opens_on_the_digits_vae_with_no_exception(self):
+    def test_opens_on_the_mnist_vae_with_no_exception(self):
         at = open_app()
-        assert picker(at).value == "zoo/digits-vae-2d"
+        assert picker(at).value == DEFAULT
         assert at.title[0].value == "Latent Lab"
-        assert at.query_params["model"] == "zoo/digits-vae-2d"
+        assert at.query_params["model"] == DEFAULT
+        assert at.sidebar.caption[0].value == "VAE, mlp, z=2 · trained on mnist"  # real 28x28 digits
 
     def test_every_zoo_model_is_offered(self):
         at = open_app()
@@ -45,8 +51,79 @@ class TestPickerFollowsTheUser:
         at.query_params["model"] = "zoo/no-such-model"
         at.run()
         assert not at.exception
-        assert picker(at).value == "zoo/digits-vae-2d"
+        assert picker(at).value == DEFAULT
         assert any("not available" in i.value for i in at.info)
+
+
+def pad_data(at) -> dict:
+    [element] = at.get("bidi_component")
+    assert element.proto.component_name == "latent_pad"
+    return json.loads(element.proto.json)
+
+
+class TestWelcome:
+    """The first minute of a demo: the MNIST VAE's latent pad first, one sentence saying what to do, big crisp
+    digits; then the model in brief and a few of its samples."""
+
+    def test_the_pad_comes_first_with_one_sentence_on_what_to_do(self):
+        from pages import _latent_pad as lp
+
+        at = open_app()
+        kinds = [e.type for e in at.main if e.type not in ("flex_container", "column", "main")]
+        assert kinds[:4] == ["title", "markdown", "markdown", "bidi_component"]  # title, lead, what to do, the pad
+        assert at.markdown[1].value.count(".") == 1  # one sentence
+        assert "Click or drag anywhere on the square" in at.markdown[1].value
+        assert "draws the digit at that point of its 2-D latent space" in at.markdown[1].value
+        assert "two numbers" in at.markdown[0].value
+        data = pad_data(at)
+        assert data["decoder"]["format"] == "latent-lab-decoder"  # the first page of the session: the weights
+        scene = data["scene"]
+        assert scene["view"]["method"] == "identity" and len(data["z"]) == 2
+        assert len(scene["points"]["x"]) == lp.MAX_POINTS  # a fixed sample of the 10,000 test digits
+        assert scene["label_names"] == [str(d) for d in range(10)]
+
+    def test_the_decoded_digit_is_drawn_large_at_a_whole_multiple_of_its_pixels(self):
+        from pages import home
+        from pages._latent_pad import image_size
+
+        at = open_app()
+        [style] = [h.proto.body for h in at.get("html") if "--latent-image-px" in h.proto.body]
+        assert "--latent-image-px: 280px" in style and "home_pad_frame" in style  # 28 px x 10, pixelated in CSS
+        css = (ROOT / "pages" / "latent_pad" / "pad.css").read_text()
+        assert "image-rendering: pixelated" in css and "var(--latent-image-px" in css
+        digits, shapes = type("E", (), {}), type("E", (), {})
+        digits.config = type("C", (), {"input_shape": (1, 8, 8)})
+        shapes.config = type("C", (), {"input_shape": (1, 32, 32)})
+        assert image_size(digits, home.IMAGE_PX) == 280 and image_size(shapes, home.IMAGE_PX) == 288
+
+    def test_the_model_card_and_samples_follow_the_pad(self):
+        at = open_app()
+        assert at.subheader[0].value == "MNIST VAE (2-D latent)"
+        assert {m.label for m in at.metric} >= {"ELBO (nats)", "Latent size"}
+        assert any("16 digits it made up" in m.value for m in at.markdown)
+        assert len(at.get("image")) == 1
+
+    def test_a_release_on_the_pad_is_the_point_the_other_pages_follow(self):
+        from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+        at = open_app()
+        [element] = at.get("bidi_component")
+        states = at._tree.get_widget_states()
+        states.widgets.append(WidgetState(id=element.proto.id, json_value=json.dumps(
+            {"point": {"decoder_id": pad_data(at)["decoder_id"], "scene_id": "any", "z": [1.5, -0.5], "y": None,
+                       "p": [1.5, -0.5], "seq": 1}})))
+        at._run(states)
+        assert not at.exception
+        assert at.query_params["z"] == "1.5,-0.5"
+        at.switch_page("pages/decode.py").run()
+        assert at.session_state["decode_point"]["z"] == [1.5, -0.5]
+
+    def test_a_cvae_says_how_to_pick_the_digit(self):
+        at = open_app()
+        picker(at).set_value("zoo/digits-cvae-2d").run()
+        assert not at.exception
+        assert "buttons beside it choose which digit" in at.markdown[1].value
+        assert pad_data(at)["y"] == 0
 
 
 class TestPagesFolder:

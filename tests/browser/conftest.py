@@ -9,6 +9,7 @@
                 a failed test leaves FAILED-<test>.png
 
 Helpers: wait_for_app(page), assert_no_exception(page), screenshot(page, name), sidebar_picker(page),
+choose_training_data(page, prefix),
 artifacts_dir(), record_figure(name, value) (merged into $ARTIFACTS/figures.json), start_server/stop_server.
 Screenshots go to $LATENT_LAB_ARTIFACTS/screenshots (default /work/main/test-artifacts/screenshots); the server's
 log to $ARTIFACTS/streamlit-server.log. LATENT_LAB_APP_DIR runs the app of another checkout (default: this one).
@@ -233,7 +234,7 @@ def server(browser, tmp_path_factory):
 
 
 FIRST_PAGE_TITLE = "Latent Lab"
-DEFAULT_MODEL_TITLE = "Digits VAE (2-D latent)"
+DEFAULT_MODEL_TITLE = "MNIST VAE (2-D latent)"
 
 
 def sidebar_picker(page):
@@ -304,6 +305,18 @@ def wait_for_app(page, timeout_ms: int = APP_IDLE_TIMEOUT_MS) -> None:
             return
         if time.monotonic() > deadline:
             raise TimeoutError("the app did not become idle")
+
+
+def choose_training_data(page, prefix: str) -> None:
+    """On the Train page, pick the data set whose label starts with `prefix` (e.g. "Digits": the page opens on
+    MNIST; the 8x8 digits train in seconds, which the tests of the training machinery want)."""
+    from playwright.sync_api import expect
+
+    box = page.get_by_label("Data", exact=True)
+    box.click()
+    page.get_by_role("option", name=re.compile("^" + re.escape(prefix))).click()
+    wait_for_app(page)
+    expect(box).to_have_value(re.compile("^" + re.escape(prefix)))
 
 
 def assert_no_exception(page) -> None:

@@ -16,7 +16,8 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import (APP_DIR, DEFAULT_MODEL_TITLE, FIRST_PAGE_TITLE, Hostile, assert_no_exception,
-                                    record_figure, screenshot, sidebar_picker, upload, wait_for_app)
+                                    choose_training_data, record_figure, screenshot, sidebar_picker, upload,
+                                    wait_for_app)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -142,8 +143,8 @@ def checkpoint_meta(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)["meta"]
 
 
-# -- 1. the app opens on the bundled digits VAE -------------------------------------------------------------------
-def test_app_opens_on_digits_vae_quickly(server, page):
+# -- 1. the app opens on the bundled MNIST VAE --------------------------------------------------------------------
+def test_app_opens_on_the_mnist_vae_quickly(server, page):
     first = server.first_open
     assert "error" not in first, f"the first page never showed its title and the default model: {first['error']}"
     print(f"\napp open: {first['from_health']:.2f} s after the health endpoint answered "
@@ -208,7 +209,8 @@ def test_train_digits_model_live(server, page):
     name = "browser test digits"
     open_page(page, f"{server}/train")
     expect(page.get_by_role("heading", name="Train a model", level=1)).to_be_visible()
-    expect(page.get_by_label("Data", exact=True)).to_have_value(re.compile("Digits"))
+    expect(page.get_by_label("Data", exact=True)).to_have_value(re.compile("^MNIST"))  # the page's default
+    choose_training_data(page, "Digits")  # the 8x8 digits: a run of a few seconds, to interact with while it trains
     set_slider(page, "Epochs", home=True, right=EPOCHS - 1, expect_text=str(EPOCHS))
     set_slider(page, "Batch size", home=True, expect_text="16")
     set_model_name(page, name)
@@ -296,6 +298,7 @@ def test_train_digits_model_live(server, page):
 def test_stop_a_long_run_keeps_the_model(server, page):
     name = "browser stop test"
     open_page(page, f"{server}/train")
+    choose_training_data(page, "Digits")  # short epochs: the second one starts within seconds
     set_slider(page, "Epochs", end=True, expect_text="200")
     set_slider(page, "Batch size", home=True, expect_text="16")
     set_model_name(page, name)
