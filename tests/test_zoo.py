@@ -42,12 +42,25 @@ class TestBundled:
         assert images.shape == (3, *model.config.input_shape) and torch.isfinite(images).all()
 
     def test_shapes_cards_carry_disentanglement(self, cards):
+        # Compared with a tolerance, not exactly. The scoring itself is already deterministic: DCI's forests have
+        # a fixed random_state and n_jobs=1, and MIG is a histogram count (tests/test_disentanglement.py checks
+        # that the same codes give the same scores). What differs between machines is the codes: the encoder runs
+        # in float32, and another CPU (SIMD width, oneDNN kernel, BLAS summation order) or another torch build
+        # moves them by a few ulps (measured: up to 4.8e-7 between oneDNN's SSE4.1 and AVX2 paths). A split
+        # threshold of a tree, or a histogram edge, that falls between two nearly tied codes then flips, and the
+        # trees below that node regrow: perturbing the two models' codes by ±4 float32 ulps moved DCI
+        # disentanglement by up to 1.4e-4 and MIG by up to 3.8e-6 (12 perturbations; issue 12 saw 1.2e-6 for
+        # DCI between two machines, and this card's MIG is 3.8e-6 off on a third). abs=1e-3 is 7x the largest
+        # shift seen, and 50x smaller than the gap between the two models (MIG 0.034 vs 0.088, DCI 0.016 vs
+        # 0.068) that the lessons read and the README prints to three decimals: a real change of the metric, the
+        # data or the checkpoints still fails here.
+        tolerance = 1e-3
         for name in ("shapes-vae", "shapes-betavae"):
             model, meta = _load(name)
             data = load_from_spec(meta["data_spec"])
             fresh = disentanglement_card(model, data.test)
-            assert fresh["mig"] == pytest.approx(meta["card"]["mig"], abs=1e-6)
-            assert fresh["dci_disentanglement"] == pytest.approx(meta["card"]["dci_disentanglement"], abs=1e-6)
+            for key in ("mig", "dci_disentanglement"):
+                assert fresh[key] == pytest.approx(meta["card"][key], abs=tolerance), (name, key)
 
 
 class TestLessons:

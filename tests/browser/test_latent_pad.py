@@ -58,6 +58,9 @@ FRAME_MONITOR_JS = """() => {
   requestAnimationFrame(tick);
 }"""
 
+# Resolves once the page has run the animation-frame callbacks of the next frame (the frame monitor's among them).
+NEXT_FRAME_JS = "() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(() => resolve())))"
+
 # One synthetic pointermove per animation frame, dispatched from a requestAnimationFrame callback, for n frames; each
 # frame checks that the previous frame's move repainted the image.
 SYNTHETIC_DRAG_JS = """(n) => new Promise((resolve) => {
@@ -230,9 +233,13 @@ def test_a_drag_repaints_on_every_animation_frame(page, server, name):
     page.mouse.move(box["x"] + 0.3 * box["width"], box["y"] + 0.3 * box["height"])
     page.mouse.down()
     page.evaluate(FRAME_MONITOR_JS)
-    for k in range(1, 61):  # a real pointer, driven from outside the page
+    # A real pointer, driven from outside the page, one move per animation frame: each move waits for the page to
+    # render a frame after the last one, so the frames that see a move do not depend on how fast this machine
+    # dispatches moves (a fast one sent all 60 within a few frames, a slow one spread them out).
+    for k in range(1, 61):
         page.mouse.move(box["x"] + (0.3 + 0.4 * k / 60) * box["width"], box["y"] + (0.3 + 0.35 * k / 60) * box["height"])
-    page.wait_for_timeout(100)
+        page.evaluate(NEXT_FRAME_JS)
+    page.evaluate(NEXT_FRAME_JS)  # the last move's frame has been recorded
     frames = page.evaluate("() => { window.__frames.running = false; return window.__frames.frames; }")
     page.mouse.up()
     moved = [f for f in frames if f["moves"]]
