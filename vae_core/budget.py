@@ -48,22 +48,23 @@ _CENTRAL_ENTRY_SIGNATURE = b"PK\x01\x02"
 
 
 def zip_members(blob: bytes, name: str, *, max_entries: int, max_directory_bytes: int,
-                error: type[UserInputError]) -> zipfile.ZipFile:
+                error: type[UserInputError], remedy: str = "use fewer files or shorter names") -> zipfile.ZipFile:
     """The archive of `blob` (bytes), opened only after its directory's declared size was checked.
 
     `zipfile` parses every central-directory entry on opening (about 13 µs and 0.6 kB each), so a 60 MB file of
     empty entries would cost seconds and hundreds of MB. Here the end record is read first; the entries are
     counted by their signature in the directory's bytes (an upper bound on what zipfile will parse), and the
     directory's size in bytes (names and extra fields) is bounded, so parsing costs at most max_entries entries.
-    `name` is how messages name the file (e.g. "'pets.zip'" or "the checkpoint"). Raises `error`, one line.
+    `name` is how messages name the file (e.g. "'pets.zip'" or "the checkpoint"), `remedy` what to do about too
+    many entries. Raises `error` with a one-line message.
     """
     entries, directory_bytes, directory_start = _central_directory(blob, name, error)
     if directory_bytes > max_directory_bytes:
         raise error(f"{name} has a zip directory of {directory_bytes:,} bytes, over the {max_directory_bytes:,}-byte "
-                    "limit for this kind of file: use fewer files or shorter names")
+                    f"limit for this kind of file: {remedy}")
     counted = blob[directory_start:directory_start + directory_bytes].count(_CENTRAL_ENTRY_SIGNATURE)
     if max(entries, counted) > max_entries:
-        raise error(f"{name} holds {max(entries, counted):,} files, over the limit of {max_entries:,}: use fewer files")
+        raise error(f"{name} holds {max(entries, counted):,} files, over the limit of {max_entries:,}: {remedy}")
     try:
         return zipfile.ZipFile(io.BytesIO(blob))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, struct.error,

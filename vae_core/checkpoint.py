@@ -111,7 +111,7 @@ def check_checkpoint_archive(data: bytes, name: str = "the checkpoint") -> None:
     """Refuse, from the zip directory alone, a checkpoint that would cost more to read than its own bytes:
     too many records, compressed or encrypted records, sizes that do not add up, an oversized pickle."""
     archive = zip_members(data, name, max_entries=MAX_RECORDS, max_directory_bytes=MAX_RECORDS * 512,
-                          error=CheckpointError)
+                          error=CheckpointError, remedy="not a checkpoint Latent Lab wrote")
     with archive:
         infos = check_stored_records(archive, name, max_total_bytes=len(data), error=CheckpointError)
     for info in infos:

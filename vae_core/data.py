@@ -54,8 +54,9 @@ MAX_SIDE = 256  # largest image height or width, in pixels
 MAX_VALUES = 200_000_000  # largest N * C * H * W whatever the memory budget (800 MB as float32)
 MAX_CLASSES = 100
 MAX_FILE_BYTES = 1 << 30  # largest .npz or .zip file read into memory, in bytes (and never over max_bytes)
-MAX_ZIP_FILES = 5_000  # most images in a .zip or folder (system files not counted): 0.75 s CPU at 32x32 on a loaded
-# 2-core machine, 2.1 s for 10,000 (measured); larger sets load faster as an .npz
+# Most images in a .zip or folder (system files not counted). Each costs 150-320 µs of CPU at 32x32 (Pillow's open,
+# decode and resize; measured on a 2-core machine at load 6-9): 4,000 is 0.6-1.3 s. Larger sets load as an .npz.
+MAX_ZIP_FILES = 4_000
 MAX_ZIP_ENTRIES = 2 * MAX_ZIP_FILES + 1_000  # zip directory entries (folders, __MACOSX copies) parsed at most
 MAX_ZIP_DIRECTORY_BYTES = 8 << 20  # a .zip's central directory (names), in bytes
 MAX_NPZ_MEMBERS = 64  # arrays in an .npz (the loader reads at most 7)
@@ -63,9 +64,10 @@ MAX_UNZIPPED_BYTES = 256 << 20  # largest total uncompressed size of a .zip, in 
 MAX_MEMBER_BYTES = 64 << 20  # largest single file inside a .zip, uncompressed, in bytes
 MAX_COMPRESSION_RATIO = 200  # larger ratios on big members are zip bombs, not images
 MAX_IMAGE_PIXELS = 40_000_000  # largest single image in an image folder, in pixels (40 megapixels)
-# Decoding: ~3-11 ns per decoded byte on one core (PNG, measured), so 256 MiB of decoded pixels per folder or .zip is
-# well under a second; each image is also bounded alone (budget.MAX_IMAGE_DECODED_BYTES: 48 MiB).
-MAX_FOLDER_DECODED_BYTES = 256 << 20
+# Decoding PNG costs 2.8-4 ns per decoded byte on one core (measured: 8 MP RGB in 0.09 s, 16 MP grey in 0.065 s),
+# so 192 MiB of decoded pixels per folder or .zip is at most ~0.8 s; each image is also bounded alone
+# (budget.MAX_IMAGE_DECODED_BYTES: 48 MiB), and the decoding stops at the image that would pass the total.
+MAX_FOLDER_DECODED_BYTES = 192 << 20
 _CONVERT_CHUNK_PIXELS = 1 << 20  # 16/32-bit images are scaled to 8 bits this many pixels at a time (8 MB of float64)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm")
 
@@ -888,7 +890,7 @@ def _npz_plan(blob: bytes, name: str, max_bytes: int) -> dict[str, tuple[tuple[i
         raise DataError(f"{name!r} is a single .npy array, not an .npz archive: save it with np.savez(path, x=images)")
     try:
         archive = zip_members(blob, repr(name), max_entries=MAX_NPZ_MEMBERS, max_directory_bytes=64 << 10,
-                              error=DataError)
+                              error=DataError, remedy="save only the arrays x, y and label_names")
     except DataError as e:
         if "corrupt or truncated" not in str(e):
             raise
@@ -1207,7 +1209,7 @@ def _zip_tree(blob: bytes, name: str) -> Iterator[_ZipTree]:
     """The .zip's tree, after its directory, names, sizes and compression were checked (nothing inflated yet)."""
     try:
         archive = zip_members(blob, repr(name), max_entries=MAX_ZIP_ENTRIES,
-                              max_directory_bytes=MAX_ZIP_DIRECTORY_BYTES, error=DataError)
+                              max_directory_bytes=MAX_ZIP_DIRECTORY_BYTES, error=DataError, remedy="use fewer images")
     except DataError as e:
         if "corrupt or truncated" not in str(e):
             raise
