@@ -1,6 +1,8 @@
 """AE vs VAE vs β-VAE: three models trained on the same images, side by side. Their latent maps on shared axes
 with the prior's circles, random samples from the same prior draws (and numbers that say whose samples are
 worse), the same interpolation through each, and every model of that data set on the rate-distortion plane.
+On MNIST the samples are judged by the digit classifier shipped with the zoo (share recognised, FID); on other
+data by distances in pixel space.
 
 Run by st.navigation (as __main__); importing the module (the tests do) defines the functions and runs nothing.
 The numbers come from vae_core.compare; this file only draws them.
@@ -17,11 +19,17 @@ import torch
 
 from pages import _figures as figures
 from pages import _ui as ui
-from vae_core.compare import (SAME_RELATIVE, SAME_SHARE, compare_quality, interpolation_images, iso_elbo_levels, prior_samples,
-                              rate_distortion_points, sample_quality, shared_extent)
+from vae_core import judge
+from vae_core.compare import (JUDGE_REAL, JUDGE_SAMPLES, SAME_FID_RELATIVE, SAME_RELATIVE, SAME_SHARE,
+                              compare_quality, interpolation_images, iso_elbo_levels, judge_applies, judged_quality,
+                              prior_samples, rate_distortion_points, real_features, real_reference, sample_quality,
+                              shared_extent)
+from vae_core.errors import CheckpointError
 from vae_core.latent import image_grid, view_extent
 
-DEFAULT_TRIO = ("zoo/digits-ae-2d", "zoo/digits-vae-2d", "zoo/digits-betavae-2d")  # same network and seed
+# Each trio: the same network, seed and budget; only the loss differs. The first whose data set is here opens.
+DEFAULT_TRIO = ("zoo/mnist-ae-2d", "zoo/mnist-vae-2d", "zoo/mnist-betavae-2d")
+FALLBACK_TRIOS = (("zoo/digits-ae-2d", "zoo/digits-vae-2d", "zoo/digits-betavae-2d"),)
 SLOTS = ("Left", "Middle", "Right")
 N_SAMPLES = 512  # prior draws the numbers are measured on: enough that another seed moves them little
 N_SHOWN, SHOWN_COLUMNS = 20, 5
@@ -30,7 +38,7 @@ STEPS = 8
 TILE_PX = 72  # the interpolation's images
 INTRO = (
     "Three models that learnt from the **same images**, side by side. By default: a plain **autoencoder (AE)**, a "
-    "**VAE** and a **β-VAE** (a VAE whose KL term weighs twice as much), all with the same network and the same "
+    "**VAE** and a **β-VAE** (a VAE whose KL term counts β times over), all with the same network and the same "
     "random start. The only difference is the loss, and it shows in the maps, the samples and the numbers."
 )
 
@@ -80,10 +88,16 @@ def init_from_url(by_group: dict[str, list[str]]) -> None:
         st.session_state.notice = "The link's models could not all be found here, so the default ones are shown."
 
 
+def default_trio(keys: list[str]) -> tuple[str, ...] | None:
+    """The default trio among these models (one data set's), or None."""
+    return next((trio for trio in (DEFAULT_TRIO, *FALLBACK_TRIOS) if trio[0] in keys), None)
+
+
 def default_group(by_group: dict[str, list[str]]) -> str:
-    for group, keys in by_group.items():
-        if DEFAULT_TRIO[0] in keys:
-            return group
+    for trio in (DEFAULT_TRIO, *FALLBACK_TRIOS):
+        for group, keys in by_group.items():
+            if trio[0] in keys:
+                return group
     return next(iter(by_group))
 
 
@@ -97,7 +111,7 @@ def choose_models(models: dict) -> list[str]:
                          help="The three models must have learnt from the same images: only then can their maps, "
                               "samples and numbers be compared.")
     keys = by_group[group]
-    defaults = [k for k in DEFAULT_TRIO if k in keys] or keys
+    defaults = [k for k in (default_trio(keys) or ()) if k in keys] or keys
     chosen = []
     for slot, column in zip(range(3), st.columns(3)):
         state = f"cmp_model_{slot}_{group}"
@@ -115,13 +129,55 @@ def choose_models(models: dict) -> list[str]:
 
 
 # -- cached work (keyed by the models' sha256) -------------------------------------------------------------------------
+def judge_stamp() -> int | None:
+    """The shipped classifier file's version (its mtime), the key of everything it computed; None when missing."""
+    try:
+        return judge.JUDGE_PATH.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def sample_judge(stamp: int | None) -> tuple[judge.DigitClassifier | None, str | None]:
+    """(the shipped digit classifier, None), loaded once per file version, or (None, why not)."""
+    try:
+        return judge.load_judge(), None
+    except CheckpointError as exc:
+        return None, str(exc)
+
+
+def judged(data) -> bool:
+    """Whether this data's samples are judged by the classifier (MNIST digits, and the classifier is here)."""
+    return judge_applies(data) and sample_judge(judge_stamp())[0] is not None
+
+
+@st.cache_resource(show_spinner="Reading real digits with the classifier…", max_entries=4)
+def real_digit_features(data_key: str, stamp: int, _data) -> torch.Tensor:
+    """The classifier's features of the first JUDGE_REAL test digits: every model is judged against them."""
+    return real_features(sample_judge(stamp)[0], _data.test.x[:JUDGE_REAL])
+
+
 @st.cache_data(show_spinner="Drawing and measuring prior samples…", max_entries=64)
-def samples_and_quality(sha: str, data_key: str, _model, _data) -> tuple[torch.Tensor, dict]:
-    """The first N_SHOWN of N_SAMPLES prior samples, and the quality numbers of all N_SAMPLES."""
-    _, images = prior_samples(_model, N_SAMPLES, SEED)
-    quality = sample_quality(_model, _data.train.x, N_SAMPLES, SEED, train_y=_data.train.y, test_x=_data.test.x)
-    quality.pop("nearest_train_each")  # not shown: keep the cache small
+def samples_and_quality(sha: str, data_key: str, stamp: int | None, _model, _data) -> tuple[torch.Tensor, dict]:
+    """The first N_SHOWN prior samples, and the quality numbers of all the samples drawn: JUDGE_SAMPLES judged by
+    the shipped classifier where it applies (stamp: its version), else N_SAMPLES measured in pixel space."""
+    classifier = sample_judge(stamp)[0] if stamp is not None and judge_applies(_data) else None
+    if classifier is not None:
+        _, images = prior_samples(_model, JUDGE_SAMPLES, SEED)
+        quality = judged_quality(_model, classifier, seed=SEED, images=images,
+                                 real_feats=real_digit_features(data_key, stamp, _data))
+    else:
+        _, images = prior_samples(_model, N_SAMPLES, SEED)
+        quality = sample_quality(_model, _data.train.x, N_SAMPLES, SEED, train_y=_data.train.y, test_x=_data.test.x)
+        quality.pop("nearest_train_each")  # not shown: keep the cache small
     return images[:N_SHOWN], quality
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def real_quality(data_key: str, stamp: int, _data) -> dict | None:
+    """The classifier's numbers for real test digits measured like the samples: the scale to read them on."""
+    return real_reference(sample_judge(stamp)[0], _data.test.x, JUDGE_REAL,
+                          real_feats=real_digit_features(data_key, stamp, _data))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -178,34 +234,64 @@ def show_samples(picks, names, data) -> list[dict]:
     st.subheader("Random samples from the prior")
     same_size = len({model.config.latent_dim for _, model in picks}) == 1
     codes = "the same random codes" if same_size else "random codes (of its own latent size)"
-    st.markdown(f"Each model decodes {codes}, drawn from the prior N(0, I) with seed {SEED}. Here are {N_SHOWN} of "
-                f"the {N_SAMPLES} samples the numbers below are measured on.")
-    qualities = []
-    for (entry, model), name, column in zip(picks, names, st.columns(3)):
-        images, quality = samples_and_quality(entry.sha256, data_key(data), model, data)
+    stamp = judge_stamp() if judged(data) else None
+    qualities, shown = [], []
+    for entry, model in picks:
+        images, quality = samples_and_quality(entry.sha256, data_key(data), stamp, model, data)
+        shown.append(images)
         qualities.append(quality)
+    st.markdown(f"Each model decodes {codes}, drawn from the prior N(0, I) with seed {SEED}. Here are {N_SHOWN} of "
+                f"the {qualities[0]['n']:,} samples the numbers below are measured on.")
+    for images, name, column in zip(shown, names, st.columns(3)):
         with column:
             st.markdown(f"**{name}**")
             ui.show_images(images, nrow=SHOWN_COLUMNS, tile_px=56)  # five across fit a third of the page
     return qualities
 
 
-def quality_table(names, qualities, label_names) -> pd.DataFrame:
-    def top(q):
-        return "n/a" if q["top_class"] is None else f"“{label_names[q['top_class']]}” ({100 * q['top_share']:.0f}%)"
+def _percent(x: float) -> str:
+    return f"{100 * x:.0f}%"
 
-    def percent(v):
-        return None if v is None else 100 * v
 
+def _top(q, label_names) -> str:
+    return "n/a" if q["top_class"] is None else f"“{label_names[q['top_class']]}” ({_percent(q['top_share'])})"
+
+
+def _percent_or_none(v):
+    return None if v is None else 100 * v
+
+
+def quality_table(names, qualities, label_names, real: dict | None = None) -> pd.DataFrame:
+    """The numbers per model: the classifier's (judged qualities) or the pixel ones; `real`: a row of real test
+    digits measured the same way, for scale (judged only)."""
+    if qualities and qualities[0].get("fid") is not None:
+        rows = list(zip(names, qualities)) + ([("real test digits (for scale)", real)] if real else [])
+        return pd.DataFrame({
+            "model": [n for n, _ in rows],
+            "recognised as a digit (%)": [100 * q["recognised"] for _, q in rows],
+            "FID": [q["fid"] for _, q in rows],
+            "most drawn digit": [_top(q, label_names) for _, q in rows],
+        })
     return pd.DataFrame({
         "model": names,
         "to the nearest training image": [q["nearest_train"] for q in qualities],
         "from a test image to the nearest sample": [q["coverage"] for q in qualities],
-        "mix off by (%)": [percent(q["class_mix_gap"]) for q in qualities],
-        "most drawn class": [top(q) for q in qualities],
+        "mix off by (%)": [_percent_or_none(q["class_mix_gap"]) for q in qualities],
+        "most drawn class": [_top(q, label_names) for q in qualities],
     })
 
 
+# One sentence per measure, for a newcomer (the table's column help and the text above it).
+JUDGE_HELP = {
+    "recognised as a digit (%)": "The share of samples that a digit classifier, trained on real handwriting, calls "
+                                 "one digit with at least 90% confidence; a smudge no digit claims does not count. "
+                                 "Higher is better.",
+    "FID": "How far the samples as a whole are from real test digits, as the classifier sees them (the Fréchet "
+           "distance between its features of both): it grows when samples look unreal and when they lack variety. "
+           "Lower is better.",
+    "most drawn digit": "The digit the classifier sees most often among the samples, and its share (real digits: "
+                        "about 10% each).",
+}
 TABLE_HELP = {
     "to the nearest training image": "Mean pixel distance from a sample to the most similar training image: is "
                                      "each sample, on its own, like a real image? Lower is better.",
@@ -218,27 +304,40 @@ TABLE_HELP = {
 }
 
 
-def _percent(x: float) -> str:
-    return f"{100 * x:.0f}%"
-
-
 def _worse_phrase(key: str, worse: str, better: str, w: float, b: float) -> str:
     """One measure on which `worse`'s samples lose, in plain words with both numbers."""
+    if key == "recognised":
+        return (f"the digit classifier recognises {_percent(w)} of the {worse}'s samples as a digit, against "
+                f"{_percent(b)} of the {better}'s")
+    if key == "fid":
+        return (f"the {worse}'s samples are further from real digits: FID {w:.1f} against {b:.1f} for the "
+                f"{better}'s (lower is better)")
     if key == "class_mix_gap":
         return (f"{_percent(w)} of the {worse}'s samples would have to change class to match the real mix, against "
                 f"{_percent(b)} of the {better}'s")
     if key == "coverage":
-        return f"a real test image lies on average {w:.2f} from the nearest {worse} sample, {b:.2f} from the nearest {better} one"
+        return (f"a real test image lies on average {w:.2f} from the nearest {worse} sample, {b:.2f} from the "
+                f"nearest {better} one")
     return f"the {worse}'s samples lie on average {w:.2f} from the nearest training image, the {better}'s {b:.2f}"
 
 
 SAME_WHAT = {"class_mix_gap": "the class mix", "coverage": "how well they cover the test images",
-             "nearest_train": "how close each sample is to a training image"}
+             "nearest_train": "how close each sample is to a training image",
+             "recognised": "the share recognised as a digit", "fid": "the FID"}
+ORDER = ("recognised", "fid", "class_mix_gap", "coverage", "nearest_train")  # the verdict's order of measures
+
+
+def _fmt(key: str):
+    if key in ("class_mix_gap", "recognised"):
+        return _percent
+    return (lambda x: f"{x:.1f}") if key == "fid" else (lambda x: f"{x:.2f}")
 
 
 def pair_sentence(name_a: str, name_b: str, qa: dict, qb: dict, label_names) -> str:
-    """One bullet: whose samples are worse, a's or b's, in words and numbers (or that it depends on the measure)."""
-    m = compare_quality(qa, qb)["measures"]
+    """One bullet: whose samples are worse, a's or b's, in words and numbers (or that it depends on the measure).
+    The verdict follows the numbers: the side that loses on every measure that differs is called worse."""
+    verdict = compare_quality(qa, qb)
+    m = verdict["measures"]
     names = {"a": name_a, "b": name_b}
     other = {"a": "b", "b": "a"}
     worse_sides = {v["worse"] for v in m.values() if v["worse"] in ("a", "b")}
@@ -250,35 +349,55 @@ def pair_sentence(name_a: str, name_b: str, qa: dict, qb: dict, label_names) -> 
     else:
         head = f"**{name_a} vs {name_b}: it depends on what you ask:**"
     losses, same = [], []
-    for key in ("class_mix_gap", "coverage", "nearest_train"):
+    for key in (k for k in ORDER if k in m):
         v = m[key]
         if v["worse"] in ("a", "b"):
             w = v["worse"]
             losses.append(_worse_phrase(key, names[w], names[other[w]], v[w], v[other[w]]))
         elif v["worse"] == "same":
-            fmt = _percent if key == "class_mix_gap" else (lambda x: f"{x:.2f}")
+            fmt = _fmt(key)
             same.append(f"{SAME_WHAT[key]} ({name_a} {fmt(v['a'])}, {name_b} {fmt(v['b'])})")
     text = f"- {head} " + "; ".join(losses) + ("." if losses else "")
-    lopsided = m["class_mix_gap"]["worse"]
+    lopsided = m["fid" if verdict["judged"] else "class_mix_gap"]["worse"]
     if lopsided in ("a", "b"):
         q = qa if lopsided == "a" else qb
-        if q["top_share"] >= 0.25:
+        if q["top_share"] is not None and q["top_share"] >= 0.25:
+            seen = " to the classifier" if verdict["judged"] else ""
             text += (f" {_percent(q['top_share'])} of the {names[lopsided]}'s samples look like a "
-                     f"“{label_names[q['top_class']]}”.")
+                     f"“{label_names[q['top_class']]}”{seen}.")
     if same:
         text += " About the same: " + "; ".join(same) + "."
     return text
 
 
 def show_quality(picks, names, qualities, data) -> None:
-    table = quality_table(names, qualities, data.label_names)
-    st.markdown("**How good are the samples?** Distances are in pixel units (the straight-line distance between "
-                "two images' pixel values, each pixel from 0 to 1); lower is better everywhere.")
+    is_judged = qualities[0].get("fid") is not None
+    real = real_quality(data_key(data), judge_stamp(), data) if is_judged else None
+    table = quality_table(names, qualities, data.label_names, real)
+    if is_judged:
+        accuracy = (judge.judge_meta(judge.JUDGE_PATH).get("card") or {}).get("test_accuracy")
+        right = f", right on {100 * accuracy:.1f}% of the test digits" if accuracy else ""
+        scale = (f" Real test digits measured the same way score {_percent(real['recognised'])} recognised and "
+                 f"FID {real['fid']:.1f} (the last row): that is what a perfect generator would reach."
+                 if real else "")
+        st.markdown(f"**How good are the samples?** A digit classifier trained on real MNIST (shipped with the app"
+                    f"{right}; none of the models has seen it) judges {qualities[0]['n']:,} samples of each model.\n"
+                    f"- **Recognised as a digit**: {JUDGE_HELP['recognised as a digit (%)']}\n"
+                    f"- **FID** (Fréchet distance, the usual score for generated images; here on the classifier's view): "
+                    f"{JUDGE_HELP['FID']}{scale}")
+        help_of, formats = JUDGE_HELP, {"recognised as a digit (%)": "%.0f", "FID": "%.1f"}
+    else:
+        if judge_applies(data):  # MNIST, but the classifier file is missing or unreadable
+            st.caption(f"The digit classifier that judges MNIST samples is not available "
+                       f"({sample_judge(judge_stamp())[1]}), so the samples are measured in pixel space.")
+        st.markdown("**How good are the samples?** Distances are in pixel units (the straight-line distance between "
+                    "two images' pixel values, each pixel from 0 to 1); lower is better everywhere.")
+        help_of = TABLE_HELP
+        formats = {c: "%.0f" if "%" in c else "%.3f" for c in TABLE_HELP if c != "most drawn class"}
     st.dataframe(table, hide_index=True, width="stretch", column_config={
         "model": st.column_config.TextColumn("model"),
-        **{c: st.column_config.NumberColumn(c, help=h, format="%.0f" if "%" in c else "%.3f")
-           for c, h in TABLE_HELP.items() if c != "most drawn class"},
-        "most drawn class": st.column_config.TextColumn("most drawn class", help=TABLE_HELP["most drawn class"]),
+        **{c: st.column_config.NumberColumn(c, help=help_of[c], format=f) for c, f in formats.items()},
+        **{c: st.column_config.TextColumn(c, help=help_of[c]) for c in help_of if c not in formats},
     })
     lines = [pair_sentence(names[i], names[j], qualities[i], qualities[j], data.label_names)
              for i, j in itertools.combinations(range(3), 2) if picks[i][0].key != picks[j][0].key]
@@ -286,8 +405,12 @@ def show_quality(picks, names, qualities, data) -> None:
         lines.append("- A **CVAE** is told which class to draw (here each class in turn), so its mix is even by design.")
     with st.container(key="cmp_verdict"):
         st.markdown("\n".join(lines) if lines else "Pick different models to compare their samples.")
-    st.caption(f"Differences under {100 * SAME_RELATIVE:.0f}% (or {100 * SAME_SHARE:.0f} points for the mix) are "
-               "called *about the same*: another random seed moves the numbers that much.")
+    if is_judged:
+        st.caption(f"Differences under {100 * SAME_SHARE:.0f} points (recognised) or {100 * SAME_FID_RELATIVE:.0f}% "
+                   "(FID) are called *about the same*: another random seed moves the numbers that much.")
+    else:
+        st.caption(f"Differences under {100 * SAME_RELATIVE:.0f}% (or {100 * SAME_SHARE:.0f} points for the mix) are "
+                   "called *about the same*: another random seed moves the numbers that much.")
 
 
 # -- interpolation ----------------------------------------------------------------------------------------------------
@@ -387,19 +510,21 @@ def show_rate_distortion(models: dict, group_keys: list[str], group: str) -> Non
 
 
 # -- what to notice ---------------------------------------------------------------------------------------------------
-def show_notice(picks, names) -> None:
+def show_notice(picks, names, is_judged: bool = False) -> None:
     kinds = [(model.config.kind, model.config.beta) for _, model in picks]
     points = []
     if any(k == "ae" for k, _ in kinds):
+        where = ("fewer of them read as a digit and the mix is lopsided (the table's *recognised* and *FID*)"
+                 if is_judged else "they come out as a lopsided mix of classes (the table's *mix off by*)")
         points.append("**The AE's map** spreads far beyond the prior's circles, with empty gaps between the "
-                      "classes: nothing in its loss keeps codes near N(0, I). Random codes from the prior only reach "
-                      "its middle, so its samples come out as a lopsided mix of classes (the table's *mix off by*).")
+                      "classes: nothing in its loss keeps codes near N(0, I). Random codes from the prior land in "
+                      f"only part of its map, or in the gaps between its classes, so its samples suffer: {where}.")
     if any(k == "vae" and b == 1 for k, b in kinds):
         points.append("**The VAE's map** fills the prior's circles: the KL term pulls every code towards N(0, I), so "
                       "a random code usually lands where the decoder has learnt something.")
     if any(k == "vae" and b > 1 for k, b in kinds):
         points.append("**The β-VAE's map** hugs the prior even more tightly and its classes overlap more; its samples "
-                      "are blurrier (further from any training image). The heavier KL buys a cheaper code with worse "
+                      "are blurrier. The heavier KL buys a cheaper code with worse "
                       "reconstructions: on the rate-distortion plot it sits up and to the left of the VAE.")
     points.append("**On the rate-distortion plot**, a model with too large a β slides to KL ≈ 0: its code carries "
                   "nothing and every input decodes to the same blur (posterior collapse).")
@@ -421,6 +546,7 @@ def main() -> None:
     data = next((d for d in (ui.model_data(entry) for entry, _ in picks) if d is not None), None)
     if data is None:
         ui.require_data(picks[0][0])  # stops the page with a note on how to get the data
+    qualities = []
     with ui.friendly_errors("Comparing the models"):
         show_maps(picks, names, data)
         qualities = show_samples(picks, names, data)
@@ -429,7 +555,7 @@ def main() -> None:
     group = data_group(*picks[0])
     with ui.friendly_errors("The rate-distortion plot"):
         show_rate_distortion(models, groups(models)[group], group)
-    show_notice(picks, names)
+    show_notice(picks, names, bool(qualities) and qualities[0].get("fid") is not None)
 
 
 if __name__ == "__main__":
