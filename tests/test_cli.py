@@ -49,7 +49,7 @@ class TestTrain:
     def test_json_has_the_documented_keys(self, trained):
         out, result = trained
         assert set(result) == {"checkpoint", "epochs", "train_elbo", "test_elbo", "test_recon", "test_kl",
-                               "samples_per_s", "seconds"}
+                               "samples_per_s", "seconds", "data_copy"}
         assert result["epochs"] == 3 and Path(result["checkpoint"]) == out and out.is_file()
         assert result["test_elbo"] == pytest.approx(-(result["test_recon"] + result["test_kl"]))
 
@@ -67,6 +67,18 @@ class TestTrain:
 
 
 class TestEvaluateAndInfo:
+    def test_data_named_by_a_checkpoints_path_is_given_with_data_not_opened(self, tmp_path):
+        """A checkpoint's data path is never followed (issue 15): evaluate asks for --data, and takes it."""
+        rng = np.random.default_rng(0)
+        np.savez(tmp_path / "d.npz", x=(rng.random((60, 8, 8)) > 0.5).astype(np.uint8) * 255)
+        cli("train", "--data", tmp_path / "d.npz", "--epochs", 1, "--out", tmp_path / "m.pt", "--json")
+        refused = cli("evaluate", "--checkpoint", tmp_path / "m.pt", check_code=2)
+        assert "never followed" in refused.stderr and "--data" in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+        metrics = json.loads(cli("evaluate", "--checkpoint", tmp_path / "m.pt", "--data", tmp_path / "d.npz",
+                                 "--json").stdout)
+        assert metrics["n_test"] == 12
+
     def test_evaluate_matches_training_and_reloads_the_same_split(self, trained):
         out, result = trained
         metrics = json.loads(cli("evaluate", "--checkpoint", out, "--iwae-samples", 50, "--json").stdout)

@@ -851,26 +851,27 @@ class TestSpecRoundTrip:
         with pytest.raises(DataError, match="differs from the one this model was trained on"):
             load_from_spec(spec)
 
+    # A spec's path is opened only when the caller trusts the spec (allow_paths=True): see tests/test_budget.py.
     def test_npz_round_trip_change_and_removal(self, tmp_path):
         path = write_npz(tmp_path / "mine.npz", x=images_u8(30), y=np.arange(30) % 3)
         split = load_data(path, seed=2)
         spec = json.loads(json.dumps(split.spec))
         assert spec["path"] == str(path) and spec["name"] == "mine.npz" and len(spec["fingerprint"]) == 64
-        assert_same_split(split, load_from_spec(spec))
+        assert_same_split(split, load_from_spec(spec, allow_paths=True))
         write_npz(path, x=images_u8(30, seed=9), y=np.arange(30) % 3)
         with pytest.raises(DataError, match="'mine.npz' changed since the model was trained"):
-            load_from_spec(spec)
+            load_from_spec(spec, allow_paths=True)
         path.unlink()
         with pytest.raises(DataError, match="missing"):
-            load_from_spec(spec)
+            load_from_spec(spec, allow_paths=True)
 
     def test_image_folder_round_trip_and_change(self, tmp_path):
         root = make_class_folder(tmp_path / "pets")
         split = load_image_folder(root, image_size=8, seed=4)
-        assert_same_split(split, load_from_spec(split.spec))
+        assert_same_split(split, load_from_spec(split.spec, allow_paths=True))
         write_png(root / "cats" / "new.png", seed=999)
         with pytest.raises(DataError, match="changed"):
-            load_from_spec(split.spec)
+            load_from_spec(split.spec, allow_paths=True)
 
     def test_uploaded_data_needs_the_file(self, tmp_path):
         blob = write_npz(tmp_path / "u.npz", x=images_u8(12)).read_bytes()
