@@ -2,6 +2,10 @@
 
 A running lesson shows a banner on top of every page (step text, the question for the class, Back / Next).
 The lesson and the step live in the URL (`lesson=...&step=...`), so a link opens the class on the same step.
+
+Each lesson uses the data that shows its point best: real 28x28 MNIST where a picture must be read as handwriting
+(the latent space, an AE is not a generator, β's trade-off), the 8x8 digits where their size is the point (a
+posterior that collapses at β = 4, trained live in seconds; digits against shapes), the shapes for disentanglement.
 """
 from __future__ import annotations
 
@@ -12,13 +16,18 @@ import streamlit as st
 from vae_core.config import TrainConfig, model_config_for
 
 
+MNIST_TRIO = "zoo/mnist-ae-2d,zoo/mnist-vae-2d,zoo/mnist-betavae-2d"  # the Compare page's models: same network
+COLLAPSE_TRIO = "zoo/digits-ae-2d,zoo/digits-vae-2d,zoo/digits-betavae4-2d"  # and seed, only the loss differs
+DIGITS_VAE = "zoo/digits-vae-2d"
+
+
 @dataclass(frozen=True)
 class Step:
     page: str  # the page file, e.g. "pages/latent_map.py"
     title: str
     text: str  # what to do and where to look
     question: str  # for the class
-    model: str = "zoo/digits-vae-2d"  # the picker is set to this model
+    model: str = "zoo/mnist-vae-2d"  # the picker is set to this model
     params: dict = field(default_factory=dict)  # page state set through the URL
     action: str | None = None  # a one-click action for this step (see ACTIONS)
 
@@ -33,7 +42,8 @@ class Lesson:
 
 LESSONS: tuple[Lesson, ...] = (
     Lesson("latent-space", "What the latent space looks like",
-           "Meet a VAE whose code has just two numbers, so its whole latent space fits on one map.", (
+           "Meet a VAE of handwritten digits whose code has just two numbers, so its whole latent space fits on one "
+           "map.", (
                Step("pages/how_vae_works.py", "Two numbers per image",
                     "The encoder turns this digit into a mean μ and a spread σ for each of the **two** latent "
                     "dimensions; the decoder rebuilds the image from one point z drawn around μ.",
@@ -45,7 +55,8 @@ LESSONS: tuple[Lesson, ...] = (
                     "Turn on *decoded-image background*: the picture behind the dots is what the decoder draws "
                     "at each spot.", "What does the decoder draw between two clusters?"),
                Step("pages/decode.py", "Steer the decoder",
-                    "Move the two sliders: each is one latent dimension.",
+                    "Drag the point across the pad and watch the digit change; each slider beside it moves one "
+                    "latent dimension alone.",
                     "Describe in words what dimension 0 changes. And dimension 1?"),
                Step("pages/generate.py", "New digits from random codes",
                     "These images come from random points of the prior N(0, I), not from any input.",
@@ -56,28 +67,31 @@ LESSONS: tuple[Lesson, ...] = (
                Step("pages/compare.py", "Two maps, one network",
                     "Left: the autoencoder (AE). Middle: the VAE, the same network and seed plus the KL term. "
                     "The dashed circles are the prior at 1, 2 and 3σ.",
-                    "Where are the empty regions (holes) in the AE's map? Does the VAE's map have them?"),
+                    "Where are the empty regions (holes) in the AE's map? Does the VAE's map have them?",
+                    params={"models": MNIST_TRIO}),
                Step("pages/compare.py", "Sampling the prior",
-                    "Both models decode the same random codes. The page states how far each model's samples are "
-                    "from any real digit.", "Which model makes better digits from random codes, and by how much?"),
+                    "Both models decode the same random codes. The page measures how good each model's samples "
+                    "are as digits.", "Which model makes better digits from random codes, and by how much?",
+                    params={"models": MNIST_TRIO}),
                Step("pages/generate.py", "The AE on its own", "Random codes through the autoencoder.",
-                    "Why do so many samples look like no digit at all?", model="zoo/digits-ae-2d"),
+                    "Why do so many samples look like no digit at all?", model="zoo/mnist-ae-2d"),
                Step("pages/latent_map.py", "Holes, seen directly",
                     "The AE's map with the prior's circles and the decoded background.",
-                    "What fraction of the prior's 2σ disc is covered by real digits?", model="zoo/digits-ae-2d"),
+                    "What fraction of the prior's 2σ disc is covered by real digits?", model="zoo/mnist-ae-2d"),
            )),
     Lesson("beta-tradeoff", "β and the rate-distortion trade-off",
            "Weighting the KL term by β trades information in the code (rate) for reconstruction (distortion).", (
                Step("pages/compare.py", "The trade-off curve",
-                    "The rate-distortion plot puts every digits model at (KL, reconstruction). Dashed lines join "
-                    "points of equal ELBO.", "Moving from the VAE to the β = 2 model, what is gained and what is lost?"),
+                    "The rate-distortion plot puts every MNIST model at (KL, reconstruction). Dashed lines join "
+                    "points of equal ELBO.", "Moving from the VAE to the β = 4 model, what is gained and what is lost?",
+                    params={"models": MNIST_TRIO}),
                Step("pages/latent_map.py", "A map that hugs the prior",
-                    "The β = 2 model's map with the prior's circles.",
+                    "The β = 4 model's map with the prior's circles.",
                     "Compare its spread with the VAE's. Why does a larger β pull codes to the prior?",
-                    model="zoo/digits-betavae-2d"),
-               Step("pages/generate.py", "Smoother, blurrier", "Samples from the β = 2 model.",
+                    model="zoo/mnist-betavae-2d"),
+               Step("pages/generate.py", "Smoother, blurrier", "Samples from the β = 4 model.",
                     "Are they blurrier than the VAE's? Why would less information in the code blur them?",
-                    model="zoo/digits-betavae-2d"),
+                    model="zoo/mnist-betavae-2d"),
                Step("pages/disentanglement.py", "β and disentanglement",
                     "On the shapes data the factors are known. Each traversal row is labelled with the factor it "
                     "follows, and MIG scores how cleanly factors map to single dimensions.",
@@ -90,27 +104,30 @@ LESSONS: tuple[Lesson, ...] = (
                     "Press **Train it now** in this box: a digits VAE with β = 4 trains in the background. Watch "
                     "the KL curve and the *KL per latent dimension* bars.",
                     "What happens to the KL? What does the warning say, and what does it mean?",
-                    action="train_collapse"),
+                    model=DIGITS_VAE, action="train_collapse"),
                Step("pages/latent_map.py", "Where did the points go?", "The bundled β = 4 model's latent map.",
                     "Why are all the digits in one blob at the centre?", model="zoo/digits-betavae4-2d"),
                Step("pages/decode.py", "Sliders that do nothing", "Move the sliders of the collapsed model.",
                     "Does the image change? What has the decoder learnt to draw instead?",
                     model="zoo/digits-betavae4-2d"),
                Step("pages/compare.py", "Collapse on the curve",
-                    "On the rate-distortion plot the collapsed model sits at KL ≈ 0.",
-                    "How many nats of reconstruction did it give up to save the KL?"),
+                    "On the rate-distortion plot of the digits models the collapsed model sits at KL ≈ 0.",
+                    "How many nats of reconstruction did it give up to save the KL?",
+                    model="zoo/digits-betavae4-2d", params={"models": COLLAPSE_TRIO}),
            )),
     Lesson("odd-one-out", "Spotting the odd one out",
            "A VAE trained on digits scores unfamiliar images as unlikely: anomaly detection for free.", (
                Step("pages/anomaly.py", "Digits against shapes",
                     "Blue: the digits test set. Orange: shapes shrunk to 8×8. The score is −ELBO: high means the "
-                    "model finds the image unlikely.", "Which set scores higher? Is the AUROC close to 1?"),
+                    "model finds the image unlikely.", "Which set scores higher? Is the AUROC close to 1?",
+                    model=DIGITS_VAE),
                Step("pages/anomaly.py", "Choosing a threshold",
                     "Move the threshold: images above it are flagged.",
-                    "Where would you put it to catch 90% of the shapes? How many digits are then flagged wrongly?"),
+                    "Where would you put it to catch 90% of the shapes? How many digits are then flagged wrongly?",
+                    model=DIGITS_VAE),
                Step("pages/anomaly.py", "Harder cases",
                     "Switch the other set to *flipped* digits.",
-                    "Why is an upside-down digit harder to spot than a shape?"),
+                    "Why is an upside-down digit harder to spot than a shape?", model=DIGITS_VAE),
            )),
 )
 
@@ -125,6 +142,8 @@ def go_to(lesson: Lesson, index: int) -> None:
     step = lesson.steps[index]
     st.session_state.lesson = (lesson.id, index)
     st.session_state.select_model = step.model
+    if "models" in step.params:  # the Compare page reads a link's models on its first visit in a session only
+        st.session_state.pop("cmp_data", None)
     st.switch_page(step.page, query_params={"lesson": lesson.id, "step": str(index + 1), "model": step.model,
                                             **step.params})
 

@@ -12,6 +12,13 @@ from tests.app.conftest import open_app, picker
 from vae_core.zoo import ZOO
 
 PAGE = "pages/anomaly.py"
+DIGITS = "zoo/digits-vae-2d"  # most tests here: its thresholds and scores are in the digits' nats
+
+
+def open_anomaly(**link):
+    """A fresh session opened at a link with these query parameters, on the digits VAE unless the link names
+    another model, then this page. (The app's default, the MNIST VAE: TestTheDefaultModel.)"""
+    return open_app(PAGE, link={"model": DIGITS, **link})
 RATES = re.compile(r"flags \*\*(\d+)% of the (.+?)\*\* \(anomalies caught\) and \*\*(\d+)% of the (.+?)\*\*")
 
 
@@ -44,12 +51,14 @@ class TestEveryModel:
         assert len(picker(at).options) >= len(keys)
         for key in keys:
             # Conv models score with the one-pass reconstruction error here, to keep the test short.
-            at.radio(key="an_score").set_value("recon" if key.startswith("zoo/shapes") else "neg_elbo")
+            conv = key.startswith("zoo/shapes") or "conv" in key
+            at.radio(key="an_score").set_value("recon" if conv else "neg_elbo")
             picker(at).set_value(key).run()
             assert not at.exception, (key, [e.value for e in at.exception])
             assert at.title[0].value == "Anomaly detection"
             assert 0.0 <= auroc_shown(at) <= 1.0, key
-            other = "shapes (resized to 8×8)" if key.startswith("zoo/digits") else "digits (resized to 32×32)"
+            size = "28×28" if key.startswith("zoo/mnist") else "32×32"
+            other = "shapes (resized to 8×8)" if key.startswith("zoo/digits") else f"digits (resized to {size})"
             assert any(other in md.value for md in at.markdown), key
         # The AE and CVAE say what their scores mean.
         picker(at).set_value("zoo/digits-ae-2d").run()
@@ -60,7 +69,7 @@ class TestEveryModel:
 
 class TestDigitsVAE:
     def test_product_check_digits_against_shapes_auroc_above_095_on_the_page(self):
-        at = open_app(PAGE)
+        at = open_anomaly()
         assert picker(at).value == "zoo/digits-vae-2d"
         assert at.selectbox(key="an_vs").value == "other" and at.radio(key="an_score").value == "neg_elbo"
         auc = auroc_shown(at)
@@ -69,7 +78,7 @@ class TestDigitsVAE:
         assert at.query_params["vs"] == "other" and at.query_params["score"] == "neg_elbo"
 
     def test_each_other_set_and_score(self):
-        at = open_app(PAGE)
+        at = open_anomaly()
         # Every set with one score and every score with one set (the cached scores make the rest the same code).
         combos = [(vs, "neg_elbo") for vs in ("other", "invert", "rotate90", "flip", "noise", "shuffle_pixels")]
         for vs, score in [*combos, ("shuffle_pixels", "recon"), ("other", "recon")]:
@@ -83,7 +92,7 @@ class TestDigitsVAE:
         assert auroc_shown(at) > 0.95
 
     def test_threshold_moves_the_rates_monotonically(self):
-        at = open_app(PAGE)
+        at = open_anomaly()
         slider = at.slider(key=[s.key for s in at.slider if s.label == "Threshold (nats)"][0])
         lo, hi = slider.min, slider.max
         seen = []
@@ -98,14 +107,14 @@ class TestDigitsVAE:
         assert caught[-1] == 0 and alarms[-1] == 0  # nothing scores above the highest score
 
     def test_starting_threshold_flags_about_five_percent_of_the_digits(self):
-        at = open_app(PAGE)
+        at = open_anomaly()
         _, false_alarms = rates(at)
         assert false_alarms <= 5
 
 
 class TestLinks:
     def test_a_link_restores_set_score_and_threshold(self):
-        at = open_app()
+        at = open_app(link={"model": DIGITS})
         at.query_params.update({"vs": "flip", "score": "recon", "t": "20"})
         at.switch_page(PAGE).run()
         assert not at.exception
@@ -114,7 +123,7 @@ class TestLinks:
         assert [s.value for s in at.slider if s.label == "Threshold (nats)"] == [20.0]
 
     def test_a_garbled_link_opens_with_defaults_and_a_notice(self):
-        at = open_app()
+        at = open_app(link={"model": DIGITS})
         at.query_params.update({"vs": "nonsense", "t": "abc"})
         at.switch_page(PAGE).run()
         assert not at.exception
@@ -124,7 +133,7 @@ class TestLinks:
 
 class TestUploads:
     def test_an_npz_is_scored(self):
-        at = choose(open_app(PAGE), "upload")
+        at = choose(open_anomaly(), "upload")
         assert any("Upload your images" in i.value for i in at.info)
         rng = np.random.default_rng(0)
         buffer = io.BytesIO()
@@ -135,7 +144,7 @@ class TestUploads:
         assert auroc_shown(at) > 0.9  # binary noise is nothing like a digit
 
     def test_a_zip_of_image_folders_is_scored(self):
-        at = choose(open_app(PAGE), "upload")
+        at = choose(open_anomaly(), "upload")
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
             for i in range(12):
@@ -148,7 +157,7 @@ class TestUploads:
         assert any("12 images you uploaded" in md.value for md in at.markdown)
 
     def test_a_bad_file_gets_a_clear_message(self):
-        at = choose(open_app(PAGE), "upload")
+        at = choose(open_anomaly(), "upload")
         buffer = io.BytesIO()
         np.savez(buffer, x=np.full((20, 8, 8), np.nan, dtype=np.float32))
         at.file_uploader(key="an_upload").upload("bad.npz", buffer.getvalue()).run()
@@ -161,7 +170,7 @@ class TestUploads:
 class TestLessonLinks:
     def test_a_new_link_overrides_what_the_session_had(self):
         """A lesson step (or a pasted link) changes the URL while the session already has its own choice."""
-        at = choose(open_app(PAGE), "invert", "recon")
+        at = choose(open_anomaly(), "invert", "recon")
         at.switch_page("pages/home.py").run()
         at.query_params.update({"vs": "flip", "score": "neg_elbo", "t": "25"})
         at.switch_page(PAGE).run()
@@ -171,3 +180,14 @@ class TestLessonLinks:
         # The page's own value in the URL does not fight the widgets.
         choose(at, "noise")
         assert at.selectbox(key="an_vs").value == "noise" and at.query_params["vs"] == "noise"
+
+
+class TestTheDefaultModel:
+    def test_the_mnist_vae_tells_mnist_from_the_small_digits_enlarged(self):
+        at = open_app(PAGE)
+        assert picker(at).value == "zoo/mnist-vae-2d"
+        assert at.selectbox(key="an_vs").value == "other"
+        assert any("digits (resized to 28×28)" in md.value for md in at.markdown)
+        assert auroc_shown(at) > 0.95  # measured 1.0: blocky 8x8 digits are nothing like MNIST's strokes
+        _, false_alarms = rates(at)
+        assert false_alarms <= 5

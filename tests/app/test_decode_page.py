@@ -38,9 +38,11 @@ def open_decode(name: str = "digits-vae-2d", *, browser: bool = False) -> AppTes
 def open_link(*, browser: bool = False, **params) -> AppTest:
     """A fresh session opening the page at a link with these query parameters, as a browser would (AppTest finds
     the page by its file name before the first run: its url_path is the file's stem). Unless browser=True (or the
-    link says otherwise) the link asks for the server path: `decoder=server`."""
+    link says otherwise) the link asks for the server path: `decoder=server`; unless it names a model, the digits
+    VAE, whose 8x8 images these tests read (the app's own default, the MNIST VAE: TestTheDefaultModel)."""
     if not browser:
         params.setdefault("decoder", "server")
+    params.setdefault("model", "zoo/digits-vae-2d")
     return open_page_link(PAGE, **params)
 
 
@@ -497,3 +499,21 @@ class TestBrowserPad:
         picker(at).set_value("zoo/digits-vae-2d").run()  # a bundled model: the pad again, at the same point
         assert pad_data(at)["z"] == [1.0, 0.0]
         assert not [i for i in at.info if "cannot run in the browser" in i.value]
+
+
+# -- the model the app opens on ----------------------------------------------------------------------------------------
+class TestTheDefaultModel:
+    def test_the_mnist_vae_decodes_a_28x28_digit_large_and_crisp(self):
+        at = open_page_link(PAGE, decoder="server")  # a link without a model: the app's default
+        assert picker(at).value == "zoo/mnist-vae-2d"
+        image = decoded(at)
+        assert image.shape[:2] == (252, 252)  # 28 pixels, each a 9x9 block (nearest neighbour: no blur)
+        assert np.array_equal(image, rendered(model("mnist-vae-2d"), [0.0, 0.0]))
+        z_sliders(at)[0].set_value(1.5).run()
+        assert np.array_equal(decoded(at), rendered(model("mnist-vae-2d"), [1.5, 0.0]))
+
+    def test_the_mnist_vae_gets_the_pad(self):
+        at = open_page_link(PAGE)
+        assert picker(at).value == "zoo/mnist-vae-2d" and at.toggle(key="decode_in_browser").value is True
+        data = pad_data(at)
+        assert data["decoder"]["latent_dim"] == 2 and len(data["scene"]["points"]["x"]) == 2000

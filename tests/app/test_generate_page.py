@@ -239,3 +239,22 @@ class TestLinks:
         assert any("could not be used" in i.value for i in at.info), [i.value for i in at.info]
         assert at.number_input(key="gen_seed").value == 0
         assert labelled(at.slider, "Temperature").value == 1.0
+
+
+# -- the model the app opens on ----------------------------------------------------------------------------------------
+class TestTheDefaultModel:
+    def test_mnist_samples_are_crisp_and_their_nearest_are_found_among_60000_digits(self):
+        at = open_link()  # a link without a model: the app's default
+        assert picker(at).value == "zoo/mnist-vae-2d"
+        m, meta = model("mnist-vae-2d")
+        images = sample_prior(m, 16, seed=0)[1]
+        assert images.shape[1:] == (1, 28, 28)
+        assert np.array_equal(shown(at), image_grid(images, nrow=8, scale=3))  # 28 px as 3x3 blocks: 84 px a tile
+        labelled(at.slider, "How many samples").set_value(4).run()
+        labelled(at.toggle, "Show each sample's nearest training image").set_value(True).run()
+        assert not at.exception, [e.value for e in at.exception]
+        [fig] = charts(at)
+        data = load_from_spec(meta["data_spec"])
+        assert len(data.train.x) == 60_000
+        _, dist = nearest_training_images(m, sample_prior(m, 4, seed=0)[1], data.train.x, k=1)
+        assert [a["text"] for a in fig["layout"]["annotations"]] == [f"{d:.1f}" for d in dist[:, 0].tolist()]

@@ -2,11 +2,12 @@
 new image), the sum/mean toggle changes the numbers shown, the AE is explained without σ, ε or KL."""
 from __future__ import annotations
 
-from tests.app.conftest import open_app, picker
+from tests.app.conftest import ROOT, open_app, picker
+from vae_core.zoo import ZOO
 
 PAGE = "pages/how_vae_works.py"
-BUNDLED = ["zoo/digits-vae-2d", "zoo/digits-ae-2d", "zoo/digits-betavae-2d", "zoo/digits-betavae4-2d",
-           "zoo/digits-cvae-2d", "zoo/digits-vae-10d", "zoo/shapes-vae", "zoo/shapes-betavae"]
+BUNDLED = [f"zoo/{s.name}" for s in ZOO if (ROOT / "checkpoints" / f"{s.name}.pt").is_file()]
+DIGITS = "zoo/digits-vae-2d"  # 64 pixels: the sum/mean test's arithmetic
 
 
 def resample_button(at):
@@ -30,13 +31,13 @@ def test_every_bundled_model_renders():
         assert not at.error, (key, [e.value for e in at.error])
         latex = " ".join(l.value for l in at.latex)
         assert r"\text{loss}" in latex, key
-        if key == "zoo/digits-ae-2d":
+        if key.endswith("-ae-2d"):
             assert r"\text{ELBO}" not in latex and "KL" not in latex
             assert resample_button(at).disabled
             assert any("no σ and no ε" in m.value for m in at.markdown)
         else:
             assert r"\text{ELBO}" in latex and r"\varepsilon" in latex
-        if key == "zoo/digits-cvae-2d":
+        if key.endswith("-cvae-2d"):
             assert any("the label" in c.value for c in at.caption)
 
 
@@ -52,7 +53,7 @@ def test_resample_draws_a_new_eps_and_a_new_image():
 
 
 def test_sum_mean_toggle_changes_the_numbers():
-    at = open_app(PAGE)
+    at = open_app(PAGE, link={"model": DIGITS})
     summed = [m.value for m in at.metric]
     latex = [l.value for l in at.latex]
     at.toggle(key="hvw_mean").set_value(True).run()
@@ -72,3 +73,14 @@ def test_the_image_index_comes_from_the_link_and_is_checked():
     at.switch_page(PAGE).run()
     assert at.number_input(key="hvw_index").value == 5
     assert any("Test image 5" in c for i in at.image for c in i.captions)
+
+
+def test_the_default_mnist_vae_averages_over_784_pixels():
+    at = open_app(PAGE)
+    assert picker(at).value == "zoo/mnist-vae-2d"
+    summed = [m.value for m in at.metric]
+    at.toggle(key="hvw_mean").set_value(True).run()
+    assert not at.exception
+    averaged = [m.value for m in at.metric]
+    assert float(averaged[0]) * 784 == __import__("pytest").approx(float(summed[0]), rel=0.01)
+    assert r"/ 784" in at.latex[-1].value

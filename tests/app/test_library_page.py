@@ -27,6 +27,7 @@ class TestCards:
         at = open_app("pages/library.py")
         titles = [m.value for m in at.markdown if m.value.startswith("**")]
         assert any("Digits VAE (2-D latent)" in t for t in titles)
+        assert any("MNIST VAE (2-D latent)" in t for t in titles)
         assert len(at.get("image")) >= len(titles)  # a strip of samples on every card
 
     def test_use_selects_the_model(self):

@@ -25,9 +25,11 @@ ZOO_NAMES = [s.name for s in ZOO if (ROOT / "checkpoints" / f"{s.name}.pt").is_f
 
 
 def open_pad(name: str = "digits-vae-2d") -> AppTest:
-    at = open_app(PAGE)
-    if name != "digits-vae-2d":
-        picker(at).set_value(f"zoo/{name}").run()
+    """This page on model `name`, the first page of the session to show that model's pad: the Welcome page shows
+    the pad of the model a session opens on, so the session opens on another one and this page picks `name`."""
+    first = "zoo/digits-ae-2d" if name != "digits-ae-2d" else "zoo/digits-vae-2d"
+    at = open_app(PAGE, link={"model": first})
+    picker(at).set_value(f"zoo/{name}").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
