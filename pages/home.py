@@ -85,9 +85,9 @@ def card(entry) -> None:
     cols[1].metric("Latent size", entry.config.latent_dim, help="How many numbers describe each image.")
     recognised = (facts.get("samples") or {}).get("recognised")
     if recognised is not None:
-        cols[2].metric("Samples recognised", f"{recognised:.0%}",
-                       help="Share of images made from random codes that a digit classifier, trained on real "
-                            "MNIST, names with confidence.")
+        cols[2].metric("Recognised", f"{recognised:.0%}",
+                       help="Share of the images it makes from random codes that a digit classifier, trained on "
+                            "real MNIST, names with confidence.")
     else:
         cols[2].metric("Active units", facts.get("active_units", "n/a"),
                        help="Latent dimensions the encoder really uses (their mean varies across images).")

@@ -166,6 +166,39 @@ def test_app_opens_on_the_mnist_vae_quickly(server, page):
         f"and '{DEFAULT_MODEL_TITLE}' (limit {APP_OPEN_LIMIT_S} s)")
 
 
+def test_the_welcome_page_answers_one_click_on_the_pad_with_a_large_crisp_digit(server, page):
+    """The first minute of a demo: the instruction and the pad are on the first screen; one click on the pad
+    draws the digit of that point at once, 280 px wide with every pixel a crisp block; the release reaches the
+    link, so the other pages follow."""
+    import numpy as np
+
+    from tests.browser.test_latent_pad import READY_JS, canvas_rgb, sha_of, state, url_point
+
+    open_page(page, server)
+    instruction = page.get_by_text("Click or drag anywhere on the square")
+    expect(instruction).to_be_visible()
+    page.wait_for_function(READY_JS, arg=sha_of("mnist-vae-2d"), timeout=60_000)
+    pad, image = page.locator("canvas.latent-pad"), page.locator("canvas.latent-image")
+    expect(image).to_be_visible()
+    shown = image.evaluate("""el => [el.width, el.height, el.clientWidth, el.clientHeight,
+                                     getComputedStyle(el).imageRendering]""")  # (inside its 1 px border)
+    assert shown == [28, 28, 280, 280, "pixelated"], shown  # 10 screen pixels per image pixel, no smoothing
+    box, viewport = pad.bounding_box(), page.viewport_size
+    assert box["y"] + box["height"] <= viewport["height"], "the pad is not on the first screen"
+    assert image.bounding_box()["y"] + 280 <= viewport["height"], "the digit is not on the first screen"
+    before = canvas_rgb(page)
+    page.mouse.click(box["x"] + 0.8 * box["width"], box["y"] + 0.2 * box["height"])  # one click, no drag
+    assert not np.array_equal(canvas_rgb(page), before), "the click did not draw another digit"
+    z = state(page)["z"]
+    deadline = time.monotonic() + 30
+    while url_point(page) != pytest.approx(z, abs=1e-5):  # the release's rerun writes the point to the link
+        assert time.monotonic() < deadline, f"the link kept z={url_point(page)}, the pad is at {z}"
+        page.wait_for_timeout(100)
+    wait_for_app(page)
+    assert_no_exception(page)
+    screenshot(page, "welcome-after-one-click")
+
+
 # -- 2. every page of the navigation renders ---------------------------------------------------------------------
 def nav_links(page) -> list[tuple[str, str]]:
     """(label, href) of every page in the sidebar navigation, expanding a collapsed list first."""
