@@ -31,7 +31,7 @@ from typing import BinaryIO
 import torch
 
 from vae_core.budget import check_stored_records, zip_members
-from vae_core.config import MAX_PARAMETERS, ModelConfig, state_shapes  # noqa: F401 (MAX_PARAMETERS: re-exported)
+from vae_core.config import MAX_PARAMETERS, ModelConfig, state_shapes
 from vae_core.errors import CheckpointError, UserInputError
 from vae_core.models import LatentVariableModel
 
