@@ -77,7 +77,22 @@ class TestEvaluateAndInfo:
         assert len(refused.stderr.strip().splitlines()) == 1
         metrics = json.loads(cli("evaluate", "--checkpoint", tmp_path / "m.pt", "--data", tmp_path / "d.npz",
                                  "--json").stdout)
-        assert metrics["n_test"] == 12
+        assert metrics["n_test"] == 60  # evaluate --data scores every image of a file that has no test split
+
+    def test_evaluate_reads_only_the_test_part_of_a_keras_file(self, trained, tmp_path):
+        """A Keras-style file whose training part is over the budget: evaluate neither reads nor counts it, and
+        scores the whole test part; train is refused with the flag that would admit it."""
+        rng = np.random.default_rng(0)
+        digits = lambda n: (rng.random((n, 8, 8)) > 0.5).astype(np.uint8) * 255  # noqa: E731
+        np.savez(tmp_path / "k.npz", x_train=digits(40_000), y_train=rng.integers(0, 10, 40_000),
+                 x_test=digits(50), y_test=rng.integers(0, 10, 50))
+        out, _ = trained
+        metrics = json.loads(cli("evaluate", "--checkpoint", out, "--data", tmp_path / "k.npz", "--max-data-mb", 4,
+                                 "--json").stdout)
+        assert metrics["n_test"] == 50
+        refused = cli("train", "--data", tmp_path / "k.npz", "--max-data-mb", 4, "--out", tmp_path / "m.pt",
+                      check_code=2)
+        assert "too large to load here" in refused.stderr and "--max-data-mb" in refused.stderr
 
     def test_evaluate_matches_training_and_reloads_the_same_split(self, trained):
         out, result = trained

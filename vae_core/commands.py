@@ -9,7 +9,7 @@ import torch
 
 from vae_core.checkpoint import load_checkpoint, save_checkpoint
 from vae_core.config import KINDS, LIKELIHOODS, TrainConfig, model_config_for
-from vae_core.data import BUILTIN_SOURCES, load_data, load_from_spec
+from vae_core.data import BUILTIN_SOURCES, load_data, load_from_spec, load_npz
 from vae_core.errors import DataError, UserInputError
 from vae_core.metrics import evaluate_model
 from vae_core.models import build_model
@@ -91,7 +91,7 @@ def run_evaluate(args) -> dict:
     spec = meta.get("data_spec") or {}
     seed = args.seed if args.seed is not None else spec.get("seed", 0)
     if args.dataset or args.data:
-        data = _load_data_arg(args, seed=seed, image_size=model.config.input_shape[-1])
+        data = _load_data_arg(args, seed=seed, image_size=model.config.input_shape[-1], test_only=True)
     elif spec:
         data = load_from_spec({**spec, "seed": seed})
     else:
@@ -336,7 +336,9 @@ def _add_output_flags(p) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
-def _load_data_arg(args, *, seed: int, image_size: int | None = None):
+def _load_data_arg(args, *, seed: int, image_size: int | None = None, test_only: bool = False):
+    """The data a command names. test_only (evaluate): a Keras-style .npz's training arrays are not read, so a full
+    MNIST file fits the one-file budget."""
     source = args.dataset or args.data
     if args.data and not os.path.exists(args.data):
         raise DataError(f"no file or folder at {args.data}: check the path")
@@ -345,4 +347,6 @@ def _load_data_arg(args, *, seed: int, image_size: int | None = None):
         if not 1 <= args.max_data_mb <= 1 << 20:
             raise UserInputError(f"--max-data-mb must be 1..{1 << 20}, got {args.max_data_mb}")
         max_bytes = args.max_data_mb << 20
+    if test_only and args.data and str(args.data).lower().endswith(".npz"):
+        return load_npz(args.data, seed=seed, max_bytes=max_bytes, test_only=True)
     return load_data(source, seed=seed, image_size=args.image_size or image_size, max_bytes=max_bytes)

@@ -256,18 +256,23 @@ def load_npz(
     test_fraction: float = 0.2,
     name: str | None = None,
     max_bytes: int | None = None,
+    test_only: bool = False,
 ) -> DataSplit:
     """Load images from a .npz file (a path or a binary file-like object, e.g. an upload).
 
     Bounded before reading any array: members compressed with anything but deflate, non-numeric arrays, sizes
-    that disagree with the zip directory, and loads estimated over max_bytes (bytes) are refused.
+    that disagree with the zip directory, and loads estimated over max_bytes (bytes) are refused. With test_only,
+    a Keras-style file's x_train/y_train are neither read nor counted (for evaluation: a full MNIST file's test
+    part fits the budget where the whole file does not), and a file with a single x is all test; the split's
+    train part is then its test part.
     """
     _check_split_settings(seed, test_fraction)
     limit = _max_bytes(max_bytes)
     blob, path, name = _open_user_data(file, name, limit)
     if blob is None:
         raise DataError(f"{name!r} is a folder, not a .npz file: give the path of a .npz file")
-    return _npz_split(blob, path=path, name=name, seed=seed, test_fraction=test_fraction, max_bytes=limit)
+    return _npz_split(blob, path=path, name=name, seed=seed, test_fraction=test_fraction, max_bytes=limit,
+                      test_only=test_only)
 
 
 def load_image_folder(
@@ -817,13 +822,14 @@ def _walk_files(root: str) -> list[str]:
 
 
 def _npz_split(
-    blob: bytes, *, path: str | None, name: str, seed: int, test_fraction: float, max_bytes: int = ESTIMATE_LIMIT_BYTES
+    blob: bytes, *, path: str | None, name: str, seed: int, test_fraction: float, max_bytes: int = ESTIMATE_LIMIT_BYTES,
+    test_only: bool = False,
 ) -> DataSplit:
     """Parse .npz bytes (layout x/y/label_names or Keras-style x_train/y_train/x_test/y_test) and split.
 
     The zip directory and the .npy headers are checked first (_npz_plan): nothing is decompressed before that.
     """
-    _npz_plan(blob, name, max_bytes)
+    _npz_plan(blob, name, max_bytes, test_only=test_only)
     npz = _open_npz(blob, name)
     with npz:
         keys = set(npz.files)
@@ -836,9 +842,11 @@ def _npz_split(
             y = y[0]
             x, scale = _normalise_values(x, "x", name)
             spec = _make_spec("npz", name, seed, test_fraction, x.shape[1], _sha256(blob), path=path)
+            if test_only:  # evaluation on every image of the file
+                return _given_split(x, y, x, y, names, (scale, scale), spec)
             return _random_split(x, y, names, scale, spec)
         if {"x_train", "x_test"} <= keys:
-            return _keras_split(npz, blob, path, name, seed, test_fraction)
+            return _keras_split(npz, blob, path, name, seed, test_fraction, test_only=test_only)
     found = ", ".join(sorted(keys)) or "nothing"
     raise DataError(
         f"{name!r} has no array named 'x' (found: {found}): save it with np.savez(path, x=images, y=labels) "
@@ -846,10 +854,12 @@ def _npz_split(
     )
 
 
-def _keras_split(npz, blob: bytes, path: str | None, name: str, seed: int, test_fraction: float) -> DataSplit:
-    """The Keras-style layout: the file's own train/test split is kept."""
+def _keras_split(npz, blob: bytes, path: str | None, name: str, seed: int, test_fraction: float, *,
+                 test_only: bool = False) -> DataSplit:
+    """The Keras-style layout: the file's own train/test split is kept (test_only: the test part stands for both)."""
     keys = set(npz.files)
-    x_train, x_test = _npz_images(npz, "x_train", name), _npz_images(npz, "x_test", name)
+    x_test = _npz_images(npz, "x_test", name)
+    x_train = x_test if test_only else _npz_images(npz, "x_train", name)
     if x_train.shape[1:] != x_test.shape[1:]:
         raise DataError(
             f"x_train images are {x_train.shape[1:]} but x_test images are {x_test.shape[1:]} in {name!r}: "
@@ -859,7 +869,8 @@ def _keras_split(npz, blob: bytes, path: str | None, name: str, seed: int, test_
     if has_y and has_y != {"y_train", "y_test"}:
         raise DataError(f"{name!r} has {has_y.pop()} but not its partner: save both y_train and y_test, or neither")
     if has_y:
-        ys = [_npz_labels(npz, "y_train", len(x_train), name), _npz_labels(npz, "y_test", len(x_test), name)]
+        y_test = _npz_labels(npz, "y_test", len(x_test), name)
+        ys = [y_test if test_only else _npz_labels(npz, "y_train", len(x_train), name), y_test]
     else:
         ys = [np.zeros(len(x_train), np.int64), np.zeros(len(x_test), np.int64)]
     names_given = _npz_label_names(npz, name) if "label_names" in keys else None
@@ -877,7 +888,8 @@ _MAX_TEXT_ITEMSIZE = 1024  # bytes per label or class name: 256 characters of UT
 _COMPRESSION_NAMES = {zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "LZMA"}
 
 
-def _npz_plan(blob: bytes, name: str, max_bytes: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+def _npz_plan(blob: bytes, name: str, max_bytes: int, *, test_only: bool = False
+              ) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """Check an .npz from its zip directory and its members' .npy headers alone; {key: (shape, dtype)}.
 
     Refused before any array is read: a directory too big to parse cheaply; members compressed with bzip2 or LZMA
@@ -901,7 +913,9 @@ def _npz_plan(blob: bytes, name: str, max_bytes: int) -> dict[str, tuple[tuple[i
     plan, cost, parts = {}, len(blob), []
     with archive:
         members = {info.filename: info for info in archive.infolist()}
-        for key in _NPZ_KEYS:
+        keras = "x.npy" not in members and "x_test.npy" in members
+        skipped = ("x_train", "y_train") if test_only and keras else ()  # neither read nor counted
+        for key in (k for k in _NPZ_KEYS if k not in skipped):
             info = members.get(key + ".npy")
             if info is None:
                 continue
@@ -934,7 +948,8 @@ def _npz_plan(blob: bytes, name: str, max_bytes: int) -> dict[str, tuple[tuple[i
     if cost > max_bytes:
         raise DataError(
             f"{name!r} is too large to load here: {', '.join(parts)} would take about {cost / 2**20:,.0f} MiB, "
-            f"over the {max_bytes / 2**20:,.0f} MiB limit: use fewer or smaller images"
+            f"over the {max_bytes / 2**20:,.0f} MiB limit: use fewer or smaller images, or on the command line "
+            f"raise the limit with --max-data-mb {math.ceil(cost / 2**20 / 16) * 16}"
         )
     return plan
 
