@@ -1,7 +1,7 @@
 """App start-up and in-app training throughput, measured in a real Chromium against a real `streamlit run app.py`.
 
 (a) Time to first render of the Welcome page: from navigation start until the page shows its title "Latent Lab"
-    and the sidebar picker shows the default digits VAE. The first load after the server starts is the cold one
+    and the sidebar picker shows the default MNIST VAE. The first load after the server starts is the cold one
     (imports, model loading); then `--loads` fresh browser contexts (new sessions) load it again: their median is
     the warm figure.
 (b) Training throughput, page vs CLI, same settings: the digits VAE (latent 2, hidden 256,128, batch 64,
