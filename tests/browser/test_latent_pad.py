@@ -31,7 +31,11 @@ pytestmark = pytest.mark.timeout(300)
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKPOINTS = sorted((ROOT / "checkpoints").glob("*.pt"))
+# The 28x28 MNIST zoo, named so that a missing checkpoint fails here instead of dropping out of the parametrisation.
+MNIST_MODELS = ["mnist-vae-2d", "mnist-ae-2d", "mnist-betavae-2d", "mnist-cvae-2d", "mnist-conv-vae-16d"]
+DECODER_MODELS = sorted({p.stem for p in CHECKPOINTS} | set(MNIST_MODELS))  # every bundled model
 MLP_MODELS = [p.stem for p in CHECKPOINTS if p.stem.startswith("digits-")]
+FRAME_MODELS = MLP_MODELS + MNIST_MODELS  # a repaint on every frame: the MLPs and the MNIST conv model
 COLLAPSED = {"digits-betavae4-2d"}  # posterior collapse: its decoder all but ignores z, the picture barely moves
 TOLERANCE = 1e-4  # per pixel, before 8-bit quantisation
 
@@ -175,7 +179,7 @@ def url_point(page) -> list[float]:
 
 
 # -- correctness ------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", [p.stem for p in CHECKPOINTS])
+@pytest.mark.parametrize("name", DECODER_MODELS)
 def test_the_browser_decoder_matches_torch(page, server, name):
     open_pad(page, server, name)
     model = model_of(name)
@@ -193,7 +197,7 @@ def test_the_browser_decoder_matches_torch(page, server, name):
     assert error <= TOLERANCE, f"{name}: browser and torch differ by up to {error:.2e}"
 
 
-@pytest.mark.parametrize("name", ["digits-vae-2d", "shapes-vae"])
+@pytest.mark.parametrize("name", ["digits-vae-2d", "shapes-vae", "mnist-vae-2d", "mnist-conv-vae-16d"])
 def test_the_canvas_equals_the_servers_picture(page, server, name):
     open_pad(page, server, name)
     drag(page, [(0.35, 0.4), (0.55, 0.6), (0.6, 0.45)], steps=5)
@@ -226,7 +230,7 @@ def test_a_cvae_class_button_redraws_with_that_class(page, server):
 
 
 # -- frame rate -------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", MLP_MODELS)
+@pytest.mark.parametrize("name", FRAME_MODELS)
 def test_a_drag_repaints_on_every_animation_frame(page, server, name):
     open_pad(page, server, name)
     box = pad_box(page)
