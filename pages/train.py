@@ -37,7 +37,8 @@ COLLAPSE_NATS = 0.1  # total test KL below this after two epochs: the posterior 
 # The first settings the page offers for a data set (a VAE with a 2-D latent, so the map needs no projection). MNIST:
 # 3 epochs over all 60,000 training digits through a 256-128 MLP, batch 128: the job needs ~25 s of one core (test ELBO
 # -154 nats), its map sorts the digits from epoch 1 and is redrawn after each. Measured from the page with
-# bench/train_page_default.py (README, "Performance"); 4 epochs took 52-66 s from Start at load 4-6 on 2 cores.
+# bench/train_page_default.py: 30-35 s from Start to Finished at load 3.3-4.6 (README, "Performance"); 4 epochs took
+# 52-66 s at load 4-6 on these 2 cores.
 DATA_DEFAULTS = {
     "mnist": {"hidden": "256, 128", "epochs": 3, "batch_size": 128, "lr": 2e-3},
     "digits": {"hidden": "256, 128", "epochs": 30, "batch_size": 64, "lr": 2e-3},
