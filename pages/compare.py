@@ -22,7 +22,8 @@ from pages import _ui as ui
 from vae_core import judge
 from vae_core.compare import (JUDGE_REAL, JUDGE_SAMPLES, SAME_FID_RELATIVE, SAME_RELATIVE, SAME_SHARE,
                               compare_quality, interpolation_images, iso_elbo_levels, judge_applies, judged_quality,
-                              prior_samples, rate_distortion_points, real_features, real_reference, sample_quality,
+                              prior_samples, rate_distortion_points, real_digits, real_features, real_reference,
+                              sample_quality,
                               shared_extent)
 from vae_core.errors import CheckpointError
 from vae_core.latent import image_grid, view_extent
@@ -153,8 +154,8 @@ def judged(data) -> bool:
 
 @st.cache_resource(show_spinner="Reading real digits with the classifier…", max_entries=4)
 def real_digit_features(data_key: str, stamp: int, _data) -> torch.Tensor:
-    """The classifier's features of the first JUDGE_REAL test digits: every model is judged against them."""
-    return real_features(sample_judge(stamp)[0], _data.test.x[:JUDGE_REAL])
+    """The classifier's features of JUDGE_REAL test digits (real_digits): every model is judged against them."""
+    return real_features(sample_judge(stamp)[0], real_digits(_data.test.x, JUDGE_REAL))
 
 
 @st.cache_data(show_spinner="Drawing and measuring prior samples…", max_entries=64)
@@ -176,7 +177,7 @@ def samples_and_quality(sha: str, data_key: str, stamp: int | None, _model, _dat
 @st.cache_data(show_spinner=False, max_entries=8)
 def real_quality(data_key: str, stamp: int, _data) -> dict | None:
     """The classifier's numbers for real test digits measured like the samples: the scale to read them on."""
-    return real_reference(sample_judge(stamp)[0], _data.test.x, JUDGE_REAL,
+    return real_reference(sample_judge(stamp)[0], _data.train.x, n=JUDGE_REAL,
                           real_feats=real_digit_features(data_key, stamp, _data))
 
 
@@ -265,7 +266,7 @@ def quality_table(names, qualities, label_names, real: dict | None = None) -> pd
     """The numbers per model: the classifier's (judged qualities) or the pixel ones; `real`: a row of real test
     digits measured the same way, for scale (judged only)."""
     if qualities and qualities[0].get("fid") is not None:
-        rows = list(zip(names, qualities)) + ([("real test digits (for scale)", real)] if real else [])
+        rows = list(zip(names, qualities)) + ([(REAL_ROW, real)] if real else [])
         return pd.DataFrame({
             "model": [n for n, _ in rows],
             "recognised as a digit (%)": [100 * q["recognised"] for _, q in rows],
@@ -281,6 +282,7 @@ def quality_table(names, qualities, label_names, real: dict | None = None) -> pd
     })
 
 
+REAL_ROW = "real digits (for scale)"
 # One sentence per measure, for a newcomer (the table's column help and the text above it).
 JUDGE_HELP = {
     "recognised as a digit (%)": "The share of samples that a digit classifier, trained on real handwriting, calls "
@@ -377,11 +379,12 @@ def show_quality(picks, names, qualities, data) -> None:
     if is_judged:
         accuracy = (judge.judge_meta(judge.JUDGE_PATH).get("card") or {}).get("test_accuracy")
         right = f", right on {100 * accuracy:.1f}% of the test digits" if accuracy else ""
-        scale = (f" Real test digits measured the same way score {_percent(real['recognised'])} recognised and "
-                 f"FID {real['fid']:.1f} (the last row): that is what a perfect generator would reach."
-                 if real else "")
+        scale = (f" Real handwritten digits ({real['n']:,} from MNIST's training set) measured the same way score "
+                 f"{_percent(real['recognised'])} recognised and FID {real['fid']:.1f} (the last row): what a perfect "
+                 "generator would reach." if real else "")
         st.markdown(f"**How good are the samples?** A digit classifier trained on real MNIST (shipped with the app"
-                    f"{right}; none of the models has seen it) judges {qualities[0]['n']:,} samples of each model.\n"
+                    f"{right}; separate from the models it judges) looks at {qualities[0]['n']:,} samples of each "
+                    f"model and at {JUDGE_REAL:,} real test digits.\n"
                     f"- **Recognised as a digit**: {JUDGE_HELP['recognised as a digit (%)']}\n"
                     f"- **FID** (Fréchet distance, the usual score for generated images; here on the classifier's view): "
                     f"{JUDGE_HELP['FID']}{scale}")

@@ -15,8 +15,8 @@ from vae_core import judge
 from vae_core.checkpoint import load_checkpoint
 from vae_core.compare import (JUDGE_MEASURES, JUDGE_REAL, JUDGE_SAMPLES, MEASURES, SAME_FID_RELATIVE, SAME_RELATIVE,
                               SAME_SHARE, class_mix_gap, compare_quality, interpolation_images, iso_elbo_levels,
-                              judge_applies, judged_quality, prior_samples, rate_distortion_points, real_features,
-                              real_reference, sample_quality, shared_extent)
+                              judge_applies, judged_quality, prior_samples, rate_distortion_points, real_digits,
+                              real_features, real_reference, sample_quality, shared_extent)
 from vae_core.config import model_config_for
 from vae_core.data import mnist_arrays
 from vae_core.latent import decode, encode_dataset
@@ -187,12 +187,17 @@ class TestJudgedQuality:
         with pytest.raises(ValueError, match="n must be"):
             judged_quality(tiny("vae", shape=(1, 28, 28)), random_judge, real, n=1)
 
-    def test_the_real_reference_is_the_next_block_against_the_first(self, random_judge):
-        test_x = torch.rand(50, 1, 28, 28, generator=torch.Generator().manual_seed(2))
-        ref = real_reference(random_judge, test_x, real=20)
-        want = judge.judge_samples(random_judge, test_x[20:40], test_x[:20])
+    def test_real_digits_and_the_real_reference_are_the_judges_seeded_subsets(self, random_judge):
+        g = torch.Generator().manual_seed(2)
+        train_x, test_x = torch.rand(60, 1, 28, 28, generator=g), torch.rand(50, 1, 28, 28, generator=g)
+        real = real_digits(test_x, 20)
+        assert torch.equal(real, judge.real_subset(test_x, 20, seed=0)) and len(real) == 20
+        ref = real_reference(random_judge, train_x, real, n=25)
+        want = judge.judge_samples(random_judge, judge.real_subset(train_x, 25, seed=1), real)
+        assert ref["n"] == 25
         assert ref["fid"] == pytest.approx(want["fid"], rel=1e-12) and ref["recognised"] == want["recognised"]
-        assert real_reference(random_judge, test_x, real=30) is None  # 50 < 2 * 30
+        feats = real_features(random_judge, real)
+        assert real_reference(random_judge, train_x, n=25, real_feats=feats)["fid"] == ref["fid"]
 
     def test_which_data_the_judge_applies_to(self):
         def split(name, shape):
@@ -276,17 +281,17 @@ def test_product_the_mnist_aes_samples_are_worse_by_the_shipped_classifier():
     vae_core.compare): by the shipped digit classifier, the MNIST AE's prior samples are recognised less often and
     lie further from real digits than its VAE twin's (same network, seed, budget, same N(0, I) draws), by more than
     another seed moves either number; real digits score better than both."""
-    _, _, x_test, _, _ = mnist_arrays()  # load_data("mnist")'s test split is the bundled one, in this order
-    mnist_real = torch.from_numpy(x_test[:2 * JUDGE_REAL].astype(np.float32) / 255).unsqueeze(1)
+    x_train, _, x_test, _, _ = mnist_arrays()  # load_data("mnist")'s splits are the bundled ones, in this order
     classifier = judge.load_judge()
-    feats = real_features(classifier, mnist_real[:JUDGE_REAL])
+    feats = real_features(classifier, real_digits(torch.tensor(x_test).unsqueeze(1)).float() / 255)
     ae, _ = load_checkpoint(ZOO / "mnist-ae-2d.pt")
     vae, _ = load_checkpoint(ZOO / "mnist-vae-2d.pt")
     q_ae, q_vae = (judged_quality(m, classifier, real_feats=feats) for m in (ae, vae))
+    assert q_ae["n"] == q_vae["n"] == JUDGE_SAMPLES and len(feats) == JUDGE_REAL
     verdict = compare_quality(q_ae, q_vae)
     assert verdict["judged"] and verdict["worse"] == "a"
     assert verdict["measures"]["recognised"]["worse"] == "a" and verdict["measures"]["fid"]["worse"] == "a"
     assert q_ae["recognised"] < q_vae["recognised"] - SAME_SHARE
     assert q_ae["fid"] > (1 + SAME_FID_RELATIVE) * q_vae["fid"]
-    real = real_reference(classifier, mnist_real, real_feats=feats)
+    real = real_reference(classifier, torch.tensor(x_train).unsqueeze(1).float().div_(255), real_feats=feats)
     assert real["recognised"] > q_vae["recognised"] and real["fid"] < q_vae["fid"] / 10

@@ -178,7 +178,9 @@ def real_digits(shipped):
     """A seeded subset of the bundled MNIST test split: images (N_REAL, 1, 28, 28) in [0, 1], labels, and the
     shipped classifier's (probabilities, features) of them, computed once for all the tests below."""
     _, _, x_test, y_test, _ = mnist_arrays()
-    rows = np.sort(np.random.default_rng(0).choice(len(x_test), N_REAL, replace=False))
+    # Random rows in random order: MNIST's test set is ordered by writer group, so its halves differ (and so
+    # would the halves of a sorted subset).
+    rows = np.random.default_rng(0).choice(len(x_test), N_REAL, replace=False)
     x = torch.from_numpy(x_test[rows].astype(np.float32) / 255).unsqueeze(1)
     probs, feats = J.classify(shipped, x)
     return x, torch.from_numpy(y_test[rows]), probs, feats.double().numpy()
@@ -201,7 +203,7 @@ class TestShippedClassifier:
         card = J.judge_meta()["card"]  # measured on all 10,000 test digits when the zoo was built
         assert card["test_accuracy"] >= 0.97
         assert abs(card["test_accuracy"] - acc) < 0.015, (card["test_accuracy"], acc)  # the subset agrees
-        assert card["real_vs_real_fid"] >= 0
+        assert card["real_recognised"] >= 0.9 and 0 <= card["real_fid"] < 20  # real digits: the floor
 
     def test_real_digits_are_recognised_and_their_mix_is_the_true_one(self, real_digits):
         _, y, probs, _ = real_digits
