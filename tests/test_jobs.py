@@ -203,3 +203,71 @@ class TestWorkerProcess:
             server.wait()
         wait_until(lambda: not _pid_alive(worker_pid), timeout=HANG_GUARD_S)
         assert runs.read_text().splitlines() == ["ran"], "the worker ran the server's main script again"
+
+
+class TestLimits:
+    """Issue 15, finding 7: one job at a time per student, a wall-clock cap per job, and workers that are limited
+    in memory and are the OOM killer's first choice."""
+
+    def test_one_unfinished_job_per_owner(self, digits):
+        from vae_core.errors import QuotaError
+
+        limiter = JobLimiter(2)
+        first = _job(digits, limiter, owner="ana", **LONG_RUN).start()
+        second = _job(digits, limiter, owner="ana", epochs=1)
+        with pytest.raises(QuotaError, match="one at a time"):
+            second.start()  # another tab of the same student
+        assert second.state == "queued" and not second._thread.is_alive()  # nothing started
+        assert limiter.job_of("ana") is first
+        other = _job(digits, limiter, owner="ben", epochs=1).start()  # another student is not held up
+        assert other.join(120) and other.state == "done"
+        first.cancel()
+        assert first.join(HANG_GUARD_S)
+        assert limiter.job_of("ana") is None
+        again = _job(digits, limiter, owner="ana", epochs=1).start()  # once it finished, the next may start
+        assert again.join(120) and again.state == "done"
+
+    def test_the_wall_clock_cap_stops_a_job_as_stop_does(self, digits, tmp_path):
+        job = _job(digits, JobLimiter(1), tmp_path, max_seconds=2, **LONG_RUN).start()
+        assert job.join(HANG_GUARD_S), "the cap did not stop the job"
+        snap = job.snapshot()
+        assert snap.state == "cancelled" and "limit of 2 seconds" in snap.message, snap.message
+        # What it learnt is kept exactly as with Stop: a checkpoint whenever an epoch had ended.
+        assert (snap.checkpoint is not None) == bool(snap.history)
+        if snap.checkpoint:
+            assert load_checkpoint(snap.checkpoint)[1]["status"] == "cancelled"
+
+    def test_the_default_limits_come_from_the_environment(self, monkeypatch):
+        from vae_core.jobs import max_job_seconds, worker_memory_mb
+
+        monkeypatch.delenv("LATENT_LAB_WORKER_MEMORY_MB", raising=False)
+        monkeypatch.delenv("LATENT_LAB_MAX_JOB_MINUTES", raising=False)
+        assert worker_memory_mb() == 4096 and max_job_seconds() == 30 * 60
+        monkeypatch.setenv("LATENT_LAB_WORKER_MEMORY_MB", "2048")
+        monkeypatch.setenv("LATENT_LAB_MAX_JOB_MINUTES", "5")
+        assert worker_memory_mb() == 2048 and max_job_seconds() == 300
+        monkeypatch.setenv("LATENT_LAB_MAX_JOB_MINUTES", "soon")  # a typo does not switch the cap off
+        assert max_job_seconds() == 30 * 60
+
+    def test_the_worker_is_the_oom_killers_first_choice_and_has_a_memory_limit(self, digits):
+        job = _job(digits, JobLimiter(1), memory_mb=3000, **LONG_RUN).start()
+        try:
+            wait_until(lambda: job.state == "running" and job.worker_pid is not None)
+            pid = job.worker_pid
+            wait_until(lambda: len(job.snapshot().history) >= 1)  # past the worker's set-up
+            assert Path(f"/proc/{pid}/oom_score_adj").read_text().strip() == "1000"
+            assert Path("/proc/self/oom_score_adj").read_text().strip() != "1000"  # never the server
+            limits = Path(f"/proc/{pid}/limits").read_text().splitlines()
+            data_line = next(line for line in limits if line.startswith("Max data size"))
+            assert data_line.split()[3] == str(3000 * 2**20), data_line  # the soft limit, in bytes
+        finally:
+            job.cancel()
+            assert job.join(HANG_GUARD_S)
+
+    def test_a_worker_over_its_memory_limit_fails_clearly_and_frees_its_slot(self, digits):
+        limiter = JobLimiter(1)
+        job = _job(digits, limiter, epochs=1, memory_mb=1).start()  # nothing fits in 1 MB
+        assert job.join(HANG_GUARD_S)
+        snap = job.snapshot()
+        assert snap.state == "failed" and "more than the 1 MB of memory" in snap.message, snap.message
+        assert "Traceback" not in snap.message and limiter.running == 0

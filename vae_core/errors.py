@@ -15,3 +15,8 @@ class CheckpointError(UserInputError):
 
 class ConfigError(UserInputError):
     """A model or training setting out of range or inconsistent with the data."""
+
+
+class QuotaError(UserInputError):
+    """A student's share of the server is used up (models kept, disk, jobs at once): the message says which and
+    what to do."""

@@ -13,10 +13,17 @@ Why a process, not a thread: a training loop in the server's process fights ever
 it ends. In its own process (forked from a `forkserver` that has torch imported already, so a start costs
 milliseconds, not an interpreter start-up) it runs at the CLI's speed, a crash cannot take the server down, and
 its memory goes back to the system when it exits. The worker stops by itself if the server dies.
+
+Limits, so that one student cannot take the class's server (issue 15): one unfinished job per owner (a student's
+session or locker, `JobLimiter.claim`), a wall-clock cap per job (LATENT_LAB_MAX_JOB_MINUTES, default 30: the job
+is stopped as by Stop, keeping what it learnt), and in the worker a memory limit (LATENT_LAB_WORKER_MEMORY_MB,
+default 4096, as RLIMIT_DATA) and an OOM score of 1000, so that when the machine runs out of memory the kernel
+kills a worker (a failed run for one student) before the server (everyone's pages).
 """
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import os
 import queue
@@ -32,6 +39,7 @@ import torch
 
 from vae_core.checkpoint import save_checkpoint
 from vae_core.config import ModelConfig, TrainConfig
+from vae_core.errors import QuotaError
 from vae_core.models import build_model
 from vae_core.train import Trainer, TrainEvent, training_meta
 
@@ -39,6 +47,13 @@ STATES = ("queued", "running", "done", "failed", "cancelled")
 MAX_STEP_POINTS = 2000  # step metrics kept for the live curve; older ones are thinned
 STEP_KEYS = ("loss", "recon", "kl", "elbo")
 MAP_POINTS = 2000  # test images on the live latent map: a fixed sample beyond that (MNIST's 10,000 would slow it)
+# A worker's data memory (RLIMIT_DATA: heap and private mappings, which is where tensors live), torch's own ~0.8 GB
+# after the fork included. 4 GB holds the largest model the settings admit (16 M parameters: weights, gradients and
+# Adam's two moments are 256 MB) with MNIST as float32 (220 MB) and batches of 256 with room to spare.
+DEFAULT_WORKER_MEMORY_MB = 4096
+DEFAULT_MAX_JOB_MINUTES = 30.0  # wall clock per job, from the moment it starts training (queueing not counted)
+STOP_GRACE_S = 60.0  # a worker still running this long after a stop (it obeys within one mini-batch) is killed
+log = logging.getLogger("latent_lab.jobs")
 
 # Workers are forked from a server process that has imported this module (hence torch) once.
 _PROCESSES = multiprocessing.get_context("forkserver")
@@ -80,6 +95,26 @@ def warm_up_workers() -> None:
     forkserver.ensure_running()
 
 
+def _env_number(name: str, default: float) -> float:
+    """A positive number from the environment, else `default` (a typo must not switch a limit off)."""
+    try:
+        value = float(os.environ.get(name, default))
+    except ValueError:
+        log.warning("%s=%r is not a number: using %s", name, os.environ.get(name), default)
+        return default
+    return value if value > 0 else default
+
+
+def worker_memory_mb() -> int:
+    """The memory limit of each training worker, in MB (LATENT_LAB_WORKER_MEMORY_MB, default 4096)."""
+    return int(_env_number("LATENT_LAB_WORKER_MEMORY_MB", DEFAULT_WORKER_MEMORY_MB))
+
+
+def max_job_seconds() -> float:
+    """The wall-clock cap of one training job, in seconds (LATENT_LAB_MAX_JOB_MINUTES, default 30)."""
+    return 60.0 * _env_number("LATENT_LAB_MAX_JOB_MINUTES", DEFAULT_MAX_JOB_MINUTES)
+
+
 def job_threads(running: int, cores: int | None = None) -> int:
     """Torch threads for one job: a fair share of the cores but one, which is kept for the server's pages.
 
@@ -99,6 +134,7 @@ class JobLimiter:
         self._cond = threading.Condition()
         self._running: set[str] = set()
         self._queue: deque[str] = deque()
+        self._owners: dict[str, "TrainingJob"] = {}  # owner (a student) -> their latest job
 
     def acquire(self, job_id: str, cancel: threading.Event) -> bool:
         """Wait for a slot; False if cancelled while waiting."""
@@ -119,6 +155,27 @@ class JobLimiter:
         with self._cond:
             self._running.discard(job_id)
             self._cond.notify_all()
+
+    def claim(self, owner: str, job: "TrainingJob") -> None:
+        """Record `job` as `owner`'s job; QuotaError if the owner's previous job has not finished (one job at a time
+        per student, across their tabs)."""
+        with self._cond:
+            previous = self._owners.get(owner)
+            if previous is not None and previous is not job and not previous.finished.is_set():
+                raise QuotaError(f"you already have a training running (“{previous.name}”), maybe in another tab: "
+                                 "one at a time per student. Stop it or wait for it to finish, then start this one")
+            self._owners[owner] = job
+
+    def unclaim(self, owner: str, job: "TrainingJob") -> None:
+        with self._cond:
+            if self._owners.get(owner) is job:
+                del self._owners[owner]
+
+    def job_of(self, owner: str) -> "TrainingJob | None":
+        """The owner's unfinished job, if any."""
+        with self._cond:
+            job = self._owners.get(owner)
+            return job if job is not None and not job.finished.is_set() else None
 
     def position(self, job_id: str) -> int | None:
         """1 for the next job to start, None if not waiting."""
@@ -164,7 +221,11 @@ class TrainingJob:
 
     def __init__(self, model_config: ModelConfig, train_config: TrainConfig, data, limiter: JobLimiter, *,
                  save_to: Path | None = None, name: str = "", on_finish: Callable[["TrainingJob"], None] | None = None,
-                 preview_size: int = 8, alive: Callable[[], bool] | None = None, orphan_grace: float = 30.0):
+                 preview_size: int = 8, alive: Callable[[], bool] | None = None, orphan_grace: float = 30.0,
+                 owner: str | None = None, max_seconds: float | None = None, memory_mb: int | None = None):
+        """owner: who the job is for (one unfinished job per owner, see JobLimiter.claim); max_seconds: the
+        wall-clock cap once training started (default max_job_seconds(); 0 for none); memory_mb: the worker's
+        memory limit (default worker_memory_mb(); 0 for none)."""
         self.id = uuid.uuid4().hex[:12]
         self.name = name or model_config.label
         self.model_config = model_config
@@ -175,6 +236,9 @@ class TrainingJob:
         self.on_finish = on_finish
         self.preview_size = preview_size
         self.worker_pid: int | None = None  # the training process, once started
+        self.owner = owner
+        self.max_seconds = max_job_seconds() if max_seconds is None else max_seconds
+        self.memory_mb = worker_memory_mb() if memory_mb is None else memory_mb
         self._cancel = _PROCESSES.Event()  # shared with the worker process
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._work, name=f"train-{self.id}", daemon=True)
@@ -198,6 +262,9 @@ class TrainingJob:
 
     # -- control from the UI --------------------------------------------------------------------------------------
     def start(self) -> "TrainingJob":
+        """Queue the job; QuotaError (nothing started) if its owner already has an unfinished one."""
+        if self.owner is not None:
+            self.limiter.claim(self.owner, self)
         self._thread.start()
         if self._alive is not None:
             threading.Thread(target=self._watch_owner, name=f"watch-{self.id}", daemon=True).start()
@@ -263,19 +330,32 @@ class TrainingJob:
                 except Exception:
                     pass
             self.finished.set()
+            if self.owner is not None:
+                self.limiter.unclaim(self.owner, self)
 
     def _train(self) -> None:
         messages = _PROCESSES.Queue()
         worker = _PROCESSES.Process(
             target=_worker_main, name=f"train-{self.id}", daemon=True,
             args=(messages, self._cancel, self.model_config, self.train_config, self.data, self.preview_size,
-                  self.save_to, self.name, job_threads(self.limiter.running), os.getpid()))
+                  self.save_to, self.name, job_threads(self.limiter.running), os.getpid(), self.memory_mb))
         with _workers_skip_main_module():
             worker.start()
         self.worker_pid = worker.pid
         self._set(state="running")
+        deadline = time.monotonic() + self.max_seconds if self.max_seconds else None
+        cancelled_at, stuck = None, False
         ended = False
         while not ended:
+            if deadline is not None and time.monotonic() > deadline and not self._cancel.is_set():
+                self._message_on_cancel = (f"it reached the limit of {_duration(self.max_seconds)} a training may run "
+                                           "on this server")
+                self._cancel.set()  # as Stop: the worker ends its mini-batch and saves what it learnt
+            if self._cancel.is_set():
+                cancelled_at = cancelled_at or time.monotonic()
+                if time.monotonic() - cancelled_at > STOP_GRACE_S and worker.is_alive():
+                    stuck = True  # it does not answer the stop: end it (nothing of it can be saved)
+                    worker.kill()
             try:
                 message = messages.get(timeout=0.5)
             except queue.Empty:
@@ -284,9 +364,13 @@ class TrainingJob:
                     try:  # its last words may have arrived between the timeout above and the check
                         message = messages.get(timeout=1.0)
                     except queue.Empty:  # died without a word: killed, out of memory, a crash in native code
-                        self._set(state="failed", message=f"training failed: the worker process stopped "
-                                                          f"unexpectedly (exit code {worker.exitcode}); try a smaller "
-                                                          "model or batch")
+                        if stuck:
+                            message = (f"training failed: the worker did not stop within {STOP_GRACE_S:g} s of being "
+                                       "asked to, so it was ended; nothing of it could be saved")
+                        else:
+                            message = (f"training failed: the worker process stopped unexpectedly (exit code "
+                                       f"{worker.exitcode}, maybe out of memory); try a smaller model or batch")
+                        self._set(state="failed", message=message)
                         return
                     ended = self._on_message(message)
                 continue
@@ -328,13 +412,81 @@ class TrainingJob:
 
 
 # -- the worker process -----------------------------------------------------------------------------------------------
+def _duration(seconds: float) -> str:
+    minutes = seconds / 60
+    return f"{minutes:g} minute{'' if minutes == 1 else 's'}" if minutes >= 1 else f"{seconds:g} seconds"
+
+
+def _prefer_oom_kill() -> None:
+    """Make this process the OOM killer's first choice (score adjustment 1000, the most): when memory runs out, a
+    worker dies (one failed run) rather than the server. Raising one's own score needs no privilege."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError as exc:  # not Linux, or /proc read-only: train anyway
+        log.warning("could not set the worker's oom_score_adj: %s", exc)
+
+
+def _limit_memory(memory_mb: int | None) -> int | None:
+    """Cap this process's data memory (RLIMIT_DATA's soft limit) at memory_mb MB; returns the hard limit to lift
+    it back to (None when no limit was set). RLIMIT_DATA rather than RLIMIT_AS: torch maps ~3 GB of address space
+    it never touches, and its heap is what grows. A failing setrlimit is logged, and training goes on."""
+    if not memory_mb:
+        return None
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        limit = int(memory_mb) * 2**20
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+        return hard
+    except (ImportError, OSError, ValueError) as exc:
+        log.warning("could not limit the worker's memory to %s MB: %s", memory_mb, exc)
+        return None
+
+
+def _lift_memory_limit(hard: int | None) -> None:
+    """Back to the hard limit, so that the worker can still report after an allocation failed."""
+    if hard is None:
+        return
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_DATA, (hard, hard))
+    except (ImportError, OSError, ValueError):
+        pass
+
+
+def _out_of_memory(text: str) -> bool:
+    """Whether an error message is an allocation failure (torch's allocator or Python's MemoryError)."""
+    return any(s in text for s in ("MemoryError", "can't allocate memory", "Cannot allocate memory", "[Errno 12]",
+                                   "not enough memory", "std::bad_alloc", "failed to map segment"))
+
+
+def _memory_message(memory_mb: int | None) -> str:
+    return (f"training failed: it needed more than the {memory_mb:,} MB of memory one training may use on this "
+            "server; try a smaller model, smaller batches or smaller images")
+
+
 def _worker_main(messages, cancel, model_config: ModelConfig, train_config: TrainConfig, data, preview_size: int,
-                 save_to: Path | None, name: str, threads: int, server_pid: int) -> None:
+                 save_to: Path | None, name: str, threads: int, server_pid: int, memory_mb: int | None = None) -> None:
     """Train in this process and report to the server through `messages`: ("step", ...), ("epoch", ...), then one
-    ("end", status, message, checkpoint path or None). Tensors travel as NumPy arrays (plain pickles)."""
+    ("end", status, message, checkpoint path or None). Tensors travel as NumPy arrays (plain pickles).
+
+    First the process makes itself the OOM killer's first choice and caps its memory at memory_mb MB; an
+    allocation over the cap fails the run with a message that says so (the cap is lifted to report it). Every
+    thread the worker needs is started before the cap: a thread whose start-up cannot allocate never signals
+    that it started, and Thread.start() would wait for it forever."""
+    _prefer_oom_kill()
+    hard = None
     try:
         torch.set_num_threads(train_config.num_threads or threads)
         threading.Thread(target=_stop_if_orphaned, args=(server_pid, cancel), daemon=True).start()
+        messages.put(("started",))  # starts the queue's feeder thread
+        torch.zeros(1 << 16).add_(1)  # and torch's thread pool (a parallel op)
+        hard = _limit_memory(memory_mb)
         model = build_model(model_config, seed=train_config.seed)
         preview_x, preview_y = data.test.x[:preview_size], data.test.y[:preview_size]
 
@@ -347,6 +499,10 @@ def _worker_main(messages, cancel, model_config: ModelConfig, train_config: Trai
                 messages.put(("epoch", event.epoch, m, *_previews(model, data, preview_x, preview_y)))
 
         result = Trainer(model, data, train_config).run([on_event], cancel)
+        if result.status == "failed" and _out_of_memory(result.message):
+            _lift_memory_limit(hard)
+            hard = None
+            result.message = _memory_message(memory_mb)
         checkpoint = None
         if save_to and result.history:  # a stopped run keeps and saves what it learnt
             meta = training_meta(data, train_config, result)
@@ -357,7 +513,9 @@ def _worker_main(messages, cancel, model_config: ModelConfig, train_config: Trai
             message = "stopped before the first epoch ended: nothing to keep"
         messages.put(("end", result.status, message, checkpoint))
     except Exception as exc:  # never die silently: the student sees the error
-        messages.put(("end", "failed", f"training failed: {type(exc).__name__}: {exc}", None))
+        _lift_memory_limit(hard)
+        text = f"training failed: {type(exc).__name__}: {exc}"
+        messages.put(("end", "failed", _memory_message(memory_mb) if _out_of_memory(text) else text, None))
     finally:
         messages.close()
         messages.join_thread()  # everything put is flushed to the server before the process exits
@@ -400,4 +558,5 @@ def _previews(model, data, preview_x, preview_y) -> tuple[dict, dict]:
             {"x": preview_x.numpy(), "x_hat": x_hat.numpy()})
 
 
-__all__ = ["job_threads", "warm_up_workers", "map_indices", "MAP_POINTS", "JobLimiter", "TrainingJob", "JobSnapshot", "STATES"]
+__all__ = ["job_threads", "worker_memory_mb", "max_job_seconds", "warm_up_workers", "map_indices", "MAP_POINTS",
+           "JobLimiter", "TrainingJob", "JobSnapshot", "STATES"]
