@@ -7,6 +7,7 @@ pointer at frame rate); its released point is the session's latent point, so the
 """
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 import torch
 
@@ -54,6 +55,15 @@ def prior_samples(model_key: str, sha: str, n: int = N_SAMPLES) -> torch.Tensor:
     return sample_prior(m, n, seed=0, y=y)[1]
 
 
+def typical_code(mu: np.ndarray, labels: np.ndarray, model) -> tuple[list[float], int | None]:
+    """Where the pad starts on a first visit: the median code of the test images of the first test image's class (a
+    typical digit of that class, drawn clearly), rather than the centre of the plane, which for a 2-D VAE of digits
+    often lies between classes and decodes to a blur of several."""
+    cls = labels[0]
+    z = np.median(mu[labels == cls], axis=0)
+    return [float(v) for v in z], int(cls) if model.config.is_conditional else None
+
+
 @st.fragment
 def pad(entry, model) -> None:
     """The latent pad over the test images' codes; a release reruns only this part."""
@@ -65,7 +75,15 @@ def pad(entry, model) -> None:
             mu, labels, names = encoded["mu"], encoded["y"], list(data.label_names)
         view, _ = latent_pad.plane_view(entry, mu)
         points = None if mu is None else view.transform(torch.from_numpy(mu)).numpy()
-        latent_pad.latent_pad(model, entry, view, points, labels, names, key=PAD_KEY, mu=mu, image_px=IMAGE_PX)
+        # No point chosen yet for this model in this session (and no link's point, read on the session's first run
+        # only): start on a clear digit, not between classes.
+        link_point = "z" in st.query_params and not st.session_state.get("_home_ran")
+        st.session_state._home_ran = True
+        z = y = None
+        if mu is not None and latent_pad.shared_point(entry) is None and not link_point:
+            z, y = typical_code(mu, labels, model)
+        latent_pad.latent_pad(model, entry, view, points, labels, names, key=PAD_KEY, mu=mu, z=z, y=y,
+                              image_px=IMAGE_PX)
         one, many = things(entry)
         dots = (f"Each faint dot is a real test {one}, placed at its code and coloured by what it shows: drag onto a "
                 f"colour and the network draws that kind of {one}. " if points is not None else "")

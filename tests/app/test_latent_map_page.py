@@ -292,7 +292,8 @@ def release_pad(at: AppTest, z, y=None) -> AppTest:
 
 class TestRealTimePad:
     def test_the_pad_walks_the_same_view_as_the_map(self):
-        at = open_app(PAGE)  # the Welcome page's pad showed the MNIST VAE: the digits VAE is new to this session
+        # The Welcome page's pad showed the MNIST VAE (at the link's centre): the digits VAE is new to this session.
+        at = open_app(PAGE, link={"z": "0,0"})
         picker(at).set_value(DIGITS).run()
         assert "Walk the map in real time" in [h.value for h in at.subheader]
         data = pad_data(at)
@@ -348,7 +349,7 @@ class TestRealTimePad:
         from vae_core.checkpoint import load_checkpoint
         from vae_core.library import ModelEntry
 
-        at = open_map()
+        at = open_map(z="0,0")  # the centre (else the Welcome page's typical digit), where the sliders below start
         m, meta = load_checkpoint(ROOT / "checkpoints" / "digits-vae-2d.pt")
         m.decoder[1] = nn.SiLU()  # a layer the browser decoder does not know
         entry = ModelEntry("upload/odd-decoder", "Odd decoder", "upload", "d0" * 32, m.config, meta)

@@ -26,9 +26,11 @@ ZOO_NAMES = [s.name for s in ZOO if (ROOT / "checkpoints" / f"{s.name}.pt").is_f
 
 def open_pad(name: str = "digits-vae-2d") -> AppTest:
     """This page on model `name`, the first page of the session to show that model's pad: the Welcome page shows
-    the pad of the model a session opens on, so the session opens on another one and this page picks `name`."""
+    the pad of the model a session opens on, so the session opens on another one and this page picks `name`. The
+    link puts the point at the centre (else the Welcome page starts on a typical digit's code, and the link's z
+    follows to the next model), where the tests below expect it."""
     first = "zoo/digits-ae-2d" if name != "digits-ae-2d" else "zoo/digits-vae-2d"
-    at = open_app(PAGE, link={"model": first})
+    at = open_app(PAGE, link={"model": first, "z": "0,0"})
     picker(at).set_value(f"zoo/{name}").run()
     assert not at.exception, [e.value for e in at.exception]
     return at

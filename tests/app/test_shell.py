@@ -61,6 +61,19 @@ def pad_data(at) -> dict:
     return json.loads(element.proto.json)
 
 
+def release(at, z) -> None:
+    """What the browser sends when the pad is released at z: the component's `point` state, then a run."""
+    from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+    [element] = at.get("bidi_component")
+    states = at._tree.get_widget_states()
+    states.widgets.append(WidgetState(id=element.proto.id, json_value=json.dumps(
+        {"point": {"decoder_id": pad_data(at)["decoder_id"], "scene_id": "any", "z": list(z), "y": None,
+                   "p": list(z), "seq": 1}})))
+    at._run(states)
+    assert not at.exception, [e.value for e in at.exception]
+
+
 class TestWelcome:
     """The first minute of a demo: the MNIST VAE's latent pad first, one sentence saying what to do, big crisp
     digits; then the model in brief and a few of its samples."""
@@ -104,26 +117,43 @@ class TestWelcome:
         assert len(at.get("image")) == 1
 
     def test_a_release_on_the_pad_is_the_point_the_other_pages_follow(self):
-        from streamlit.proto.WidgetStates_pb2 import WidgetState
-
         at = open_app()
-        [element] = at.get("bidi_component")
-        states = at._tree.get_widget_states()
-        states.widgets.append(WidgetState(id=element.proto.id, json_value=json.dumps(
-            {"point": {"decoder_id": pad_data(at)["decoder_id"], "scene_id": "any", "z": [1.5, -0.5], "y": None,
-                       "p": [1.5, -0.5], "seq": 1}})))
-        at._run(states)
-        assert not at.exception
+        release(at, [1.5, -0.5])
         assert at.query_params["z"] == "1.5,-0.5"
         at.switch_page("pages/decode.py").run()
         assert at.session_state["decode_point"]["z"] == [1.5, -0.5]
 
     def test_a_cvae_says_how_to_pick_the_digit(self):
+        from vae_core.data import load_data
+
         at = open_app()
         picker(at).set_value("zoo/digits-cvae-2d").run()
         assert not at.exception
         assert "buttons beside it choose which digit" in at.markdown[1].value
-        assert pad_data(at)["y"] == 0
+        assert pad_data(at)["y"] == int(load_data("digits", seed=0).test.y[0])  # the class of the typical code
+
+    def test_the_pad_starts_on_a_typical_digit_not_between_classes(self):
+        import numpy as np
+
+        from vae_core.checkpoint import load_checkpoint
+        from vae_core.data import load_data
+        from vae_core.latent import encode_dataset
+
+        at = open_app()
+        model, _ = load_checkpoint(ROOT / "checkpoints" / "mnist-vae-2d.pt")
+        test = load_data("mnist", seed=0).test
+        mu = encode_dataset(model, test.x, test.y).mu.numpy()
+        sevens = mu[test.y.numpy() == int(test.y[0])]  # MNIST's first test digit is a 7
+        typical = [float(v) for v in np.median(sevens, axis=0)]
+        assert pad_data(at)["z"] == typical
+        assert at.session_state["latent_point"]["z"] == typical  # the session's point: the other pages follow it
+        release(at, [1.5, -0.5])
+        at.run()  # later runs keep the point the user chose: the typical code is for a first visit only
+        assert at.session_state["latent_point"]["z"] == [1.5, -0.5] and pad_data(at)["z"] in ([1.5, -0.5], None)
+
+    def test_a_links_point_is_where_the_pad_starts(self):
+        at = open_app(link={"z": "1.25,-0.5"})
+        assert pad_data(at)["z"] == [1.25, -0.5]
 
 
 class TestPagesFolder:
