@@ -8,7 +8,14 @@ PALETTE = ["#4f46e5", "#e11d48", "#059669", "#d97706", "#0891b2", "#7c3aed", "#6
            "#475569", "#ca8a04", "#2563eb", "#dc2626"]
 
 
+def plotly_text(text) -> str:
+    """A user's text (a label name, a model's name) for a Plotly string: Plotly reads a subset of HTML in them
+    (<a href>, <b>, <br>), so its markup characters are written as entities and it shows the text as typed."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _layout(fig: go.Figure, x_title: str, y_title: str, height: int = 360, title: str | None = None) -> go.Figure:
+    title = None if title is None else plotly_text(title)
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10), title=title,
                       xaxis_title=x_title, yaxis_title=y_title, legend=dict(itemsizing="constant"))
     return fig
@@ -24,6 +31,7 @@ def latent_scatter(points: np.ndarray, labels: np.ndarray, label_names, axis_lab
         mask = labels == k
         if not mask.any():
             continue
+        name = plotly_text(name)  # a label name may come from an uploaded file
         fig.add_trace(go.Scattergl(
             x=points[mask, 0], y=points[mask, 1], mode="markers", name=str(name),
             marker=dict(size=marker_size, color=PALETTE[k % len(PALETTE)], opacity=opacity),
@@ -164,7 +172,8 @@ def tile_figure(picture: np.ndarray, n_rows: int, n_cols: int, tile: tuple[int, 
     def ticks(centres, labels):
         step = -(-len(centres) // max_ticks)  # ceil: thin crowded labels out
         keep = [i for i in range(len(centres)) if i % step == 0]
-        return dict(tickmode="array", tickvals=[centres[i] for i in keep], ticktext=[str(labels[i]) for i in keep])
+        return dict(tickmode="array", tickvals=[centres[i] for i in keep],
+                    ticktext=[plotly_text(labels[i]) for i in keep])  # class names may be a user's text
 
     # In a column narrower than the picture, shrink it from the top left rather than centre it in blank space.
     axis = dict(showgrid=False, zeroline=False, fixedrange=True, ticks="outside", showline=False, constrain="domain")

@@ -207,10 +207,16 @@ def _train_collapse() -> None:
     job = st.session_state.get("job")
     if job is not None and job.is_active:
         return
+    from vae_core.errors import UserInputError
+
     data = load_data("digits", seed=0)
-    config = model_config_for(data.input_shape, data.num_classes, kind="vae", latent_dim=2, hidden=(256, 128), beta=4.0)
-    ui.start_training_job(config, TrainConfig(epochs=30, batch_size=64, lr=2e-3, seed=0), data,
-                          "Lesson: β = 4 on digits")
+    try:  # out of the model's bounds (ConfigError) or of the student's quotas (QuotaError): say so, start nothing
+        config = model_config_for(data.input_shape, data.num_classes, kind="vae", latent_dim=2, hidden=(256, 128),
+                                  beta=4.0)
+        ui.start_training_job(config, TrainConfig(epochs=30, batch_size=64, lr=2e-3, seed=0), data,
+                              "Lesson: β = 4 on digits")
+    except UserInputError as exc:
+        st.session_state.notice = f"The training could not start: {ui.plain(exc, 1000)}"  # shown after the rerun
 
 
 ACTIONS = {"train_collapse": _train_collapse}

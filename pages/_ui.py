@@ -1,15 +1,25 @@
 """Shared pieces of the pages: the model picker, cached loaders, image display and page framing.
 
 Pages import this module; it holds no maths (that is vae_core's job) and nothing heavy runs on a rerun:
-models are cached by file content, data sets by their recipe.
+models are cached by file content, data sets by their recipe and the sha256 of the file they came from.
+
+Issue 15 (one upload must never take the class down): every server-wide cache that can hold an upload's data has a
+bounded number of entries, each bounded by the one-file budget, and an expiry, and caches failures too (a bad
+file costs once); a session keeps the bytes of one data file (the latest) and at most MAX_UPLOADS uploaded models;
+each student has quotas (models kept, MB on disk, one training at a time); and anything a user supplied (a link's
+parameters, file names, names and labels from an uploaded file) goes into Markdown only through plain().
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import io
 import json
 import logging
+import math
 import os
+import re
 import threading
 import uuid
 from pathlib import Path
@@ -18,8 +28,9 @@ import numpy as np
 import streamlit as st
 import torch
 
-from vae_core.data import DataSplit, load_from_spec
-from vae_core.errors import UserInputError
+from vae_core.budget import ESTIMATE_LIMIT_BYTES
+from vae_core.data import BUILTIN_SOURCES, DataSplit, load_from_spec, load_image_folder, load_npz, spec_cache_key
+from vae_core.errors import DataError, QuotaError, UserInputError
 from vae_core.jobs import JobLimiter
 from vae_core.latent import image_grid
 from vae_core.library import ModelEntry, checkpoint_files, entry_from_bytes
@@ -38,6 +49,41 @@ USER_ROOT = Path(os.environ.get("LATENT_LAB_USER_DIR", ROOT / "user_models"))
 DEFAULT_MODEL = "zoo/mnist-vae-2d"  # the app opens on it: real 28x28 digits in a 2-D latent space
 TILE_PX = 84  # images are shown at about this many pixels a side, scaled without blur
 log = logging.getLogger("latent_lab")
+
+
+# -- text from users --------------------------------------------------------------------------------------------------
+# What Markdown (GitHub-flavoured, as Streamlit renders it) makes of one line of text, and the characters that do it:
+# links and images need "[", raw HTML "<", emphasis and strikethrough "*", "~" and "_" at a word's edge, code "`",
+# maths "$", Streamlit's directives (colours, badges, icons) ":name", escapes "\"; headings, quotes and lists need
+# "#", ">", "-", "+" or "1." at the start. A backslash before those (CommonMark shows any escaped punctuation as
+# itself) leaves nothing that renders as markup. Bare links ("http://", "www.", "name@host") are found in the text
+# after the escapes are resolved (remark-gfm), so a backslash does not stop them: an invisible word joiner (U+2060)
+# goes inside them instead. The rest ("(", "-", ".", "#", "_" inside a word...) is left as it is, so that "Digits
+# VAE (2-D latent)", "my_digits.npz" or "test image #5" read the same in the page's source as on screen.
+WORD_JOINER = "\u2060"
+_MARKDOWN_SPECIAL = re.compile(r"[\\`*\[\]<~$_]|:(?=[^\W\d_])|(?<=www)\.|:(?=//)|@", re.IGNORECASE)
+_BLOCK_START = re.compile(r"^(\d+)([.)])|^([-+=#>])")  # a list, a heading, a quote or a setext line at the start
+
+
+def _escape(match: re.Match) -> str:
+    char, text, i = match.group(0), match.string, match.start()
+    if char == "_" and 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum():
+        return char  # inside a word an underscore never starts or ends emphasis
+    if char == "." or char == "@" or (char == ":" and text.startswith("//", i + 1)):
+        return char + WORD_JOINER if char != "." else WORD_JOINER + char  # "www\u2060.", "@\u2060", ":\u2060//"
+    return "\\" + char
+
+
+def plain(text, max_chars: int | None = 200) -> str:
+    """`text` from a user (a link's parameter, a file name, a model's name or labels from an uploaded file, an error
+    message that quotes them) made safe to put in Markdown: it shows literally, never as a link, an image, HTML,
+    emphasis, a heading, maths or a coloured directive (see _MARKDOWN_SPECIAL). Line breaks become spaces (no
+    headings, lists or quotes on a line of their own), and text longer than max_chars is cut with an ellipsis."""
+    text = " ".join(str(text).split())
+    if max_chars is not None and len(text) > max_chars:
+        text = text[:max_chars].rstrip() + "…"
+    text = _MARKDOWN_SPECIAL.sub(_escape, text)
+    return _BLOCK_START.sub(lambda m: f"{m.group(1)}\\{m.group(2)}" if m.group(1) else f"\\{m.group(3)}", text)
 
 
 # -- framing ------------------------------------------------------------------------------------------------------
@@ -62,12 +108,12 @@ def friendly_errors(what: str = "This step"):
     """Show bad input as a clear message, and anything unexpected as a short one (the details go to the log)."""
     try:
         yield
-    except UserInputError as exc:
-        st.error(str(exc), icon=":material/error:")
+    except UserInputError as exc:  # its message may quote a file name or a name from a file: plain() it
+        st.error(plain(exc, max_chars=2000), icon=":material/error:")
     except Exception as exc:  # never a traceback in a classroom
         log.exception("unexpected error")
-        st.error(f"{what} failed: {type(exc).__name__}: {exc}. The model and your work are kept; "
-                 "try other settings or reload the page.", icon=":material/error:")
+        st.error(f"{what} failed: {type(exc).__name__}: {plain(exc, max_chars=500)}. The model and your work are "
+                 "kept; try other settings or reload the page.", icon=":material/error:")
 
 
 # -- the session ------------------------------------------------------------------------------------------------------
@@ -165,15 +211,93 @@ def warm_up_training() -> bool:
     return True
 
 
+# -- quotas per student (issue 15, findings 6-7) ---------------------------------------------------------------------
+def _env_int(name: str, default: int) -> int:
+    """A positive whole number from the environment, else `default` (a typo must not switch a quota off)."""
+    try:
+        value = int(os.environ.get(name, default))
+    except ValueError:
+        log.warning("%s=%r is not a whole number: using %s", name, os.environ.get(name), default)
+        return default
+    return value if value > 0 else default
+
+
+def max_models() -> int:
+    """Trained models one student may keep (LATENT_LAB_MAX_MODELS, default 20)."""
+    return _env_int("LATENT_LAB_MAX_MODELS", 20)
+
+
+def max_user_bytes() -> int:
+    """Disk one student's trained models may take (LATENT_LAB_MAX_USER_MB, default 200 MB)."""
+    return _env_int("LATENT_LAB_MAX_USER_MB", 200) * 10**6
+
+
+def max_uploads() -> int:
+    """Uploaded checkpoints one session holds at once (LATENT_LAB_MAX_UPLOADS, default 3): each is kept in the
+    server's memory (at most 64 MB of weights, the checkpoint limit), so a session holds at most 3 x 64 MB."""
+    return _env_int("LATENT_LAB_MAX_UPLOADS", 3)
+
+
+def student_key() -> str:
+    """Who a quota counts against: the student's folder, i.e. their session, or in kept mode their locker (the same
+    in every tab and on every computer where they typed the code)."""
+    return str(user_dir())
+
+
+def disk_use(folder: Path) -> tuple[int, int]:
+    """(checkpoints, bytes of all files) in a student's folder."""
+    from vae_core.library import checkpoint_files
+
+    if not folder.is_dir():
+        return 0, 0
+    total = 0
+    for path in folder.iterdir():
+        with contextlib.suppress(OSError):
+            total += path.stat().st_size if path.is_file() else 0
+    return len(checkpoint_files(folder)), total
+
+
+def checkpoint_size_estimate(model_config) -> int:
+    """Bytes of the checkpoint a model of these settings makes: float32 weights and a margin for the metadata."""
+    from vae_core.config import estimate_parameters
+
+    return 4 * estimate_parameters(model_config) + 256 * 1024
+
+
+def training_refusal(model_config=None) -> str | None:
+    """Why this student may not start a training now (a sentence that says what to do), or None. Checked while
+    the settings are chosen (the Start button is then disabled) and again on Start."""
+    running = job_limiter().job_of(student_key())
+    own = st.session_state.get("job")
+    if running is not None and running is not own:
+        return (f"You already have a training running (“{running.name}”), maybe in another tab: one at a time per "
+                "student. Stop it there or wait for it to finish.")
+    count, used = disk_use(user_dir())
+    if count >= max_models():
+        return (f"You keep {count} trained models, the most one student may keep on this server: delete some in the "
+                "Model library, then start again.")
+    if model_config is not None:
+        size = checkpoint_size_estimate(model_config)
+        if used + size > max_user_bytes():
+            return (f"Your models take {used / 1e6:,.1f} MB and this one would add about {size / 1e6:,.1f} MB, over "
+                    f"the {max_user_bytes() / 1e6:,.0f} MB each student may keep on this server: delete some in the "
+                    "Model library, or choose a smaller model.")
+    return None
+
+
 def start_training_job(model_config, train_config, data, name: str):
-    """Start this session's training job in the background (one per session), saving into the user's folder."""
+    """Start this session's training job in the background (one per student), saving into the user's folder;
+    QuotaError (nothing started) if a quota is used up."""
     from vae_core.jobs import TrainingJob
     from vae_core.library import slug, unique_path
 
+    problem = training_refusal(model_config)
+    if problem:
+        raise QuotaError(problem)
     folder = user_dir()
     folder.mkdir(parents=True, exist_ok=True)
     job = TrainingJob(model_config, train_config, data, job_limiter(), save_to=unique_path(folder, slug(name)),
-                      name=name, alive=session_alive_probe(),
+                      name=name, alive=session_alive_probe(), owner=student_key(),
                       orphan_grace=float(os.environ.get("LATENT_LAB_ORPHAN_GRACE", 30)))
     st.session_state.job = job.start()
     st.session_state.job_seen_done = False
@@ -198,20 +322,43 @@ def forget_old_sessions(max_age_hours: float = 24.0) -> int:
 
 
 # -- models ---------------------------------------------------------------------------------------------------------
-@st.cache_resource(show_spinner=False, max_entries=128)
-def _entry_from_file(path: str, mtime_ns: int, size: int, source: str, key: str) -> tuple[ModelEntry, torch.nn.Module]:
-    """Load a checkpoint once per file version (the stat is the cache key)."""
-    return entry_from_bytes(Path(path).read_bytes(), source, key=key, path=Path(path))
+# Models from disk (the zoo and students' folders): at most 128 entries, each at most 64 MB of weights (the
+# checkpoint limit), dropped after a day unused; a refused file is cached as its message, so it is read once per
+# version, not on every rerun.
+@st.cache_resource(show_spinner=False, max_entries=128, ttl=24 * 3600)
+def _entry_from_file(path: str, mtime_ns: int, size: int, source: str,
+                     key: str) -> tuple[ModelEntry, torch.nn.Module] | str:
+    """Load a checkpoint once per file version (the stat is the cache key); the refusal's message if refused."""
+    try:
+        return entry_from_bytes(Path(path).read_bytes(), source, key=key, path=Path(path))
+    except (UserInputError, OSError) as exc:
+        return str(exc) or type(exc).__name__
+
+
+def refused_files(folder: Path) -> dict[Path, str]:
+    """The checkpoints of a folder that cannot be loaded, with why (the Model library offers to delete them)."""
+    out = {}
+    for path in checkpoint_files(folder):
+        with contextlib.suppress(OSError):
+            stat = path.stat()
+            loaded = _entry_from_file(str(path), stat.st_mtime_ns, stat.st_size, "mine", f"mine/{path.stem}")
+            if isinstance(loaded, str):
+                out[path] = loaded
+    return out
 
 
 def _folder_entries(folder: Path, source: str, prefix: str) -> list[tuple[ModelEntry, torch.nn.Module]]:
     out = []
     for path in checkpoint_files(folder):
-        stat = path.stat()
         try:
-            out.append(_entry_from_file(str(path), stat.st_mtime_ns, stat.st_size, source, f"{prefix}/{path.stem}"))
-        except UserInputError as exc:  # a damaged file must not take the picker down
-            log.warning("skipping %s: %s", path, exc)
+            stat = path.stat()
+        except OSError:  # deleted meanwhile (another tab)
+            continue
+        loaded = _entry_from_file(str(path), stat.st_mtime_ns, stat.st_size, source, f"{prefix}/{path.stem}")
+        if isinstance(loaded, str):  # a damaged file must not take the picker down
+            log.info("skipping %s: %s", path, loaded)
+        else:
+            out.append(loaded)
     return out
 
 
@@ -231,14 +378,85 @@ def available_models() -> dict[str, tuple[ModelEntry, torch.nn.Module]]:
     return {entry.key: (entry, model) for entry, model in [*zoo, *mine, *uploads]}
 
 
+_CARD_NUMBERS = ("test_elbo", "test_recon", "test_kl", "nll", "active_units", "mig", "dci_disentanglement",
+                 "dci_completeness", "dci_informativeness", "train_seconds", "nll_samples", "nll_examples")
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _numbers(value, length: int) -> list | None:
+    """A list of `length` finite numbers, else None."""
+    ok = isinstance(value, list) and len(value) == length and all(_finite(v) for v in value)
+    return list(value) if ok else None
+
+
+def _clean_card(card, latent_dim: int) -> dict:
+    """The numbers of a model card (or a trained model's metrics) the pages show, each of the type they expect;
+    anything else is dropped (a page then measures it itself or shows n/a)."""
+    if not isinstance(card, dict):
+        return {}
+    out = {k: card[k] for k in _CARD_NUMBERS if _finite(card.get(k))}
+    if _numbers(card.get("kl_per_dim"), latent_dim) is not None:
+        out["kl_per_dim"] = list(card["kl_per_dim"])
+    factors = card.get("factor_per_dim")
+    if (isinstance(factors, list) and len(factors) == latent_dim
+            and all(isinstance(f, list) and len(f) == 2 and isinstance(f[0], str) and _finite(f[1]) for f in factors)):
+        out["factor_per_dim"] = [[f[0][:40], f[1]] for f in factors]
+    return out
+
+
+def clean_upload_meta(meta: dict, config) -> dict:
+    """An uploaded checkpoint's metadata, reduced to what the pages read, each value of the type they expect: the
+    file is untrusted, and a string where a page formats a number would stop the page with a traceback."""
+    out = {}
+    for key, limit in (("name", 200), ("dataset", 200), ("about", 1000), ("zoo_name", 200), ("status", 40)):
+        if meta.get(key) is not None and not isinstance(meta.get(key), (dict, list)):
+            out[key] = str(meta[key])[:limit]
+    for key in ("card", "metrics"):
+        if key in meta:
+            out[key] = _clean_card(meta[key], config.latent_dim)
+    if _numbers(meta.get("kl_per_dim"), config.latent_dim) is not None:
+        out["kl_per_dim"] = list(meta["kl_per_dim"])
+    names = meta.get("label_names")
+    if isinstance(names, list) and len(names) <= 1000:
+        out["label_names"] = [str(n)[:60] for n in names]
+    if isinstance(meta.get("data_spec"), dict):
+        out["data_spec"] = meta["data_spec"]  # read defensively by _model_data; never a path followed
+    for key in ("train_config", "history", "input_shape", "created", "torch_version", "seconds", "samples_per_s"):
+        if key in meta:  # kept for the downloaded file; no page formats them
+            out[key] = meta[key]
+    return out
+
+
 def add_upload(data: bytes, file_name: str) -> tuple[ModelEntry, bool]:
-    """Check and keep an uploaded checkpoint for this session: (entry, whether it is new); CheckpointError if refused."""
-    entry, model = entry_from_bytes(data, "upload", fallback_title=Path(file_name).stem)
+    """Check and keep an uploaded checkpoint for this session: (entry, whether it is new); CheckpointError if
+    refused, QuotaError if the session already holds max_uploads() uploads. Only the model is kept, not the file's
+    bytes (a download writes the checkpoint again from the model)."""
+    from vae_core.checkpoint import file_sha256
+    from vae_core.errors import CheckpointError
+
     uploads = st.session_state.setdefault("uploads", {})
-    is_new = entry.key not in uploads
+    sha = file_sha256(data)
+    if f"upload/{sha[:12]}" in uploads:  # the uploader keeps the file across reruns: load it once
+        return uploads[f"upload/{sha[:12]}"][0], False
+    refused = st.session_state.get("refused_upload", {})
+    if sha in refused:  # a refused file is refused once, not on every rerun while it sits in the uploader
+        raise CheckpointError(refused[sha])
+    if len(uploads) >= max_uploads():
+        raise QuotaError(f"You have {len(uploads)} uploaded models, the most one session may hold on this server: "
+                         "delete one of them below, then upload this one again.")
+    try:
+        entry, model = entry_from_bytes(data, "upload", fallback_title=Path(file_name).stem)
+    except CheckpointError as exc:
+        st.session_state.refused_upload = {sha: str(exc)}  # the latest refusal only
+        raise
+    meta = clean_upload_meta(entry.meta, model.config)
+    title = str(meta.get("name") or Path(file_name).stem[:200] or model.config.label)
+    entry = dataclasses.replace(entry, meta=meta, title=title)
     uploads[entry.key] = (entry, model)
-    st.session_state.setdefault("upload_bytes", {})[entry.key] = data
-    return entry, is_new
+    return entry, True
 
 
 def model_picker() -> None:
@@ -251,13 +469,14 @@ def model_picker() -> None:
     wanted = requested or st.session_state.get("model_key") or st.query_params.get("model") or DEFAULT_MODEL
     if wanted not in models:
         if "model_key" not in st.session_state and st.query_params.get("model"):
-            st.session_state.notice = f"The link's model “{wanted}” is not available here, so the default model is shown."
+            st.session_state.notice = (f"The link's model “{plain(wanted, max_chars=80)}” is not available here, "
+                                       "so the default model is shown.")
         wanted = DEFAULT_MODEL if DEFAULT_MODEL in models else next(iter(models))
     st.session_state.model_key = wanted
     st.sidebar.selectbox("Model", list(models), key="model_key", format_func=lambda k: models[k][0].label,
                          help="The model every page uses: bundled ones, those you trained, those you uploaded.")
     entry = models[st.session_state.model_key][0]
-    st.sidebar.caption(f"{entry.config.label} · trained on {entry.dataset}")
+    st.sidebar.caption(f"{entry.config.label} · trained on {plain(entry.dataset)}")
     st.query_params["model"] = st.session_state.model_key
 
 
@@ -276,22 +495,140 @@ def current_model() -> tuple[ModelEntry, torch.nn.Module]:
 
 
 # -- data -----------------------------------------------------------------------------------------------------------
-@st.cache_resource(show_spinner="Loading the data set…", max_entries=16)
-def _data_from_spec(spec_json: str, _file: bytes | None = None) -> DataSplit:
-    return load_from_spec(json.loads(spec_json), file=io.BytesIO(_file) if _file is not None else None)
+# Data sets live in two server-wide caches, so that uploads cannot push the bundled sets out (and the other way round).
+# Both hold failures too, as their message (a str), so that a bad file or recipe costs once, not on every rerun.
+#
+# Users' files (uploads of .npz / .zip, on the Train page or for a model trained on one): keyed by the file's sha256
+# (computed here from the bytes themselves, so one user's data is never handed out for another's file, finding 11)
+# and the split settings. Every entry passed the one-file budget (vae_core/budget.py: a load whose big arrays would
+# exceed ESTIMATE_LIMIT_BYTES, 192 MiB, is refused), so the cache holds at most
+#     USER_DATA_ENTRIES x 192 MiB = 4 x 192 MiB = 768 MiB, whatever the class uploads,
+# and an entry unused for USER_DATA_TTL_S is dropped.
+#
+# Bundled sets rebuilt from a checkpoint's recipe (a name, a seed, a split: never a path): at most BUILTIN_ENTRIES,
+# the largest being MNIST as float32 (220 MB), so at most 4 x 220 MB = 880 MB; a recipe is a few hundred bytes
+# of JSON, so a checkpoint cannot make one entry larger than the built-in set it names.
+USER_DATA_ENTRIES = 4
+USER_DATA_TTL_S = 30 * 60
+BUILTIN_ENTRIES = 4
+BUILTIN_TTL_S = 6 * 3600
+USER_DATA_SOURCES = {"npz": "npz", "image_folder": "zip"}  # spec source -> upload kind
+assert USER_DATA_ENTRIES * ESTIMATE_LIMIT_BYTES <= 1 << 30  # the worst case above stays under 1 GiB
+
+
+@st.cache_resource(show_spinner="Reading the data file…", max_entries=USER_DATA_ENTRIES, ttl=USER_DATA_TTL_S)
+def _user_data(sha: str, kind: str, name: str, seed: int, test_fraction: float, image_size: int,
+               _blob: bytes) -> DataSplit | str:
+    try:
+        if kind == "npz":
+            return load_npz(io.BytesIO(_blob), seed=seed, test_fraction=test_fraction, name=name)
+        return load_image_folder(io.BytesIO(_blob), image_size=image_size, seed=seed, test_fraction=test_fraction,
+                                 name=name)
+    except UserInputError as exc:
+        return str(exc)
+
+
+def user_data(blob: bytes, sha: str, kind: str, name: str, *, seed: int = 0, test_fraction: float = 0.2,
+              image_size: int = 32) -> DataSplit:
+    """A user's data file (kind "npz" or "zip"; `sha` the sha256 of `blob`, computed by the caller from the bytes),
+    split as asked, from the server-wide cache; DataError with the loader's message if the file is refused (the
+    refusal is cached too)."""
+    name = os.path.basename(str(name))[:200] or "data"
+    loaded = _user_data(sha, kind, name, int(seed), float(test_fraction), int(image_size) if kind == "zip" else 0,
+                        blob)
+    if isinstance(loaded, str):
+        raise DataError(loaded)
+    return loaded
+
+
+def remember_data_upload(sha: str, blob: bytes) -> None:
+    """Keep the bytes of the data file a student uploaded, so that the pages can show the data of a model trained on
+    it. Only the latest one: a session holds at most one data file (64 MB, the upload limit)."""
+    st.session_state.data_uploads = {sha: blob}
+
+
+@st.cache_resource(show_spinner="Loading the data set…", max_entries=BUILTIN_ENTRIES, ttl=BUILTIN_TTL_S)
+def _builtin_from_spec(key: str) -> DataSplit | str:
+    try:
+        return load_from_spec(json.loads(key)["spec"], allow_paths=False)
+    except UserInputError as exc:
+        return str(exc)
+
+
+def _data_from_spec(spec_json: str) -> DataSplit:
+    """A bundled data set from its recipe (JSON): cached, DataError if it cannot be had."""
+    spec = json.loads(spec_json)
+    if spec.get("source") not in BUILTIN_SOURCES:  # refused at once, and not cached (no entry pushed out for it)
+        raise DataError(f"the model's data recipe names no data set this app has ({str(spec.get('source'))[:40]!r})")
+    loaded = _builtin_from_spec(spec_cache_key(spec))
+    if isinstance(loaded, str):
+        raise DataError(loaded)
+    return loaded
+
+
+def _spec_source(entry: ModelEntry) -> str | None:
+    """The "source" of the model's data recipe, if the recipe is a dict and its source a string."""
+    spec = entry.meta.get("data_spec")
+    source = spec.get("source") if isinstance(spec, dict) else None
+    return source if isinstance(source, str) else None
+
+
+def is_user_data(entry: ModelEntry) -> bool:
+    """Whether the model was trained on a file of a user's own (not a bundled data set)."""
+    return _spec_source(entry) in USER_DATA_SOURCES
+
+
+def _model_data(entry: ModelEntry) -> tuple[DataSplit | None, str | None]:
+    spec = entry.meta.get("data_spec")
+    if not isinstance(spec, dict) or not spec:
+        return None, "the model does not say what data it was trained on"
+    try:
+        if _spec_source(entry) in USER_DATA_SOURCES:
+            # Never a path from the checkpoint (issue 15, finding 4): the student's own upload of that file, found
+            # by the fingerprint, which is the sha256 of the file's bytes.
+            file = st.session_state.get("data_uploads", {}).get(spec.get("fingerprint"))
+            if file is None:
+                return None, "missing"
+            return user_data(file, str(spec["fingerprint"]), USER_DATA_SOURCES[spec["source"]],
+                             str(spec.get("name") or "data"), seed=spec.get("seed", 0),
+                             test_fraction=spec.get("test_fraction", 0.2), image_size=spec.get("image_size", 32)), None
+        return _data_from_spec(json.dumps(spec, sort_keys=True, default=str)), None
+    except (UserInputError, TypeError, ValueError, KeyError) as exc:
+        log.info("data of %s not available: %s", entry.key, exc)
+        return None, str(exc)
 
 
 def model_data(entry: ModelEntry) -> DataSplit | None:
-    """The data set the model was trained on, or None when it cannot be had (an upload from another session)."""
-    spec = entry.meta.get("data_spec")
-    if not spec:
+    """The data set the model was trained on, or None when it cannot be had (a file of the user's own that this
+    session does not have, or a recipe that cannot be rebuilt)."""
+    return _model_data(entry)[0]
+
+
+def data_upload_box(entry: ModelEntry) -> DataSplit | None:
+    """For a model trained on a file of the user's own: say so plainly and offer to upload that file (matched by
+    its fingerprint, the sha256 of its bytes). Returns the data once this session has it."""
+    spec = entry.meta.get("data_spec") if isinstance(entry.meta.get("data_spec"), dict) else {}
+    name = plain(os.path.basename(str(spec.get("name") or "your data file")), max_chars=80)
+    kind = USER_DATA_SOURCES.get(_spec_source(entry), "npz")
+    st.info(f"**{plain(entry.title, max_chars=80)}** was trained on a file of your own, *{name}*. This page needs "
+            "its images: upload that file to see its data (it is checked to be the very same file).",
+            icon=":material/upload_file:")
+    upload = st.file_uploader(f"The data file of {plain(entry.title, max_chars=80)}", type=[kind],
+                              key=f"model_data_{entry.sha256[:12]}",
+                              help="The same .npz or .zip the model was trained on. It is kept in this session only.")
+    if upload is None:
         return None
-    file = st.session_state.get("data_uploads", {}).get(spec.get("fingerprint"))
-    try:
-        return _data_from_spec(json.dumps(spec, sort_keys=True), file)
-    except UserInputError as exc:
-        log.info("data of %s not available: %s", entry.key, exc)
+    blob = upload.getvalue()
+    sha = hashlib.sha256(blob).hexdigest()
+    if sha != spec.get("fingerprint"):
+        st.error(f"{plain(upload.name, max_chars=80)} is not the file this model was trained on (its contents "
+                 "differ): upload the very file it learnt from.", icon=":material/error:")
         return None
+    remember_data_upload(sha, blob)
+    data, problem = _model_data(entry)
+    if data is None:
+        st.error(plain(problem, max_chars=2000), icon=":material/error:")
+    return data
 
 
 # -- images ---------------------------------------------------------------------------------------------------------
@@ -309,7 +646,7 @@ def show_images(images: torch.Tensor, nrow: int, *, caption: str | None = None, 
 
 # -- cached latent-space work shared by the explore pages -------------------------------------------------------------
 # The model's sha256 is the cache key; the model and data objects ride along unhashed (leading underscore).
-@st.cache_data(show_spinner="Encoding the test set…", max_entries=64)
+@st.cache_data(show_spinner="Encoding the test set…", max_entries=64, ttl=3600)
 def encode_split(sha: str, split: str, _model, _data: DataSplit) -> dict:
     """Posterior means (and log-variances) of a split: {"mu": (N, D), "logvar": (N, D) | None, "y": (N,)} numpy."""
     from vae_core.latent import encode_dataset
@@ -327,12 +664,27 @@ def latent_view(sha: str, method: str, _mu: np.ndarray):
     return fit_view(torch.from_numpy(_mu), method, max_tsne_points=1000)
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
+def grid_side_limit(model, wanted: int) -> int:
+    """The most images a side of a decoded n x n grid may have for this model: at most `wanted`, and n² at most the
+    model's max_batch_size (vae_core/config.py), i.e. the grid's images take at most half of the memory one batch
+    may (its activations count the output twice), so an uploaded model with large images decodes a small grid
+    within the budget. At least 4 for any model the app loads (max_batch_size >= 16)."""
+    from vae_core.config import ModelConfig, max_batch_size
+
+    config = getattr(model, "config", None)
+    if not isinstance(config, ModelConfig):
+        return wanted
+    return max(1, min(wanted, math.isqrt(max_batch_size(config))))
+
+
+@st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
 def manifold_background(sha: str, view_key: str, n: int, extent: tuple[float, float, float, float], _model, _view,
                         y: int | None = None) -> np.ndarray:
-    """The decoded n x n grid over a view's extent as one image (H, W, 3) uint8, to draw behind a scatter."""
+    """The decoded n x n grid over a view's extent as one image (H, W, 3) uint8, to draw behind a scatter; n is
+    capped by grid_side_limit."""
     from vae_core.latent import manifold_grid
 
+    n = grid_side_limit(_model, n)
     images, _, _ = manifold_grid(_model, n, view=_view, extent=extent, y=y)
     return image_grid(images, nrow=n, padding=0)
 
@@ -347,10 +699,14 @@ VIEW_LABELS = {"identity": "the latent plane itself", "pca": "PCA (decodable)", 
 
 def require_data(entry: ModelEntry) -> DataSplit:
     """The model's data set, or stop the page with a note on how to get it."""
-    data = model_data(entry)
+    data, problem = _model_data(entry)
+    if data is None and is_user_data(entry):
+        data = data_upload_box(entry)
     if data is None:
-        st.info(f"This page needs the data **{entry.title}** was trained on ({entry.dataset}), which this session "
-                "does not have. Upload that file on the Train page, or pick a bundled model.", icon=":material/info:")
+        if not is_user_data(entry):
+            st.info(f"This page needs the data **{plain(entry.title, max_chars=80)}** was trained on "
+                    f"({plain(entry.dataset, max_chars=80)}), which cannot be loaded here: "
+                    f"{plain(problem, max_chars=500)}. Pick another model.", icon=":material/info:")
         st.stop()
     return data
 
@@ -493,7 +849,7 @@ def bundled_data(source: str) -> DataSplit:
     """A bundled data set ("mnist", "digits", "shapes") split as the zoo's models were trained on it (seed 0), from
     the same cache as those models' data when one is installed, so the pages hold one copy of it."""
     for entry, _ in available_models().values():
-        if entry.source == "zoo" and (entry.meta.get("data_spec") or {}).get("source") == source:
+        if entry.source == "zoo" and _spec_source(entry) == source:
             data = model_data(entry)
             if data is not None:
                 return data

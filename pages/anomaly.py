@@ -21,6 +21,7 @@ from pages import _ui as ui
 from vae_core.anomaly import (anomaly_scores, anomaly_scores_best_class, auroc, extremes, rates_at_threshold,
                               resize_images, roc_curve, threshold_at_false_positive_rate, transform_images)
 from vae_core.data import load_image_folder, load_npz
+from vae_core.errors import DataError, UserInputError
 
 MAX_IMAGES = 500  # per set: enough for a steady AUROC (±0.01), small enough to score a conv model in seconds
 N_SAMPLES = 8  # posterior samples per −ELBO: measured AUROC digits vs shapes 0.975 with 8 against 0.960 with 1
@@ -94,15 +95,34 @@ def other_images(set_key: str, shape: tuple[int, int, int], _in_x: torch.Tensor)
     return transform_images(_in_x, kind, seed=0)
 
 
-@st.cache_resource(show_spinner="Reading your images…", max_entries=8)
-def uploaded_images(sha: str, file_name: str, shape: tuple[int, int, int], _blob: bytes) -> torch.Tensor:
-    """The first MAX_IMAGES images of an uploaded .npz or .zip, resized to the model's input shape."""
-    if file_name.lower().endswith(".npz"):
-        split = load_npz(io.BytesIO(_blob), name=file_name)
-    else:
-        split = load_image_folder(io.BytesIO(_blob), image_size=max(shape[1:]), name=file_name)
-    x = torch.cat([split.train.x, split.test.x])[:MAX_IMAGES]
+# Server-wide: at most 4 entries, each at most MAX_IMAGES images of the model's shape and at most UPLOAD_KEEP_BYTES
+# (64 MB: 500 MNIST images are 1.6 MB; a model with 3x256x256 inputs keeps 85 of them), so at most 4 x 64 MB =
+# 256 MB, dropped after 30 minutes unused. The file's full load (bounded by the one-file budget) is not kept. A
+# refused file is cached as its message: it costs once.
+UPLOAD_KEEP_BYTES = 64 * 2**20
+
+
+@st.cache_resource(show_spinner="Reading your images…", max_entries=4, ttl=30 * 60)
+def _uploaded_images(sha: str, file_name: str, shape: tuple[int, int, int], _blob: bytes) -> torch.Tensor | str:
+    try:
+        if file_name.lower().endswith(".npz"):
+            split = load_npz(io.BytesIO(_blob), name=file_name)
+        else:
+            split = load_image_folder(io.BytesIO(_blob), image_size=max(shape[1:]), name=file_name)
+    except UserInputError as exc:
+        return str(exc)
+    keep = max(10, min(MAX_IMAGES, UPLOAD_KEEP_BYTES // (4 * math.prod(shape))))
+    x = torch.cat([split.train.x[:keep], split.test.x[:keep]])[:keep]
     return resize_images(x, shape)
+
+
+def uploaded_images(sha: str, file_name: str, shape: tuple[int, int, int], _blob: bytes) -> torch.Tensor:
+    """The first MAX_IMAGES images of an uploaded .npz or .zip, resized to the model's input shape; DataError with
+    the loader's one-line message if the file is refused."""
+    images = _uploaded_images(sha, file_name, shape, _blob)
+    if isinstance(images, str):
+        raise DataError(images)
+    return images
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
@@ -174,7 +194,8 @@ def controls(data, model, choices: dict) -> tuple[str, str]:
         st.caption("This is a plain autoencoder: no KL term and no random code, so its −ELBO is just its "
                    "reconstruction error and both scores agree.")
     if model.config.is_conditional:
-        st.caption(f"This CVAE is told each image's class. The {noun(data)} are scored with their true class; the "
+        st.caption(f"This CVAE is told each image's class. The {ui.plain(noun(data), 80)} are scored with their true "
+                   "class; the "
                    f"other images are scored with the class that explains each best (the lowest score over all "
                    f"{model.config.num_classes} classes), since they have no true class.")
     return choice, score
@@ -288,16 +309,17 @@ def results(entry, model, data, choice: str, score: str, in_set, out_set) -> Non
     with st.spinner(f"Scoring {len(in_x) + len(out_x):,} images with the model…"):
         s_in = scores_of(entry.sha256, "test", score, model, in_x, in_y)
         s_out = scores_of(entry.sha256, set_key, score, model, out_x, None)
-    in_name, out_name = noun(data), out_noun(choice, data, model)
+    in_name, out_name = noun(data), out_noun(choice, data, model)  # as they are, for the figures
+    in_md, out_md = ui.plain(in_name, 80), ui.plain(out_name, 80)  # in Markdown (a data set's name is a file name)
     threshold = threshold_slider(f"an_t_{entry.sha256[:12]}_{set_key}_{score}", s_in, s_out)
     tpr, fpr = rates_at_threshold(s_in, s_out, threshold)
     auc = auroc(s_in, s_out)
     with st.container(key="an_rates"):
-        st.markdown(f"At a threshold of **{threshold:g} nats** the model flags **{tpr:.0%} of the {out_name}** "
-                    f"(anomalies caught) and **{fpr:.0%} of the {in_name}** (false alarms).")
+        st.markdown(f"At a threshold of **{threshold:g} nats** the model flags **{tpr:.0%} of the {out_md}** "
+                    f"(anomalies caught) and **{fpr:.0%} of the {in_md}** (false alarms).")
     left, right = st.columns([3, 2], gap="large")
     with left:
-        st.markdown(f"**Scores of {len(in_x):,} {in_name} and {len(out_x):,} {out_name}**")
+        st.markdown(f"**Scores of {len(in_x):,} {in_md} and {len(out_x):,} {out_md}**")
         st.plotly_chart(histogram_figure(s_in, s_out, in_name, out_name, threshold), width="stretch",
                         config=CHART_CONFIG, key="an_hist")
     with right:
@@ -306,20 +328,20 @@ def results(entry, model, data, choice: str, score: str, in_set, out_set) -> Non
                        "random normal one. 0.5 is guessing, 1 is a perfect separation, below 0.5 is upside down.")
         st.plotly_chart(roc_figure(s_in, s_out, tpr, fpr, auc), width="stretch", config=CHART_CONFIG, key="an_roc")
     st.caption(f"**ROC curve**: every threshold at once, from flagging everything (top right) to nothing (bottom "
-               f"left). The true positive rate is the share of the {out_name} flagged, the false positive rate the "
-               f"share of the {in_name} flagged. AUROC {auc:.3f}: pick one of the {out_name} and one of the "
-               f"{in_name} at random, and the first scores higher {auc:.0%} of the time.")
+               f"left). The true positive rate is the share of the {out_md} flagged, the false positive rate the "
+               f"share of the {in_md} flagged. AUROC {auc:.3f}: pick one of the {out_md} and one of the "
+               f"{in_md} at random, and the first scores higher {auc:.0%} of the time.")
     if auc < 0.5:
-        st.warning(f"The model finds the {out_name} *less* surprising than its own {in_name}. Likelihood scores can "
+        st.warning(f"The model finds the {out_md} *less* surprising than its own {in_md}. Likelihood scores can "
                    "rank simple images as more likely than the training data (Nalisnick et al. 2019): always check "
                    "the AUROC, not the idea.", icon=":material/warning:")
     write_url(t=f"{threshold:g}")
     st.subheader("The most and least anomalous images")
     c1, c2 = st.columns(2, gap="large")
     with c1:
-        show_extremes(f"The model's own {in_name}", in_x, s_in)
+        show_extremes(f"The model's own {in_md}", in_x, s_in)
     with c2:
-        show_extremes(f"The {out_name}", out_x, s_out)
+        show_extremes(f"The {out_md}", out_x, s_out)
 
 
 def main() -> None:

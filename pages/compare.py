@@ -120,7 +120,7 @@ def choose_models(models: dict) -> list[str]:
             st.session_state[state] = defaults[slot % len(defaults)] if len(defaults) >= 3 else keys[slot % len(keys)]
         chosen.append(column.selectbox(
             f"{SLOTS[slot]} model", keys, key=state, format_func=lambda k: models[k][0].label,
-            help=f"Any model trained on {group}: bundled, trained by you or uploaded."))
+            help=f"Any model trained on {ui.plain(group, 80)}: bundled, trained by you or uploaded."))
     note = "This page uses these three models, not the one in the sidebar."
     if len(set(chosen)) < 3:
         note += " The same model is picked more than once: its columns are identical."
@@ -245,7 +245,7 @@ def show_samples(picks, names, data) -> list[dict]:
                 f"the {qualities[0]['n']:,} samples the numbers below are measured on.")
     for images, name, column in zip(shown, names, st.columns(3)):
         with column:
-            st.markdown(f"**{name}**")
+            st.markdown(f"**{ui.plain(name, 80)}**")
             ui.show_images(images, nrow=SHOWN_COLUMNS, tile_px=56)  # five across fit a third of the page
     return qualities
 
@@ -402,7 +402,8 @@ def show_quality(picks, names, qualities, data) -> None:
         **{c: st.column_config.NumberColumn(c, help=help_of[c], format=f) for c, f in formats.items()},
         **{c: st.column_config.TextColumn(c, help=help_of[c]) for c in help_of if c not in formats},
     })
-    lines = [pair_sentence(names[i], names[j], qualities[i], qualities[j], data.label_names)
+    safe_labels = [ui.plain(n, 40) for n in data.label_names]  # names and labels may come from users' files
+    lines = [pair_sentence(ui.plain(names[i], 80), ui.plain(names[j], 80), qualities[i], qualities[j], safe_labels)
              for i, j in itertools.combinations(range(3), 2) if picks[i][0].key != picks[j][0].key]
     if any(model.config.is_conditional for _, model in picks):
         lines.append("- A **CVAE** is told which class to draw (here each class in turn), so its mix is even by design.")
@@ -436,8 +437,8 @@ def show_interpolation(picks, names, data) -> None:
     with c3:
         ends = torch.stack([data.test.x[int(start)], data.test.x[int(end)]])
         ui.show_images(ends, nrow=2, tile_px=TILE_PX,
-                       caption=f"start ({data.label_names[int(data.test.y[int(start)])]}) and "
-                               f"end ({data.label_names[int(data.test.y[int(end)])]})")
+                       caption=f"start ({ui.plain(data.label_names[int(data.test.y[int(start)])], 40)}) and "
+                               f"end ({ui.plain(data.label_names[int(data.test.y[int(end)])], 40)})")
     with ui.friendly_errors("The interpolation"):
         rows = [interpolation(entry.sha256, data_key(data), int(start), int(end), model, data) for entry, model in picks]
         images = torch.cat(rows)  # (3 * STEPS, C, H, W), one row per model
@@ -505,7 +506,8 @@ def show_rate_distortion(models: dict, group_keys: list[str], group: str) -> Non
         st.info("None of these models carries its test numbers, so there is nothing to plot.", icon=":material/info:")
         return
     st.plotly_chart(rd_figure(points), width="stretch", config={"displayModeBar": False})
-    st.caption(f"Every model trained on {group}, from its test numbers. Left-right: how many nats the code carries "
+    st.caption(f"Every model trained on {ui.plain(group, 80)}, from its test numbers. Left-right: how many nats the "
+               "code carries "
                "(the KL, called the rate); up-down: how badly images are rebuilt (the reconstruction, called the "
                "distortion). Along a dashed line the ELBO is the same; lower-left lines are better ELBOs. Raising β "
                "moves a model up and to the left: a cheaper code, worse reconstructions. A CVAE (diamond) is also "

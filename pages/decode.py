@@ -172,8 +172,8 @@ def test_image_start(entry, model, data) -> None:
                             help="Needs the data the model was trained on, which this session does not have.")
         go.button("Encode", disabled=True, icon=":material/input:", width="stretch",
                   help="Needs the model's data set, which this session does not have.")
-        st.caption(f"A test image's code is off: this session does not have the data **{entry.title}** was "
-                   f"trained on ({entry.dataset}). Upload it on the Train page.")
+        st.caption(f"A test image's code is off: this session does not have the data **{ui.plain(entry.title, 80)}** "
+                   f"was trained on ({ui.plain(entry.dataset, 80)}). Upload it on the Train page.")
         return
     n = len(data.test)
     key = f"decode_index_{n}"  # per test-set size: a number kept from a larger set could be out of range
@@ -184,7 +184,7 @@ def test_image_start(entry, model, data) -> None:
     image = data.test.x[index:index + 1]
     label = data.label_names[int(data.test.y[index])] if len(data.label_names) else ""
     picture.image(ui.data_uri(image_grid(image, nrow=1, scale=ui.scale_for(image, 40))), width="content",
-                  caption=label or None)
+                  caption=ui.plain(label, 80) or None)
     go.button("Encode", icon=":material/input:", on_click=to_test_image, width="stretch",
               args=(key, model, data),
               help="The point goes to this image's code (and, for a CVAE, the class to its label).")
@@ -241,7 +241,7 @@ def pad_body(entry, model, rng: int, data, encoded) -> None:
     y = None
     if conditional:
         point["y"] = y = int(got.y)
-    label = f", class {ui.class_names(entry, model)[y]}" if conditional else ""
+    label = f", class {ui.plain(ui.class_names(entry, model)[y], 80)}" if conditional else ""
     st.caption(f"z = {fmt_point(point['z'])}{label}. The page address holds this point: copy it to share the view.")
     ui.set_url_exact(z=point["z"], **{"class": y})
     grids(entry, model, point["z"], y, rng, dims)
@@ -265,7 +265,7 @@ def decoder_body(entry, model, rng: int) -> None:
         with st.container(key="decoded"):  # first out: the image is what a slider move is waiting for
             st.image(ui.data_uri(decoded_picture(model, point["z"], y)), width="content",
                      caption="The decoder's image for this code" +
-                             (f", class {ui.class_names(entry, model)[y]}" if conditional else ""))
+                             (f", class {ui.plain(ui.class_names(entry, model)[y], 80)}" if conditional else ""))
         st.caption(f"z = {fmt_point(point['z'])}. The page address holds this point: copy it to share the view.")
     ui.set_url_exact(z=point["z"], **{"class": y})
     if (point["z"], point["y"]) != before:  # a slider moved: the other pages follow
@@ -286,7 +286,8 @@ def grids(entry, model, z, y, rng: int, dims) -> None:
 
 def class_control(entry, model, point: dict, token: str) -> int:
     names = ui.class_names(entry, model)
-    y = st.radio("Class", range(len(names)), index=point["y"], format_func=names.__getitem__, horizontal=True,
+    y = st.radio("Class", range(len(names)), index=point["y"], format_func=lambda i: ui.plain(names[i], 40),
+                 horizontal=True,
                  key=f"decode_class_{token}",
                  help="A conditional VAE is told the class: the same code drawn as each class keeps its style.")
     point["y"] = int(y)
@@ -353,7 +354,12 @@ def manifold_section(entry, model, z, y, rng: int) -> None:
                       help="The dimension that changes from left to right.")
     dy = c2.selectbox("Up", range(d), index=order[1], format_func=lambda i: f"z[{i}]", key=f"decode_my_{key}",
                       help="The dimension that changes from bottom to top.")
-    n = c3.slider("Tiles per side", 3, 25, 15, key="decode_grid_n", help="The grid has this many images a side.")
+    top = max(3, ui.grid_side_limit(model, 25))  # a model with large images decodes a smaller grid (budget)
+    if st.session_state.get("decode_grid_n", 0) > top:
+        st.session_state.decode_grid_n = top
+    n = c3.slider("Tiles per side", 3, top, min(15, top), key="decode_grid_n",
+                  help="The grid has this many images a side." + ("" if top == 25 else
+                       f" At most {top} for this model: its images are large."))
     extent = c4.select_slider("Extent (± σ)", SPANS, value=min(3, rng) if model.config.is_variational else rng,
                               key=f"decode_extent_{key}",
                               help="How far the square reaches either side of 0, in prior standard deviations (σ).")
@@ -364,10 +370,11 @@ def manifold_section(entry, model, z, y, rng: int) -> None:
     st.plotly_chart(figures.tile_figure(**grid), width="content", config=CONFIG)
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
+@st.cache_data(show_spinner=False, max_entries=256, ttl=3600)  # each within grid_side_limit's budget
 def manifold_tiles(sha: str, base: tuple, dims: tuple, n: int, extent: float, y: int | None, _model) -> dict:
     """The tile_figure arguments of an n x n manifold grid over dims (x, y), top row the largest y."""
     box = (-extent, extent, -extent, extent)
+    n = max(1, min(n, ui.grid_side_limit(_model, n)))  # whatever the caller asked, within the budget
     images, _, plane = manifold_grid(_model, n, dims=dims, extent=box, base=torch.tensor(base), y=y)
     xs, ys = plane[:n, 0].tolist(), plane[::n, 1].tolist()  # column values; row values, top row first
     row, col = divmod(nearest_index(plane, [base[dims[0]], base[dims[1]]]), n)

@@ -140,7 +140,8 @@ def traversal_centre(entry, model, data) -> tuple[tuple, int | None]:
                            "shape.")
     if around == "prior":
         if model.config.is_conditional:
-            st.caption(f"This CVAE draws every row as the class “{data.label_names[0]}”; centre the rows on a "
+            st.caption(f"This CVAE draws every row as the class “{ui.plain(data.label_names[0], 40)}”; centre the "
+                       "rows on a "
                        "test image to use its class.")
         return (0.0,) * d, 0 if model.config.is_conditional else None
     index = int(c2.number_input("Test image number", 0, len(data.test) - 1, 0, key="dl_image",
@@ -162,7 +163,7 @@ def score_metrics(score: dict, source: str) -> None:
 def chosen_model(entry, model, data) -> None:
     score = scores(entry, model, data)
     names = ", ".join(f"{n} ({k} values)" for n, k in zip(data.test.factor_names, data.test.factor_sizes))
-    st.subheader(f"{entry.title}: one row per latent dimension")
+    st.subheader(f"{ui.plain(entry.title, 80)}: one row per latent dimension")
     st.caption(f"The factors that made each image: {names}. Each row is labelled with the factor its dimension "
                "tells most about and the **normalised mutual information** (0 to 1: the share of that factor's "
                "uncertainty the dimension removes). A greyed-out row is an **inactive** dimension: it carries "
@@ -182,10 +183,12 @@ def chosen_model(entry, model, data) -> None:
 
 def needs_factors(entry, data) -> None:
     if data is None and has_factors(entry):
-        st.info(f"This page needs the data **{entry.title}** was trained on ({entry.dataset}), which this session "
+        st.info(f"This page needs the data **{ui.plain(entry.title, 80)}** was trained on "
+                f"({ui.plain(entry.dataset, 80)}), which this session "
                 "does not have. Upload that file on the Train page, or pick a bundled model.", icon=":material/info:")
     else:
-        st.info(f"**{entry.title}** was trained on {entry.dataset}, which has no ground-truth factors: there is "
+        st.info(f"**{ui.plain(entry.title, 80)}** was trained on {ui.plain(entry.dataset, 80)}, which has no "
+                "ground-truth factors: there is "
                 "nothing to check its dimensions against. Disentanglement is measured on the **shapes** data set, "
                 "where every image is made from known factors (shape, scale, orientation, position).",
                 icon=":material/info:")
@@ -259,7 +262,7 @@ def comparison() -> None:
         bundled_verdict(table)
     st.plotly_chart(comparison_figure(table), width="stretch", config=CHART_CONFIG, key="dl_compare_chart")
     st.markdown("**Their traversals** (rows centred on the prior mean)")
-    tabs = st.tabs([e.title for e, _, _ in rows])
+    tabs = st.tabs([ui.plain(e.title, 60) for e, _, _ in rows])
     for tab, (entry, model, data) in zip(tabs, rows):
         with tab:
             traversal(entry, model, data, scores(entry, model, data), (0.0,) * model.config.latent_dim,
@@ -313,10 +316,14 @@ def training_controls() -> None:
     epochs = c2.slider("Epochs", 1, 12, DEFAULT_EPOCHS, key="dl_epochs", disabled=busy or quick,
                        help="Passes over the 16,000 training images. The bundled models trained 12 (about 4 "
                             f"minutes on a free 2-core machine); {DEFAULT_EPOCHS} take about a minute.")
-    if st.button("Train this β", type="primary", icon=":material/play_arrow:", disabled=busy, key="dl_start",
+    problem = None if busy else ui.training_refusal()  # the student's quotas, before Start (issue 15)
+    if problem:
+        st.warning(ui.plain(problem, 1000), icon=":material/block:")
+    if st.button("Train this β", type="primary", icon=":material/play_arrow:", disabled=busy or bool(problem),
+                 key="dl_start",
                  help="Train in the background with the bundled models' network and settings; you can keep "
                       "using the app. The result joins the comparison above and the model picker."):
-        with ui.friendly_errors("Starting training"):
+        with ui.friendly_errors("Starting training"):  # a ConfigError or QuotaError is shown as one clear message
             start_job(float(beta), 1 if quick else int(epochs), bool(quick))
             st.rerun()
     if busy and lab_job() is None:
@@ -334,10 +341,11 @@ def job_status(job: TrainingJob) -> None:
                 "the queue; your run starts by itself.", icon=":material/hourglass_top:")
     elif snap.state == "running":
         eta = f", about {snap.eta_seconds:.0f} s left" if snap.eta_seconds is not None else ""
-        st.progress(min(snap.progress, 1.0), text=f"{job.name}: epoch {snap.epoch} of {snap.epochs} · "
+        st.progress(min(snap.progress, 1.0), text=f"{ui.plain(job.name, 80)}: epoch {snap.epoch} of {snap.epochs} · "
                                                    f"{snap.samples_per_s:,.0f} images/s{eta}")
     elif snap.state == "done":
-        st.success(f"Finished {job.name}: {snap.message}. It is in the comparison above and in the model "
+        st.success(f"Finished {ui.plain(job.name, 80)}: {ui.plain(snap.message, 500)}. It is in the comparison "
+                   "above and in the model "
                    "picker.", icon=":material/check_circle:")
         if snap.checkpoint:
             st.button("Show it at the top of this page", on_click=ui.select_model,
@@ -345,9 +353,9 @@ def job_status(job: TrainingJob) -> None:
                       help="Pick the new model in the sidebar: its traversal and scores appear above.")
     elif snap.state == "cancelled":
         kept = " What it learnt so far is saved and compared above." if snap.checkpoint else ""
-        st.warning(f"Stopped: {snap.message}.{kept}", icon=":material/stop_circle:")
+        st.warning(f"Stopped: {ui.plain(snap.message, 500)}.{kept}", icon=":material/stop_circle:")
     elif snap.state == "failed":
-        st.error(snap.message, icon=":material/error:")
+        st.error(ui.plain(snap.message, 1000), icon=":material/error:")
     if job.is_active and st.button("Stop", icon=":material/stop:", key="dl_stop",
                                    help="Stop training; the weights learnt so far are kept and saved."):
         job.cancel()

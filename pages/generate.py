@@ -161,7 +161,8 @@ def nearest_toggle(entry, data) -> bool:
     if data is None:
         st.toggle("Show each sample's nearest training image", value=False, disabled=True,
                   help="Needs the images the model was trained on.")
-        st.caption(f"Off: this session does not have the data **{entry.title}** was trained on ({entry.dataset}). "
+        st.caption(f"Off: this session does not have the data **{ui.plain(entry.title, 80)}** was trained on "
+                   f"({ui.plain(entry.dataset, 80)}). "
                    "Upload it on the Train page.")
         return False
     return st.toggle("Show each sample's nearest training image", key="gen_nearest",

@@ -92,8 +92,8 @@ def pad(entry, model) -> None:
 
 def card(entry) -> None:
     """The model in brief: its name, what it is for and three numbers."""
-    st.subheader(entry.title)
-    st.write(entry.about or entry.config.label)
+    st.subheader(ui.plain(entry.title, 80))  # an uploaded checkpoint's name and text are the user's: never Markdown
+    st.markdown(ui.plain(entry.about, 400) if entry.about else entry.config.label)
     facts = entry.card
     cols = st.columns(3)
     elbo = facts.get("test_elbo")

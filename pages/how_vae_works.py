@@ -60,7 +60,7 @@ def resample() -> None:
 # -- the steps --------------------------------------------------------------------------------------------------------
 def step_input(ex: dict, data, index: int, conditional: bool, names: list[str]) -> None:
     st.markdown("##### 1 · The input")
-    label = names[int(data.test.y[index])]
+    label = ui.plain(names[int(data.test.y[index])], 40)  # a label name can come from an uploaded file
     st.image(picture(data.test.x[index]), caption=f"Test image {index} (a “{label}”)", width="content")
     if conditional:
         st.caption(f"This is a conditional VAE: the label “{label}” is an input too. The encoder and the decoder "

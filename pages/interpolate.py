@@ -152,9 +152,9 @@ def take_upload(side: str, model, cls: int | None) -> None:
                                  invert=st.session_state.get("ip_invert", False))
         z = encode_dataset(model, image, cls).mu[0]
     except UserInputError as exc:
-        st.session_state[f"ip_upload_error_{side}"] = f"{upload.name}: {exc}"
+        st.session_state[f"ip_upload_error_{side}"] = ui.plain(f"{upload.name}: {exc}", 1000)
         return
-    set_end(side, {"z": z.tolist(), "name": f"your image {upload.name}", "image": image})
+    set_end(side, {"z": z.tolist(), "name": f"your image {ui.plain(upload.name, 80)}", "image": image})  # Markdown
 
 
 def random_picker(data, y: np.ndarray) -> None:
@@ -196,7 +196,7 @@ def upload_boxes(model, cls: int | None) -> None:
 def end_image(end: dict, data, model, cls: int | None) -> tuple[torch.Tensor, str]:
     if "idx" in end:
         i = end["idx"]
-        return data.test.x[i:i + 1], f"test image #{i} (label {data.label_names[int(data.test.y[i])]})"
+        return data.test.x[i:i + 1], f"test image #{i} (label {ui.plain(data.label_names[int(data.test.y[i])], 40)})"
     if end.get("image") is not None:
         return end["image"], end["name"]
     return decode(model, torch.tensor([end["z"]], dtype=torch.float32), cls), f"{end['name']} (decoded)"

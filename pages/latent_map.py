@@ -97,13 +97,14 @@ def write_link(focus: dict | None, method: str, num_classes: int) -> None:
 
 
 # -- cached work ------------------------------------------------------------------------------------------------------
-@st.cache_data(show_spinner="Decoding the background…", max_entries=64)
+@st.cache_data(show_spinner="Decoding the background…", max_entries=64, ttl=3600)
 def background(sha: str, method: str, extent: tuple, cls: int | None, _model, _view) -> tuple[str, tuple]:
     """The decoded grid over the map as an inline PNG (thin white lines between the tiles, so neighbours do not
     merge into a wallpaper), upscaled without blur to about the plot's size, and the box to stretch it over so
     each tile sits on its code."""
-    images, _, _ = manifold_grid(_model, BACKGROUND_N, view=_view, extent=extent, y=cls)
-    picture = image_grid(images, nrow=BACKGROUND_N, padding=1)
+    n = background_n(_model)
+    images, _, _ = manifold_grid(_model, n, view=_view, extent=extent, y=cls)
+    picture = image_grid(images, nrow=n, padding=1)
     scale = max(1, round(600 / picture.shape[1]))
     return ui.data_uri(picture.repeat(scale, axis=0).repeat(scale, axis=1)), background_box(extent, _model)
 
@@ -215,9 +216,14 @@ def map_figure(entry, model, data, test, view, extent, cls, focus) -> go.Figure:
     return fig
 
 
+def background_n(model) -> int:
+    """Decoded images per side of the background: BACKGROUND_N, fewer for a model with large images (budget)."""
+    return ui.grid_side_limit(model, BACKGROUND_N)
+
+
 def background_box(extent: tuple, model) -> tuple:
     _, height, width = model.config.input_shape
-    return grid_picture_box(extent, BACKGROUND_N, (width, height), padding=1)
+    return grid_picture_box(extent, background_n(model), (width, height), padding=1)
 
 
 def mark_focus(fig: go.Figure, focus: dict | None, points: np.ndarray, indices: np.ndarray) -> None:
@@ -254,7 +260,7 @@ def show_points(model, data, test, view, indices: list[int]) -> None:
         pos = np.flatnonzero(where[1] == i)
         at = (f" · at ({where[0][pos[0], 0]:.2f}, {where[0][pos[0], 1]:.2f})" if len(pos)
               else " · not in this t-SNE sample")
-        st.markdown(f"**Test image #{i}** · label **{names[int(y[0])]}**{at}")
+        st.markdown(f"**Test image #{i}** · label **{ui.plain(names[int(y[0])], 40)}**{at}")
         left, right = st.columns(2)
         with left:
             picture(x, 1, "Input", "lm_input", tile_px=160)
@@ -264,7 +270,8 @@ def show_points(model, data, test, view, indices: list[int]) -> None:
                    "the more the code keeps.")
         return
     labels, counts = np.unique(test["y"][indices], return_counts=True)
-    summary = ", ".join(f"{names[int(k)]} ({c})" for k, c in sorted(zip(labels, counts), key=lambda t: -t[1]))
+    summary = ", ".join(f"{ui.plain(names[int(k)], 40)} ({c})"
+                        for k, c in sorted(zip(labels, counts), key=lambda t: -t[1]))
     shown = min(len(indices), GROUP_SHOWN)
     st.markdown(f"**{len(indices)} test images selected**" + (f" (the first {shown} shown)" if len(indices) > shown
                                                                 else "") + f" · labels: {summary}")
@@ -287,7 +294,7 @@ def show_spot(entry, model, data, view, spot, cls) -> None:
     lat_idx, lat_dist = nearest_training_images(model, image, data.train.x, k=NEIGHBOURS, space="latent",
                                                 train_mu=train_mu, y=cls)
     st.markdown(f"**Decoded spot** ({spot[0]:.2f}, {spot[1]:.2f})"
-                + (f" as class **{data.label_names[cls]}**" if cls is not None else ""))
+                + (f" as class **{ui.plain(data.label_names[cls], 40)}**" if cls is not None else ""))
     picture(image, 1, "What the decoder makes of this spot", "lm_spot", tile_px=160)
     st.markdown("**Is it just copying?** Its nearest training images:")
     picture(data.train.x[pix_idx[0]], NEIGHBOURS, f"By pixels · distance {joined(pix_dist[0])}", "lm_near_pixels",

@@ -7,7 +7,7 @@ import torch
 
 from pages import _ui as ui
 from vae_core.checkpoint import MAX_CHECKPOINT_BYTES
-from vae_core.errors import CheckpointError
+from vae_core.errors import UserInputError
 from vae_core.latent import sample_prior
 from vae_core.library import SOURCE_LABELS
 
@@ -19,7 +19,9 @@ ui.page_header(
 )
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
+# 8 images per model file: at most 8 x 768 KiB (3x256x256 float32) per entry for the largest model the app loads,
+# forgotten after an hour unused.
+@st.cache_data(show_spinner=False, max_entries=256, ttl=3600)
 def card_samples(model_key: str, sha: str) -> torch.Tensor:
     """Eight images decoded from random codes, cached per model file."""
     _, model = ui.available_models()[model_key]
@@ -33,18 +35,24 @@ def upload_box() -> None:
                                    "would run code when loaded is refused.")
     if upload is None:
         return
-    if upload.size > MAX_CHECKPOINT_BYTES:
-        st.error(f"{upload.name} is too large for a Latent Lab checkpoint "
-                 f"(at most {MAX_CHECKPOINT_BYTES // 2**20} MB).")
+    name = ui.plain(upload.name, 80)  # a file name is the user's text: never Markdown
+    if upload.size > MAX_CHECKPOINT_BYTES:  # refused before a byte is read (the checkpoint limit, vae_core)
+        st.error(f"**{name} was refused.** It is {upload.size / 1e6:,.1f} MB, too large for a Latent Lab "
+                 f"checkpoint (at most {MAX_CHECKPOINT_BYTES / 1e6:.0f} MB).", icon=":material/gpp_bad:")
         return
     try:
         entry, is_new = ui.add_upload(upload.getvalue(), upload.name)
-    except CheckpointError as exc:
-        st.error(f"**{upload.name} was refused.** {exc}", icon=":material/gpp_bad:")
+    except UserInputError as exc:  # refused (CheckpointError) or over this session's uploads (QuotaError)
+        st.error(f"**{name} was refused.** {ui.plain(exc, 1000)}", icon=":material/gpp_bad:")
+        return
+    except Exception as exc:  # never a traceback in a classroom: whatever else a file can cause is a refusal too
+        ui.log.exception("unexpected error loading an uploaded checkpoint")
+        st.error(f"**{name} was refused.** It could not be read as a Latent Lab checkpoint "
+                 f"({type(exc).__name__}).", icon=":material/gpp_bad:")
         return
     if is_new:
         st.rerun()  # redraw the sidebar so the picker lists it
-    st.success(f"Loaded **{entry.title}** ({entry.config.label}). It is now in the model picker.",
+    st.success(f"Loaded **{ui.plain(entry.title, 80)}** ({entry.config.label}). It is now in the model picker.",
                icon=":material/check_circle:")
 
 
@@ -52,8 +60,9 @@ def card(entry, model) -> None:
     with st.container(border=True):
         top = st.columns([3, 2])
         with top[0]:
-            st.markdown(f"**{entry.title}**  \n:gray[{SOURCE_LABELS[entry.source]} · trained on {entry.dataset}]")
-            st.caption(entry.about or entry.config.label)
+            st.markdown(f"**{ui.plain(entry.title, 80)}**  \n:gray[{SOURCE_LABELS[entry.source]} · trained on "
+                        f"{ui.plain(entry.dataset, 80)}]")
+            st.caption(ui.plain(entry.about, 400) if entry.about else entry.config.label)
             metrics = entry.card
             elbo = metrics.get("test_elbo")
             st.markdown(
@@ -77,9 +86,14 @@ def card(entry, model) -> None:
 
 
 def download_bytes(entry) -> bytes:
+    """The checkpoint file; for an upload, written again from the model (the session keeps the model, not the
+    file's bytes)."""
     if entry.path is not None:
         return entry.path.read_bytes()
-    return st.session_state.get("upload_bytes", {}).get(entry.key, b"")
+    from vae_core.checkpoint import checkpoint_bytes
+
+    _, model = st.session_state.get("uploads", {}).get(entry.key, (None, None))
+    return checkpoint_bytes(model, entry.meta) if model is not None else b""
 
 
 def delete(entry) -> None:
@@ -87,13 +101,28 @@ def delete(entry) -> None:
         entry.path.unlink(missing_ok=True)
     elif entry.source == "upload":
         st.session_state.get("uploads", {}).pop(entry.key, None)
-        st.session_state.get("upload_bytes", {}).pop(entry.key, None)
     if st.session_state.get("model_key") == entry.key:
         ui.select_model(ui.DEFAULT_MODEL)
-    st.toast(f"Deleted {entry.title}")
+    st.toast(f"Deleted {ui.plain(entry.title, 80)}")
+
+
+def my_storage() -> None:
+    """This student's share of the server (issue 15, finding 6), and their files the app cannot load (a model the
+    app refuses could otherwise not be deleted, and would take their quota for good)."""
+    count, used = ui.disk_use(ui.user_dir())
+    uploads = len(st.session_state.get("uploads", {}))
+    st.caption(f"Your space on this server: {count} of {ui.max_models()} trained models, {used / 1e6:,.1f} of "
+               f"{ui.max_user_bytes() / 1e6:,.0f} MB; {uploads} of {ui.max_uploads()} uploaded models.")
+    for i, (path, why) in enumerate(ui.refused_files(ui.user_dir()).items()):
+        with st.container(border=True):
+            st.markdown(f"**{ui.plain(path.name, 80)}** cannot be loaded: {ui.plain(why, 500)}")
+            if st.button("Delete this file", key=f"del-refused-{i}", help="Remove this file of yours."):
+                path.unlink(missing_ok=True)
+                st.rerun()
 
 
 upload_box()
+my_storage()
 models = ui.available_models()
 for source in ("zoo", "mine", "upload"):
     group = [(e, m) for e, m in models.values() if e.source == source]

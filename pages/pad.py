@@ -27,7 +27,8 @@ with ui.friendly_errors("The latent pad"):
         mu, labels, names = encoded["mu"], encoded["y"], list(data.label_names)
     else:
         mu = labels = names = None
-        st.caption(f"This session does not have the data **{entry.title}** was trained on, so the map shows no "
+        st.caption(f"This session does not have the data **{ui.plain(entry.title, 80)}** was trained on, so the map "
+                   "shows no "
                    "test points; the pad and the decoder work all the same.")
     view, about = latent_pad.plane_view(entry, mu)
     points = None if mu is None else view.transform(torch.from_numpy(mu)).numpy()
@@ -45,7 +46,7 @@ with ui.friendly_errors("The latent pad"):
     st.caption(about)
     point = latent_pad.latent_pad(model, entry, view, points, labels, names, key="pad", slider_dims=dims, mu=mu,
                                   browser=in_browser)
-    label = f", class {ui.class_names(entry, model)[point.y]}" if point.y is not None else ""
+    label = f", class {ui.plain(ui.class_names(entry, model)[point.y], 40)}" if point.y is not None else ""
     shown = f"z = ({', '.join(f'{v:.2f}' for v in point.z)}){label}"
     st.caption(f"You released the pad at {shown}: the link and the other pages follow this point." if point.released
                else f"Starting at {shown}. Release the pad somewhere and the link and the other pages follow.")

@@ -7,7 +7,6 @@ do) defines the functions and the defaults, runs nothing."""
 from __future__ import annotations
 
 import hashlib
-import io
 import math
 
 import streamlit as st
@@ -16,7 +15,8 @@ import torch
 from pages import _figures as figures
 from pages import _ui as ui
 from vae_core.config import TrainConfig, model_config_for
-from vae_core.data import load_data, load_image_folder, load_npz
+from vae_core.data import load_data
+from vae_core.errors import UserInputError
 from vae_core.jobs import TrainingJob
 from vae_core.latent import fit_view
 
@@ -55,7 +55,9 @@ def defaults_for(data) -> dict:
 
 
 # -- data -------------------------------------------------------------------------------------------------------
-@st.cache_resource(show_spinner="Loading the data set…", max_entries=8)
+# Bundled sets split by another seed than the bundled models' (seed 0 comes from ui.bundled_data): at most 2 entries
+# of at most 220 MB (MNIST as float32), dropped after an hour unused; a class trying seeds cannot grow the server.
+@st.cache_resource(show_spinner="Loading the data set…", max_entries=2, ttl=3600)
 def _builtin_data(source: str, seed: int):
     return load_data(source, seed=seed)
 
@@ -70,11 +72,10 @@ def builtin_data(source: str, seed: int):
     return _builtin_data(source, seed)
 
 
-@st.cache_resource(show_spinner="Reading your file…", max_entries=8)
 def uploaded_data(sha: str, kind: str, name: str, seed: int, image_size: int, _data: bytes):
-    if kind == "npz":
-        return load_npz(io.BytesIO(_data), seed=seed, name=name)
-    return load_image_folder(io.BytesIO(_data), image_size=image_size, seed=seed, name=name)
+    """The uploaded file's split, from the pages' shared cache of users' files (ui.user_data: bounded, expiring,
+    failures cached, so a refused file costs once); DataError with the loader's one-line message if refused."""
+    return ui.user_data(_data, sha, kind, name, seed=seed, image_size=image_size)
 
 
 def choose_data(seed: int, disabled: bool):
@@ -96,8 +97,8 @@ def choose_data(seed: int, disabled: bool):
         data = upload.getvalue()
         sha = hashlib.sha256(data).hexdigest()
         split = uploaded_data(sha, source, upload.name, seed, image_size, data)
-        # Keep the bytes so other pages can reload this data for the model trained on it.
-        st.session_state.setdefault("data_uploads", {})[split.spec.get("fingerprint")] = data
+        # Keep the bytes (the latest file only) so other pages can reload this data for the model trained on it.
+        ui.remember_data_upload(sha, data)
         return split
     return builtin_data(source, seed)
 
@@ -153,6 +154,19 @@ def choose_settings(data, disabled: bool) -> tuple[dict, dict, str]:
     return model_settings, train_settings, name
 
 
+def settings_problem(data, model_settings: dict) -> str | None:
+    """Why Start would be refused with these settings, shown while they are chosen (so the page cannot start a job
+    for a model the app would refuse, issue 15 finding 6): the model's bounds (vae_core/config.py, e.g. 3x256x256
+    images through the 512-256 MLP), then the student's quotas (ui.training_refusal). None when Start may go."""
+    if data is None:
+        return None
+    try:
+        config = model_config_for(data.input_shape, data.num_classes, **model_settings)
+    except UserInputError as exc:
+        return f"This model cannot be trained here: {exc}."
+    return ui.training_refusal(config)
+
+
 def start_job(data, model_settings: dict, train_settings: dict, name: str) -> None:
     config = model_config_for(data.input_shape, data.num_classes, **model_settings)
     ui.start_training_job(config, TrainConfig(**train_settings), data, name)
@@ -200,12 +214,13 @@ def status_line(job: TrainingJob, snap) -> None:
         st.progress(min(snap.progress, 1.0),
                     text=f"Epoch {snap.epoch} of {snap.epochs} · {snap.samples_per_s:,.0f} images/s{eta}")
     elif snap.state == "done":
-        st.success(f"Finished: {snap.message}. The model is saved and selected in the sidebar.", icon=":material/check_circle:")
+        st.success(f"Finished: {ui.plain(snap.message, 500)}. The model is saved and selected in the sidebar.",
+                   icon=":material/check_circle:")
     elif snap.state == "cancelled":
         kept = " What it learnt so far is saved and listed in the sidebar." if snap.checkpoint else ""
-        st.warning(f"Stopped: {snap.message}.{kept}", icon=":material/stop_circle:")
+        st.warning(f"Stopped: {ui.plain(snap.message, 500)}.{kept}", icon=":material/stop_circle:")
     elif snap.state == "failed":
-        st.error(f"{snap.message}", icon=":material/error:")
+        st.error(ui.plain(snap.message, 1000), icon=":material/error:")
     if job.is_active and st.button("Stop", icon=":material/stop:", type="secondary",
                                    help="Stop training; the weights learnt so far are kept and saved."):
         job.cancel()
@@ -273,12 +288,16 @@ def main() -> None:
         seed_for_split = int(st.session_state.get("train_seed", 0))
         data = choose_data(seed_for_split, busy)
         if data is not None:
-            st.caption(f"{data.name}: {len(data.train):,} training and {len(data.test):,} test images of "
-                       f"{'×'.join(map(str, data.input_shape))}, {data.num_classes} classes"
+            st.caption(f"{ui.plain(data.name, 80)}: {len(data.train):,} training and {len(data.test):,} test "
+                       f"images of {'×'.join(map(str, data.input_shape))}, {data.num_classes} classes"
                        f"{data_copy_note(data)}.")
     model_settings, train_settings, name = choose_settings(data, busy)
+    problem = None if busy else settings_problem(data, model_settings)
+    if problem:
+        st.warning(ui.plain(problem, 1000), icon=":material/block:")
 
-    if st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=busy or data is None,
+    if st.button("Start training", type="primary", icon=":material/play_arrow:",
+                 disabled=busy or data is None or problem is not None,
                  help="Train in the background; you can keep using the app."):
         with ui.friendly_errors("Starting training"):
             start_job(data, model_settings, train_settings, name)
@@ -287,7 +306,7 @@ def main() -> None:
     job = st.session_state.get("job")
     if job is not None:
         st.divider()
-        st.subheader(f"Run: {job.name}")
+        st.subheader(f"Run: {ui.plain(job.name, 80)}")
         active = job.is_active
         st.fragment(live_progress, run_every=POLL_SECONDS if active else None)(job)
         st.fragment(live_charts, run_every=CHARTS_SECONDS if active else None)(job)

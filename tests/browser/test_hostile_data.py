@@ -8,6 +8,7 @@ exact messages; here we check that those messages reach the student.
 from __future__ import annotations
 
 import pickle
+import time
 import zipfile
 from pathlib import Path
 
@@ -16,7 +17,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.browser.conftest import assert_no_exception, health_ok, upload, wait_for_app
+from tests.browser.conftest import (assert_no_exception, choose_training_data, health_ok, record_figure, upload,
+                                    wait_for_app)
 from tests.browser.test_uploaded_data import choose_option
 from tests.test_data import huge_header_npz, images_u8, make_class_folder, write_npz, write_png, zip_tree
 
@@ -98,3 +100,112 @@ def test_hostile_data_files_get_a_clear_message_and_the_server_keeps_serving(ser
         expect(student.get_by_role("button", name="Start training")).to_be_enabled()
     finally:
         other.close()
+
+
+# -- issue 15: hostile checkpoints and .npz files, and text from users -----------------------------------------------
+def refused_once(page, path: Path, phrase: str, what: str, kind: str = "") -> float:
+    """Upload `path` into the page's uploader: exactly one message box (containing `kind`, if given) and it names
+    the problem (`phrase`); no exception, no traceback. Returns the seconds from the upload to the message (a
+    figure, not a requirement here)."""
+    started = time.monotonic()
+    upload(page, path)
+    message = page.get_by_test_id("stAlert").filter(has_text=phrase)
+    expect(message, f"{what}: no message containing {phrase!r}").to_have_count(1, timeout=60_000)
+    seconds = time.monotonic() - started
+    wait_for_app(page)
+    expect(message, f"{what}: one message").to_have_count(1)
+    expect(page.get_by_test_id("stMain").get_by_test_id("stAlert").filter(has_text=kind),
+           f"{what}: one message box").to_have_count(1)
+    assert_no_exception(page)
+    assert "Traceback" not in page.locator("[data-testid='stMain']").inner_text(), what
+    return seconds
+
+
+def test_hostile_checkpoints_and_npz_files_get_one_clear_message_while_another_student_works(server, page, browser,
+                                                                                           tmp_path):
+    from tests import hostile_files as hf
+
+    other = browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        student = other.new_page()  # another student, on the Train page with the 8x8 digits, before and after
+        student.goto(f"{server}/train")
+        wait_for_app(student, 90_000)
+        choose_training_data(student, "Digits")
+
+        seconds = {}
+        page.goto(f"{server}/library")
+        wait_for_app(page, 90_000)
+        for name, path, phrase in [
+            ("deflated records", hf.write_pt_deflated(tmp_path), "is compressed"),
+            ("three 8192-unit layers", hf.write_pt_wide_mlp(tmp_path), "hidden sizes must be at most"),
+            ("a 4096x4096 conv model", hf.write_pt_huge_side_conv(tmp_path), "over the 256-pixel limit"),
+        ]:
+            seconds[name] = refused_once(page, path, phrase, name, kind="was refused")
+
+        page.goto(f"{server}/train")
+        wait_for_app(page, 90_000)
+        choose_option(page, "Data", NPZ_CHOICE)
+        for name, path, phrase in [
+            ("bzip2 void records", hf.write_npz_bzip2_void(tmp_path), "bzip2, which is not read"),
+            ("LZMA records", hf.write_npz_lzma(tmp_path), "LZMA, which is not read"),
+            ("a declared size that lies", hf.write_npz_size_lie(tmp_path), "the file is damaged or was edited"),
+            ("40,000 images of 64x64", hf.write_npz_over_budget(tmp_path), "over the 192 MiB limit"),
+        ]:
+            seconds[name] = refused_once(page, path, phrase, name)
+            expect(page.get_by_role("button", name="Start training")).to_be_disabled()
+        record_figure("hostile_upload_seconds", seconds)
+
+        # The other student's session was served all along, and still is.
+        assert health_ok(f"{server}/_stcore/health")
+        choose_training_data(student, "MNIST")  # a rerun of their page, answered as before
+        assert_no_exception(student)
+        expect(student.get_by_role("button", name="Start training")).to_be_enabled()
+    finally:
+        other.close()
+
+
+HOSTILE_TEXT = "[a](http://ev.il)![i](http://ev.il/i.png) <b>b</b> :red[r] $x$ www.ev.il a@ev.il"  # 80 characters
+
+
+def test_links_file_names_and_model_names_show_as_plain_text(server, page, tmp_path):
+    """Finding 9: a shared link's ?model= and an uploaded checkpoint's name are shown as typed: no link, no image,
+    no HTML, no colour, no maths, and no stray backslashes from the escaping."""
+    from urllib.parse import quote
+
+    from pages._ui import WORD_JOINER
+    from vae_core.checkpoint import checkpoint_bytes
+    from vae_core.config import model_config_for
+    from vae_core.models import build_model
+
+    def no_markup(where: str) -> None:
+        main = page.locator("[data-testid='stMain']")
+        assert main.locator("a[href*='ev.il'], img[src*='ev.il']").count() == 0, where
+        assert main.locator("b:text-is('b'), .katex, [class*='ColoredText']:text-is('r')").count() == 0, where
+        assert main.locator("[class*='ColoredText']:empty").count() == 0, where  # ":red" alone: an empty span
+
+    def shown(locator) -> str:
+        """The text as a reader sees it (ui.plain puts invisible word joiners inside bare links)."""
+        return locator.inner_text().replace(WORD_JOINER, "")
+
+    page.goto(f"{server}/?model={quote(HOSTILE_TEXT)}")
+    wait_for_app(page, 90_000)
+    notice = page.get_by_test_id("stAlert").filter(has_text="is not available here")
+    expect(notice).to_have_count(1)
+    assert f"“{HOSTILE_TEXT}”" in shown(notice), shown(notice)  # as typed, every character, no backslash
+    no_markup("the link's notice")
+
+    path = tmp_path / "hostile-name.pt"
+    model = build_model(model_config_for((1, 8, 8), 0, latent_dim=2, hidden=(16,)), seed=0)
+    path.write_bytes(checkpoint_bytes(model, {"name": HOSTILE_TEXT[:70], "dataset": "<img src=http://ev.il>",
+                                              "about": HOSTILE_TEXT}))
+    page.goto(f"{server}/library")
+    wait_for_app(page, 90_000)
+    upload(page, path)
+    wait_for_app(page)
+    loaded = page.get_by_test_id("stAlert").filter(has_text="It is now in the model picker")
+    expect(loaded).to_have_count(1)
+    assert HOSTILE_TEXT[:70] in shown(loaded), shown(loaded)
+    main = shown(page.locator("[data-testid='stMain']"))
+    assert "<img src=http://ev.il>" in main and HOSTILE_TEXT in main and "\\" not in main
+    no_markup("the library")
+    assert_no_exception(page)
