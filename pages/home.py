@@ -26,14 +26,20 @@ def things(entry) -> tuple[str, str]:
     return ("digit", "digits") if str(entry.dataset).lower() in DIGIT_SETS else ("image", "images")
 
 
+KINDS = {"vae": "a variational autoencoder (VAE)", "ae": "a plain autoencoder (a VAE without its bell-curve prior)",
+         "cvae": "a conditional VAE: it is also told which {one} to draw"}
+
+
 def lead(entry) -> str:
     """One paragraph for a newcomer: what the network does, in words, for this model."""
     one, many = things(entry)
     d = entry.config.latent_dim
-    code = ("just **two numbers**: a point on the square below" if d == 2 else
-            f"**{d} numbers**; the square below is a flat slice through them" if d > 2 else "**one number**")
-    return (f"A neural network that learnt to draw {many}. It squeezes every {one} it sees into {code}, its "
-            f"**latent code**, and draws a {one} back from any such code. That is a variational autoencoder (VAE).")
+    count = "just **two numbers**" if d == 2 else "**one number**" if d == 1 else f"**{d} numbers**"
+    where = ("a point on the square below" if d == 2 else
+             "the square below is a flat slice through them" if d > 2 else "across the square below")
+    kind = KINDS.get(entry.config.kind, "an autoencoder").format(one=one)
+    return (f"A neural network that learnt to draw {many}. It squeezes every {one} it sees into {count}, its "
+            f"**latent code** ({where}), and draws a {one} back from any such code. That is {kind}.")
 
 
 def instruction(entry, model) -> str:
@@ -85,8 +91,14 @@ def pad(entry, model) -> None:
         latent_pad.latent_pad(model, entry, view, points, labels, names, key=PAD_KEY, mu=mu, z=z, y=y,
                               image_px=IMAGE_PX)
         one, many = things(entry)
-        dots = (f"Each faint dot is a real test {one}, placed at its code and coloured by what it shows: drag onto a "
-                f"colour and the network draws that kind of {one}. " if points is not None else "")
+        if points is None:
+            dots = ""
+        elif model.config.is_conditional:  # its code holds the style only: the class comes from the buttons
+            dots = (f"Each faint dot is a real test {one}, placed at its code: here the code holds only the style "
+                    f"(slant, width, stroke), so every kind of {one} is everywhere. ")
+        else:
+            dots = (f"Each faint dot is a real test {one}, placed at its code and coloured by what it shows: drag "
+                    f"onto a colour and the network draws that kind of {one}. ")
         st.caption(f"{dots}Between the dots it draws {many} nobody wrote: that is what makes it a generator.")
 
 

@@ -151,6 +151,18 @@ class TestWelcome:
         at.run()  # later runs keep the point the user chose: the typical code is for a first visit only
         assert at.session_state["latent_point"]["z"] == [1.5, -0.5] and pad_data(at)["z"] in ([1.5, -0.5], None)
 
+    def test_the_lead_says_what_kind_of_network_it_is(self):
+        at = open_app()
+        assert "That is a variational autoencoder (VAE)." in at.markdown[0].value
+        picker(at).set_value("zoo/mnist-ae-2d").run()
+        assert "plain autoencoder" in at.markdown[0].value and "variational" not in at.markdown[0].value
+        picker(at).set_value("zoo/mnist-conv-vae-16d").run()
+        assert "**16 numbers**" in at.markdown[0].value and "flat slice" in at.markdown[0].value
+        assert "of its latent space" in at.markdown[1].value and "2-D" not in at.markdown[1].value
+        picker(at).set_value("zoo/mnist-cvae-2d").run()
+        assert "told which digit to draw" in at.markdown[0].value
+        assert any("holds only the style" in c.value for c in at.caption)  # no "drag onto a colour" for a CVAE
+
     def test_a_links_point_is_where_the_pad_starts(self):
         at = open_app(link={"z": "1.25,-0.5"})
         assert pad_data(at)["z"] == [1.25, -0.5]
