@@ -44,7 +44,7 @@ def press_on_slider(page, label: str, key: str, times: int = 1) -> None:
 
 
 def test_anomaly_threshold_slider_changes_the_rates(server, page):
-    open_page(page, f"{server}/anomaly")
+    open_page(page, f"{server}/anomaly?model=zoo/digits-vae-2d")  # the 8x8 digits VAE against the shapes
     expect(page.get_by_role("heading", name="Anomaly detection", level=1)).to_be_visible()
     auroc = float(page.get_by_test_id("stMetricValue").first.inner_text())
     record_figure("anomaly_auroc_digits_vae_vs_shapes", auroc)
