@@ -919,14 +919,8 @@ def _npz_plan(blob: bytes, name: str, max_bytes: int, *, test_only: bool = False
             info = members.get(key + ".npy")
             if info is None:
                 continue
-            if info.flag_bits & 0x1:
-                raise DataError(f"array {key!r} in {name!r} is encrypted: save the file again without a password")
-            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                method = _COMPRESSION_NAMES.get(info.compress_type, f"method {info.compress_type}")
-                raise DataError(
-                    f"array {key!r} in {name!r} is compressed with {method}, which is not read: "
-                    "save the file with np.savez or np.savez_compressed"
-                )
+            _check_member_readable(info, f"array {key!r} in {name!r}", "save the file again without a password",
+                                   "save the file with np.savez or np.savez_compressed")
             shape, dtype, header_bytes = _npy_member_header(archive, info, key, name)
             _check_npz_dtype(key, dtype, name)
             count = math.prod(shape)
@@ -952,6 +946,16 @@ def _npz_plan(blob: bytes, name: str, max_bytes: int, *, test_only: bool = False
             f"raise the limit with --max-data-mb {math.ceil(cost / 2**20 / 16) * 16}"
         )
     return plan
+
+
+def _check_member_readable(info: zipfile.ZipInfo, what: str, unencrypted: str, deflated: str) -> None:
+    """A zip member we read must be unencrypted and stored or deflated (bzip2 and LZMA are slow to inflate, and
+    their sizes are known only once inflated); `what` names it, the other two say what to do."""
+    if info.flag_bits & 0x1:
+        raise DataError(f"{what} is encrypted: {unencrypted}")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        method = _COMPRESSION_NAMES.get(info.compress_type, f"method {info.compress_type}")
+        raise DataError(f"{what} is compressed with {method}, which is not read: {deflated}")
 
 
 def _npy_member_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, name: str
@@ -1241,14 +1245,8 @@ def _safe_members(archive: zipfile.ZipFile, name: str) -> list[tuple[zipfile.Zip
         parts = _safe_parts(info.filename, name)
         if info.is_dir() or any(_is_ignored(p) for p in parts):
             continue
-        if info.flag_bits & 0x1:
-            raise DataError(f"{info.filename!r} in {name!r} is encrypted: zip the class folders without a password")
-        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            method = _COMPRESSION_NAMES.get(info.compress_type, f"method {info.compress_type}")
-            raise DataError(
-                f"{info.filename!r} in {name!r} is compressed with {method}, which is not read: "
-                "zip the class folders with the usual (deflate) compression"
-            )
+        _check_member_readable(info, f"{info.filename!r} in {name!r}", "zip the class folders without a password",
+                               "zip the class folders with the usual (deflate) compression")
         total += info.file_size
         big = info.file_size > (1 << 20)
         if big and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
