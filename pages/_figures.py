@@ -23,8 +23,12 @@ def _layout(fig: go.Figure, x_title: str, y_title: str, height: int = 360, title
 
 def latent_scatter(points: np.ndarray, labels: np.ndarray, label_names, axis_labels: tuple[str, str], *,
                    indices: np.ndarray | None = None, height: int = 480, title: str | None = None,
-                   marker_size: int = 6, opacity: float = 0.8) -> go.Figure:
-    """Points of a 2-D latent view coloured by label; each point carries its data index in custom_data."""
+                   marker_size: int = 6, opacity: float = 0.8, webgl: bool = True) -> go.Figure:
+    """Points of a 2-D latent view coloured by label; each point carries its data index in custom_data.
+
+    webgl=False draws SVG: slower for tens of thousands of points, but no WebGL context, which a browser without
+    a GPU renders in software at a high CPU cost (the Train page's live map, redrawn while training runs)."""
+    trace = go.Scattergl if webgl else go.Scatter
     indices = np.arange(len(points)) if indices is None else indices
     fig = go.Figure()
     for k, name in enumerate(label_names):
@@ -32,7 +36,7 @@ def latent_scatter(points: np.ndarray, labels: np.ndarray, label_names, axis_lab
         if not mask.any():
             continue
         name = plotly_text(name)  # a label name may come from an uploaded file
-        fig.add_trace(go.Scattergl(
+        fig.add_trace(trace(
             x=points[mask, 0], y=points[mask, 1], mode="markers", name=str(name),
             marker=dict(size=marker_size, color=PALETTE[k % len(PALETTE)], opacity=opacity),
             customdata=indices[mask][:, None],

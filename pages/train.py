@@ -250,7 +250,8 @@ def latent_map(job: TrainingJob, snap) -> None:
     which = "the test set" if n == n_test else f"{n:,} of the {n_test:,} test images"
     st.markdown(f"**Latent map of {which} after epoch {snap.latent['epoch']}**")
     fig = figures.latent_scatter(points, snap.latent["y"].numpy(), job.data.label_names, view.axis_labels,
-                                 indices=snap.latent["index"].numpy(), height=360, marker_size=5 if n <= 1000 else 4)
+                                 indices=snap.latent["index"].numpy(), height=360, marker_size=5 if n <= 1000 else 4,
+                                 webgl=False)
     st.plotly_chart(fig, width="stretch", key="live_map")
 
 

@@ -136,11 +136,11 @@ def test_the_live_map_draws_a_fixed_sample_of_a_large_test_set():
     assert map_indices(360).tolist() == list(range(360))
 
 
-def test_a_job_leaves_one_core_for_the_pages():
+def test_a_job_gets_a_fair_share_of_the_cores():
     from vae_core.jobs import job_threads
 
-    assert job_threads(running=1, cores=2) == 1  # the other core draws the pages
-    assert job_threads(running=1, cores=8) == 7
+    assert job_threads(running=1, cores=2) == 2  # at most: the tuner may choose fewer while pages are drawn
+    assert job_threads(running=1, cores=8) == 8
     assert job_threads(running=3, cores=8) == 2  # a fair share when several train
     assert job_threads(running=4, cores=2) == 1 and job_threads(running=1, cores=1) == 1  # never zero
 
@@ -271,3 +271,18 @@ class TestLimits:
         snap = job.snapshot()
         assert snap.state == "failed" and "more than the 1 MB of memory" in snap.message, snap.message
         assert "Traceback" not in snap.message and limiter.running == 0
+
+
+def test_workers_wait_like_the_command_line_while_the_server_waits_passively():
+    """The server waits passively (its cores are shared); the fork server its workers come from does not have the
+    setting, so OpenMP in a worker waits as in a command-line run. The thread tuner decides its threads."""
+    from multiprocessing import forkserver
+
+    from vae_core.jobs import warm_up_workers
+
+    assert os.environ.get("OMP_WAIT_POLICY") == "PASSIVE"  # tests/conftest.py, like app.py
+    warm_up_workers()
+    pid = forkserver._forkserver._forkserver_pid
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    assert not any(v.startswith(b"OMP_WAIT_POLICY=") for v in environ)
+    assert os.environ.get("OMP_WAIT_POLICY") == "PASSIVE"  # put back for the server

@@ -41,6 +41,7 @@ from vae_core.checkpoint import save_checkpoint
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.errors import QuotaError
 from vae_core.models import build_model
+from vae_core.thread_tuner import ThreadTuner
 from vae_core.train import Trainer, TrainEvent, training_meta
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
@@ -90,9 +91,26 @@ def _workers_skip_main_module():
 
 def warm_up_workers() -> None:
     """Start the fork server now (it imports torch: ~2 s), so the first student's Start does not wait for it."""
+    _ensure_fork_server()
+
+
+def _ensure_fork_server() -> None:
+    """Start the fork server, if it is not running, with OpenMP's default waiting rather than the server's.
+
+    The Streamlit server sets OMP_WAIT_POLICY=PASSIVE (app.py): its pages share the cores. A worker is different:
+    its thread tuner (vae_core.thread_tuner) gives it two threads only when they run faster, i.e. when it has the
+    cores, and there passive waiting costs ~25% (measured: digits MLP, 2 threads, 11.3k vs 15.4k samples/s).
+    OpenMP reads the policy once, when torch loads, which in the workers happens in the fork server: so the fork
+    server is started without it. The environment is changed only for the instant of that start, under a lock."""
     from multiprocessing import forkserver
 
-    forkserver.ensure_running()
+    with _START_LOCK:
+        saved = os.environ.pop("OMP_WAIT_POLICY", None)
+        try:
+            forkserver.ensure_running()
+        finally:
+            if saved is not None:
+                os.environ["OMP_WAIT_POLICY"] = saved
 
 
 def _env_number(name: str, default: float) -> float:
@@ -116,14 +134,12 @@ def max_job_seconds() -> float:
 
 
 def job_threads(running: int, cores: int | None = None) -> int:
-    """Torch threads for one job: a fair share of the cores but one, which is kept for the server's pages.
+    """The most torch threads one job may use: a fair share of the cores among the jobs running.
 
-    Measured (bench/app_startup.py, 2 cores, the browser on the same machine): with both cores, the job's two
-    OpenMP threads stall at every parallel barrier whenever the page being drawn takes a core, and training from
-    the page ran at 0.26-0.42 of the CLI's samples/s; with one thread it ran at 0.92. Small models gain little
-    from a second thread anyway."""
+    The job then picks between this and fewer by measuring (vae_core.thread_tuner): alone on a quiet server two
+    threads train fastest; while the browser and the pages take a core, one does."""
     cores = cores or os.cpu_count() or 1
-    return max(1, (cores - 1) // max(1, running))
+    return max(1, cores // max(1, running))
 
 
 class JobLimiter:
@@ -339,6 +355,7 @@ class TrainingJob:
             target=_worker_main, name=f"train-{self.id}", daemon=True,
             args=(messages, self._cancel, self.model_config, self.train_config, self.data, self.preview_size,
                   self.save_to, self.name, job_threads(self.limiter.running), os.getpid(), self.memory_mb))
+        _ensure_fork_server()
         with _workers_skip_main_module():
             worker.start()
         self.worker_pid = worker.pid
@@ -482,7 +499,10 @@ def _worker_main(messages, cancel, model_config: ModelConfig, train_config: Trai
     _prefer_oom_kill()
     hard = None
     try:
-        torch.set_num_threads(train_config.num_threads or threads)
+        # a fixed count if the config asks for one, else measured as the machine's load changes
+        tuner = None if train_config.num_threads else ThreadTuner(threads)
+        if tuner is None:
+            torch.set_num_threads(train_config.num_threads)
         threading.Thread(target=_stop_if_orphaned, args=(server_pid, cancel), daemon=True).start()
         messages.put(("started",))  # starts the queue's feeder thread
         torch.zeros(1 << 16).add_(1)  # and torch's thread pool (a parallel op)
@@ -493,6 +513,8 @@ def _worker_main(messages, cancel, model_config: ModelConfig, train_config: Trai
         def on_event(event: TrainEvent) -> None:
             m = event.metrics
             if event.kind == "step":
+                if tuner is not None:
+                    tuner.step(event.step)
                 messages.put(("step", event.step, event.epoch,
                               {k: m[k] for k in (*STEP_KEYS, "progress", "samples_per_s")}))
             elif event.kind == "epoch":
