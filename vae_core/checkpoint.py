@@ -33,6 +33,7 @@ import torch
 from vae_core.budget import check_stored_records, zip_members
 from vae_core.config import MAX_PARAMETERS, ModelConfig, state_shapes
 from vae_core.errors import CheckpointError, UserInputError
+from vae_core.importers import convert_state_dict, is_bare_state_dict
 from vae_core.models import LatentVariableModel
 
 FORMAT = "latent-lab"
@@ -127,6 +128,8 @@ def model_from_payload(payload: object) -> tuple[LatentVariableModel, dict]:
     shapes the settings imply before the model is built; the model is built on the meta device and takes the
     checked tensors, so nothing but the file's own weights is allocated.
     """
+    if is_bare_state_dict(payload):  # torch.save(model.state_dict(), path) from someone's own training script
+        payload = imported_payload(payload)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError("not a Latent Lab checkpoint (the format marker is missing)")
     version = payload.get("format_version")
@@ -155,6 +158,16 @@ def model_from_payload(payload: object) -> tuple[LatentVariableModel, dict]:
                               f"{_first_line(exc)}): the file was edited or is damaged") from None
     model.eval()
     return model, meta
+
+
+def imported_payload(state_dict: dict, input_shape: tuple[int, int, int] | None = None) -> dict:
+    """A checkpoint payload for a recognised plain MLP VAE's state_dict (vae_core.importers); its meta says where
+    it came from and what was assumed."""
+    config, weights, recognised = convert_state_dict(state_dict, input_shape)
+    meta = {"name": f"Imported VAE, z={config.latent_dim}", "imported": recognised,
+            "about": f"Imported from a PyTorch state_dict ({recognised['layout']}). Assumed: {recognised['assumed']}."}
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "model_config": config.to_dict(),
+            "state_dict": weights, "meta": meta}
 
 
 def _check_weights_fit(config: ModelConfig, state_dict: dict) -> dict[str, torch.Tensor]:
