@@ -135,3 +135,13 @@ def test_a_broken_chain_says_which_layer_does_not_fit():
     model.fc3 = nn.Linear(20, 300)  # fc4 takes 400
     with pytest.raises(CheckpointError, match="decoder's layer fc4 takes 400 inputs but the layer before it gives 300"):
         load_checkpoint(saved(model))
+
+
+def test_a_given_image_shape_is_used_for_a_non_square_input():
+    torch.manual_seed(2)
+    original = TutorialVAE(input_dim=300).eval()
+    model, _ = load_checkpoint(saved(original), input_shape=(3, 10, 10))
+    assert model.config.input_shape == (3, 10, 10)
+    x = torch.rand(4, 3, 10, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(model.encode(x)[0], original.encode(x.flatten(1))[0], atol=1e-6, rtol=1e-5)

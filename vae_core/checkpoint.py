@@ -85,27 +85,37 @@ def checkpoint_payload(model: LatentVariableModel, meta: dict | None) -> dict:
     }
 
 
-def load_checkpoint(source: str | os.PathLike | bytes | BinaryIO) -> tuple[LatentVariableModel, dict]:
+def load_checkpoint(source: str | os.PathLike | bytes | BinaryIO,
+                    input_shape: tuple[int, int, int] | None = None) -> tuple[LatentVariableModel, dict]:
     """(model in eval mode on the CPU, meta) from a path, bytes or a binary file; CheckpointError if refused.
 
     Bounded before any work (see the module's docstring): a hostile file is refused from its size, its zip
     directory, its settings and its tensors' declared shapes, at a cost of milliseconds and a few MB.
+    A bare state_dict of a plain MLP VAE trained elsewhere is imported (vae_core.importers); `input_shape`
+    (C, H, W) is its image shape when the input size is not a square greyscale image.
     """
-    data = _read_bytes(source)
+    payload = _load_payload(_read_bytes(source))
+    if is_bare_state_dict(payload):  # torch.save(model.state_dict(), path) from someone's own training script
+        payload = imported_payload(payload, input_shape)
+    return model_from_payload(payload)
+
+
+def _load_payload(data: bytes) -> object:
+    """What torch.save wrote, loaded weights-only after the size and archive checks."""
     if len(data) > MAX_CHECKPOINT_BYTES:
         raise CheckpointError(f"the file is {len(data) / 2**20:.0f} MB; a Latent Lab checkpoint is at most "
                               f"{MAX_CHECKPOINT_BYTES // 2**20} MB")
     if not data.startswith(b"PK\x03\x04"):
-        raise CheckpointError("not a Latent Lab checkpoint (not a torch.save zip file): choose a .pt file saved by Latent Lab")
+        raise CheckpointError("not a Latent Lab checkpoint (not a torch.save zip file): choose a .pt file saved by "
+                              "Latent Lab, or a state_dict saved with torch.save(model.state_dict(), path)")
     check_checkpoint_archive(data)
     try:
-        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError("refused: the file contains objects other than weights and plain data "
                               f"(it could run code when loaded), so nothing in it was run. Detail: {_first_line(exc)}") from None
     except Exception as exc:  # RuntimeError, EOFError, BadZipFile, ValueError, KeyError, OverflowError, MemoryError...
         raise CheckpointError(f"the checkpoint is corrupt or truncated and cannot be read: {_first_line(exc)}") from None
-    return model_from_payload(payload)
 
 
 def check_checkpoint_archive(data: bytes, name: str = "the checkpoint") -> None:
@@ -128,8 +138,6 @@ def model_from_payload(payload: object) -> tuple[LatentVariableModel, dict]:
     shapes the settings imply before the model is built; the model is built on the meta device and takes the
     checked tensors, so nothing but the file's own weights is allocated.
     """
-    if is_bare_state_dict(payload):  # torch.save(model.state_dict(), path) from someone's own training script
-        payload = imported_payload(payload)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError("not a Latent Lab checkpoint (the format marker is missing)")
     version = payload.get("format_version")
