@@ -35,21 +35,21 @@ class TestForward:
     def test_shapes(self, kind, arch, shape):
         model = _model(kind, arch, shape)
         x, y = torch.rand(5, *shape), torch.randint(0, 4, (5,))
-        logits, mu, logvar, z = model(x, y)
-        assert logits.shape == (5, *shape)
-        assert mu.shape == z.shape == (5, 3)
-        assert (logvar is None) == (kind == "ae")
+        out = model(x, y)
+        assert out.logits.shape == (5, *shape)
+        assert out.mu.shape == out.z.shape == (5, 3)
+        assert (out.logvar is None) == (kind == "ae")
         image = model.decode_mean(torch.randn(7, 3), torch.randint(0, 4, (7,)))
         assert image.shape == (7, *shape) and image.min() >= 0 and image.max() <= 1
 
     def test_conv_on_digits(self):
         model = build_model(model_config_for((1, 8, 8), 10, arch="conv", conv_channels=(16,)))
-        assert model(torch.rand(2, 1, 8, 8))[0].shape == (2, 1, 8, 8)
+        assert model(torch.rand(2, 1, 8, 8)).logits.shape == (2, 1, 8, 8)
 
     def test_ae_code_is_deterministic(self):
         model = _model("ae", "mlp", (1, 8, 8))
         x = torch.rand(4, 1, 8, 8)
-        assert torch.equal(model(x)[3], model(x)[3])
+        assert torch.equal(model(x).z, model(x).z)
 
     def test_vae_samples_around_the_mean(self):
         model = _model("vae", "mlp", (1, 8, 8))

@@ -9,11 +9,11 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
 
+from vae_core import commands
 from vae_core.errors import UserInputError
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
@@ -30,9 +30,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m vae_core", description="Latent Lab: train and inspect VAEs.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    from vae_core import commands  # the subcommands register themselves
+    commands.register(sub)  # each subcommand declares its own flags
 
-    commands.register(sub)
     return parser
 
 
@@ -69,29 +68,6 @@ def print_human(output: dict) -> None:
             value = value if len(value) < 200 else value[:197] + "..."
         print(f"{key:>16}: {value}")
 
-
-class ProgressBar:
-    """A one-line progress bar on stderr, drawn only when stderr is a terminal."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled and sys.stderr.isatty()
-        self.last = 0.0
-
-    def __call__(self, event) -> None:
-        if not self.enabled or event.kind not in ("step", "epoch"):
-            return
-        now = time.monotonic()
-        if event.kind == "step" and now - self.last < 0.1:
-            return
-        self.last = now
-        m = event.metrics
-        frac = m.get("progress", 0.0)
-        bar = "#" * int(30 * frac) + "." * (30 - int(30 * frac))
-        sys.stderr.write(f"\repoch {event.epoch} [{bar}] {100 * frac:5.1f}%  loss {m.get('loss', m.get('train_loss', 0)):.2f}"
-                         f"  {m.get('samples_per_s', 0):,.0f} samples/s ")
-        if frac >= 1.0:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
 
 
 def _one_line(exc: BaseException) -> str:

@@ -3,17 +3,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+import time
 from pathlib import Path
 
 import torch
 
-from vae_core.checkpoint import load_checkpoint, save_checkpoint
+from vae_core.checkpoint import load_checkpoint
 from vae_core.config import KINDS, LIKELIHOODS, TrainConfig, model_config_for
 from vae_core.data import BUILTIN_SOURCES, load_data, load_from_spec, load_npz
 from vae_core.errors import DataError, UserInputError
 from vae_core.metrics import evaluate_model
 from vae_core.models import build_model
-from vae_core.train import Trainer, training_meta
+from vae_core.train import TrainEvent
+from vae_core.training_run import train_and_save
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,8 +51,6 @@ def add_train(sub) -> None:
 
 
 def run_train(args) -> dict:
-    from vae_core.cli import ProgressBar
-
     data = _load_data_arg(args, seed=args.seed)
     config = model_config_for(
         data.input_shape, data.num_classes, kind=args.model, arch=args.arch, latent_dim=args.latent_dim,
@@ -61,16 +62,39 @@ def run_train(args) -> dict:
     if out.is_dir():
         raise UserInputError(f"--out {out} is a folder: give a file name such as {out / 'model.pt'}")
     model = build_model(config, seed=args.seed)
-    result = Trainer(model, data, train_config).run(callbacks=[ProgressBar(enabled=not args.json)])
+    result, _ = train_and_save(model, data, train_config, out, callbacks=[ProgressBar(enabled=not args.json)])
     if result.status != "done":
         raise RuntimeError(result.message)
-    save_checkpoint(out, model, training_meta(data, train_config, result))
     last = result.history[-1]
     return {
         "checkpoint": str(out), "epochs": len(result.history), "train_elbo": last["train_elbo"],
         "test_elbo": last["test_elbo"], "test_recon": last["test_recon"], "test_kl": last["test_kl"],
         "samples_per_s": result.samples_per_s, "seconds": result.seconds, "data_copy": data.spec.get("copy"),
     }
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr, drawn only when stderr is a terminal."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, event: TrainEvent) -> None:
+        if not self.enabled or event.kind not in ("step", "epoch"):
+            return
+        now = time.monotonic()
+        if event.kind == "step" and now - self.last < 0.1:
+            return
+        self.last = now
+        m = event.metrics
+        frac = m.get("progress", 0.0)
+        bar = "#" * int(30 * frac) + "." * (30 - int(30 * frac))
+        sys.stderr.write(f"\repoch {event.epoch} [{bar}] {100 * frac:5.1f}%  loss {m.get('loss', m.get('train_loss', 0)):.2f}"
+                         f"  {m.get('samples_per_s', 0):,.0f} samples/s ")
+        if frac >= 1.0:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
 
 
 # -- evaluate -----------------------------------------------------------------------------------------------------

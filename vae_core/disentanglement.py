@@ -27,6 +27,9 @@ import torch
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import mutual_info_score
 
+from vae_core.latent import encode_dataset
+
+
 NO_FACTORS_MESSAGE = "disentanglement needs ground-truth factors: use the shapes data set"
 
 
@@ -208,25 +211,6 @@ def most_informative_factor(mi: np.ndarray, factor_names: Sequence[str],
     return [(str(factor_names[k]), float(mi[d, k])) for d, k in enumerate(best)]
 
 
-@torch.no_grad()
-def encode_means(model, x: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 1024) -> np.ndarray:
-    """Posterior means (or the AE's codes) (N, D) for images x, in batches, as float64."""
-    was_training = model.training
-    model.eval()
-    conditional = model.config.is_conditional
-    if conditional and y is None:
-        raise ValueError("a CVAE needs the class labels y to encode")
-    out = []
-    try:
-        for start in range(0, len(x), batch_size):
-            xb = x[start:start + batch_size].to(model.device)
-            yb = y[start:start + batch_size].to(model.device) if conditional else None
-            out.append(model.encode(xb, yb)[0].double().cpu())
-    finally:
-        model.train(was_training)
-    return torch.cat(out).numpy()
-
-
 def evaluate_disentanglement(model, dataset, *, max_samples: int = 5000, seed: int = 0) -> dict:
     """MIG and DCI of a model's posterior means on a data set with ground-truth factors (e.g. shapes).
 
@@ -241,7 +225,8 @@ def evaluate_disentanglement(model, dataset, *, max_samples: int = 5000, seed: i
         raise ValueError(f"max_samples must be >= 3, got {max_samples}")
     keep = np.sort(np.random.default_rng(seed).permutation(len(dataset))[:max_samples])
     idx = torch.from_numpy(keep)
-    codes = encode_means(model, dataset.x[idx], dataset.y[idx] if dataset.y is not None else None)
+    labels = dataset.y[idx] if dataset.y is not None else None
+    codes = encode_dataset(model, dataset.x[idx], labels).mu.double().numpy()  # (N, D) posterior means
     factors = np.asarray(factors[idx].cpu().numpy(), dtype=np.int64)
     names = tuple(dataset.factor_names) or tuple(f"factor {k}" for k in range(factors.shape[1]))
     gap = mig(codes, factors)

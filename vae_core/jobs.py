@@ -37,14 +37,14 @@ from typing import Callable
 
 import torch
 
-from vae_core.checkpoint import save_checkpoint
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.errors import QuotaError
+from vae_core.latent import encode_dataset, reconstruct
 from vae_core.models import build_model
 from vae_core.thread_tuner import ThreadTuner
-from vae_core.train import Trainer, TrainEvent, training_meta
+from vae_core.train import TrainEvent
+from vae_core.training_run import train_and_save
 
-STATES = ("queued", "running", "done", "failed", "cancelled")
 MAX_STEP_POINTS = 2000  # step metrics kept for the live curve; older ones are thinned
 STEP_KEYS = ("loss", "recon", "kl", "elbo")
 MAP_POINTS = 2000  # test images on the live latent map: a fixed sample beyond that (MNIST's 10,000 would slow it)
@@ -261,7 +261,7 @@ class TrainingJob:
         self._alive = alive
         self._orphan_grace = orphan_grace
         self._start_time = time.time()
-        # State below is written by the worker under the lock.
+        # State below is written under the lock by the thread that relays the worker's messages (_train).
         self._state = "queued"
         self._progress = 0.0
         self._epoch = 0
@@ -394,18 +394,17 @@ class TrainingJob:
             ended = self._on_message(message)
         worker.join(timeout=10)
 
-    def _on_message(self, message: tuple) -> bool:
+    def _on_message(self, message: "WorkerMessage") -> bool:
         """Apply one message of the worker; True for its last one."""
-        kind = message[0]
-        if kind == "step":
-            _, step, epoch, m = message
+        if isinstance(message, StepReport):
+            m = message.metrics
             with self._lock:
-                self._steps.append({"step": step, "epoch": epoch, **{k: m[k] for k in STEP_KEYS}})
+                self._steps.append({"step": message.step, "epoch": message.epoch, **{k: m[k] for k in STEP_KEYS}})
                 if len(self._steps) > MAX_STEP_POINTS:
                     self._steps = self._steps[::2]
-                self._progress, self._samples_per_s, self._epoch = m["progress"], m["samples_per_s"], epoch
-        elif kind == "epoch":
-            _, epoch, m, latent, recon = message
+                self._progress, self._samples_per_s, self._epoch = m["progress"], m["samples_per_s"], message.epoch
+        elif isinstance(message, EpochReport):
+            m, epoch, latent, recon = message.metrics, message.epoch, message.latent, message.recon
             with self._lock:
                 self._history.append(m)
                 self._progress, self._samples_per_s, self._eta = m["progress"], m["samples_per_s"], m["eta_seconds"]
@@ -414,13 +413,14 @@ class TrainingJob:
                                 "index": torch.from_numpy(latent["index"]), "epoch": epoch}
                 self._recon = {"x": torch.from_numpy(recon["x"]), "x_hat": torch.from_numpy(recon["x_hat"]),
                                "epoch": epoch}
-        elif kind == "end":
-            _, status, message_text, checkpoint = message
-            if status == "cancelled" and self._message_on_cancel:
-                message_text = self._message_on_cancel
-            self._set(state=status, message=message_text, checkpoint=Path(checkpoint) if checkpoint else None)
+        elif isinstance(message, RunEnded):
+            text = message.text
+            if message.status == "cancelled" and self._message_on_cancel:
+                text = self._message_on_cancel
+            self._set(state=message.status, message=text,
+                      checkpoint=Path(message.checkpoint) if message.checkpoint else None)
             return True
-        return False
+        return False  # WorkerStarted: nothing to show
 
     def _set(self, **fields) -> None:
         with self._lock:
@@ -429,6 +429,38 @@ class TrainingJob:
 
 
 # -- the worker process -----------------------------------------------------------------------------------------------
+# What the worker tells the server, in order: WorkerStarted, StepReport and EpochReport as training goes, then one
+# RunEnded. Frozen dataclasses of plain values (tensors as NumPy arrays): they pickle through the queue.
+@dataclass(frozen=True)
+class WorkerStarted:
+    """Sent first: it starts the queue's feeder thread before the memory cap (see _worker_main)."""
+
+
+@dataclass(frozen=True)
+class StepReport:
+    step: int  # global mini-batch count
+    epoch: int
+    metrics: dict  # STEP_KEYS, "progress" and "samples_per_s"
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    epoch: int
+    metrics: dict  # the epoch's record (vae_core.train)
+    latent: dict  # {"mu": (N, D), "y": (N,), "index": (N,)} arrays of the map's test images (map_indices)
+    recon: dict  # {"x": (8, C, H, W), "x_hat": (8, C, H, W)} arrays
+
+
+@dataclass(frozen=True)
+class RunEnded:
+    status: str  # "done" | "failed" | "cancelled"
+    text: str  # what the student reads
+    checkpoint: str | None  # the saved file, None when nothing was kept
+
+
+WorkerMessage = WorkerStarted | StepReport | EpochReport | RunEnded
+
+
 def _duration(seconds: float) -> str:
     minutes = seconds / 60
     return f"{minutes:g} minute{'' if minutes == 1 else 's'}" if minutes >= 1 else f"{seconds:g} seconds"
@@ -489,8 +521,8 @@ def _memory_message(memory_mb: int | None) -> str:
 
 def _worker_main(messages, cancel, model_config: ModelConfig, train_config: TrainConfig, data, preview_size: int,
                  save_to: Path | None, name: str, threads: int, server_pid: int, memory_mb: int | None = None) -> None:
-    """Train in this process and report to the server through `messages`: ("step", ...), ("epoch", ...), then one
-    ("end", status, message, checkpoint path or None). Tensors travel as NumPy arrays (plain pickles).
+    """Train in this process and report to the server through `messages` (WorkerMessage: StepReports and
+    EpochReports, then one RunEnded). Tensors travel as NumPy arrays (plain pickles).
 
     First the process makes itself the OOM killer's first choice and caps its memory at memory_mb MB; an
     allocation over the cap fails the run with a message that says so (the cap is lifted to report it). Every
@@ -503,47 +535,46 @@ def _worker_main(messages, cancel, model_config: ModelConfig, train_config: Trai
         tuner = None if train_config.num_threads else ThreadTuner(threads)
         if tuner is None:
             torch.set_num_threads(train_config.num_threads)
-        threading.Thread(target=_stop_if_orphaned, args=(server_pid, cancel), daemon=True).start()
-        messages.put(("started",))  # starts the queue's feeder thread
+        threading.Thread(target=_stop_if_orphaned, args=(server_pid,), daemon=True).start()
+        messages.put(WorkerStarted())  # starts the queue's feeder thread
         torch.zeros(1 << 16).add_(1)  # and torch's thread pool (a parallel op)
         hard = _limit_memory(memory_mb)
         model = build_model(model_config, seed=train_config.seed)
         preview_x, preview_y = data.test.x[:preview_size], data.test.y[:preview_size]
 
         def on_event(event: TrainEvent) -> None:
+            nonlocal hard
             m = event.metrics
             if event.kind == "step":
                 if tuner is not None:
                     tuner.step(event.step)
-                messages.put(("step", event.step, event.epoch,
-                              {k: m[k] for k in (*STEP_KEYS, "progress", "samples_per_s")}))
+                messages.put(StepReport(event.step, event.epoch,
+                                        {k: m[k] for k in (*STEP_KEYS, "progress", "samples_per_s")}))
             elif event.kind == "epoch":
-                messages.put(("epoch", event.epoch, m, *_previews(model, data, preview_x, preview_y)))
+                messages.put(EpochReport(event.epoch, m, *_previews(model, data, preview_x, preview_y)))
+            elif event.kind == "failed" and _out_of_memory(event.message):
+                _lift_memory_limit(hard)  # now, so that saving what was learnt and reporting can allocate
+                hard = None
 
-        result = Trainer(model, data, train_config).run([on_event], cancel)
-        if result.status == "failed" and _out_of_memory(result.message):
-            _lift_memory_limit(hard)
-            hard = None
-            result.message = _memory_message(memory_mb)
-        checkpoint = None
-        if save_to and result.history:  # a stopped run keeps and saves what it learnt
-            meta = training_meta(data, train_config, result)
-            meta["name"] = name
-            checkpoint = str(save_checkpoint(save_to, model, meta))
+        # a stopped run keeps and saves what it learnt
+        result, checkpoint = train_and_save(model, data, train_config, save_to, callbacks=[on_event], cancel=cancel,
+                                            extra_meta=lambda _: {"name": name}, keep_partial=True)
         message = result.message
-        if result.status == "cancelled" and not result.history:
+        if result.status == "failed" and _out_of_memory(result.message):
+            message = _memory_message(memory_mb)
+        elif result.status == "cancelled" and not result.history:
             message = "stopped before the first epoch ended: nothing to keep"
-        messages.put(("end", result.status, message, checkpoint))
+        messages.put(RunEnded(result.status, message, str(checkpoint) if checkpoint else None))
     except Exception as exc:  # never die silently: the student sees the error
         _lift_memory_limit(hard)
         text = f"training failed: {type(exc).__name__}: {exc}"
-        messages.put(("end", "failed", _memory_message(memory_mb) if _out_of_memory(text) else text, None))
+        messages.put(RunEnded("failed", _memory_message(memory_mb) if _out_of_memory(text) else text, None))
     finally:
         messages.close()
         messages.join_thread()  # everything put is flushed to the server before the process exits
 
 
-def _stop_if_orphaned(server_pid: int, cancel, poll_seconds: float = 0.5) -> None:
+def _stop_if_orphaned(server_pid: int, poll_seconds: float = 0.5) -> None:
     """End this process once the server that started it is gone (killed, crashed): no training for nobody. At
     once and without a word: nobody reads the messages any more, so a clean ending could block on a full pipe."""
     while True:
@@ -562,23 +593,19 @@ def map_indices(n_test: int, limit: int = MAP_POINTS) -> torch.Tensor:
     return torch.randperm(n_test, generator=torch.Generator().manual_seed(0))[:limit].sort().values
 
 
-@torch.no_grad()
 def _previews(model, data, preview_x, preview_y) -> tuple[dict, dict]:
     """The latent means of the map's test images (map_indices) and a strip of reconstructions, for the live map
-    and strip."""
-    model.eval()
+    and strip (eval mode for both; the training flag comes back as it was)."""
     test = data.test
-    cond = model.config.is_conditional
     index = map_indices(len(test.x))
-    x, labels = test.x[index], test.y[index]
-    mu = torch.cat([model.encode(x[i:i + 1024], labels[i:i + 1024] if cond else None)[0]
-                    for i in range(0, len(x), 1024)])  # (N, D)
-    y = preview_y if cond else None
-    x_hat = model.decode_mean(model.encode(preview_x, y)[0], y)  # (8, C, H, W)
-    model.train()
+    labels = test.y[index]
+    mu = encode_dataset(model, test.x[index], labels).mu  # (N, D)
+    x_hat = reconstruct(model, preview_x, preview_y)  # (8, C, H, W)
     return ({"mu": mu.numpy(), "y": labels.numpy(), "index": index.numpy()},
             {"x": preview_x.numpy(), "x_hat": x_hat.numpy()})
 
 
 __all__ = ["job_threads", "worker_memory_mb", "max_job_seconds", "warm_up_workers", "map_indices", "MAP_POINTS",
-           "JobLimiter", "TrainingJob", "JobSnapshot", "STATES"]
+           "JobLimiter", "TrainingJob", "JobSnapshot", "WorkerMessage", "WorkerStarted", "StepReport", "EpochReport",
+           "RunEnded"]
+

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import threading
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -74,6 +75,15 @@ def build_decoder(config: ModelConfig) -> nn.Sequential:
     return nn.Sequential(*layers[:-1])  # no ReLU on the logits
 
 
+class ModelOutput(NamedTuple):
+    """What the model's forward pass returns for a batch."""
+
+    logits: torch.Tensor  # (B, C, H, W) decoder logits; the image is their sigmoid
+    mu: torch.Tensor  # (B, D) posterior means (the AE's codes)
+    logvar: torch.Tensor | None  # (B, D) posterior log-variances; None for a model without a posterior
+    z: torch.Tensor  # (B, D) the sampled code that was decoded (mu itself without a posterior)
+
+
 class LatentVariableModel(nn.Module):
     """One class for the AE, the (β-)VAE and the CVAE; `config.kind` says which."""
 
@@ -109,12 +119,13 @@ class LatentVariableModel(nn.Module):
         """The decoded image in [0, 1] (B, C, H, W): the Bernoulli mean, or the gaussian mean."""
         return torch.sigmoid(self.decode(z, y))
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, generator: torch.Generator | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """(logits, mu, logvar, z) for a batch."""
-        mu, logvar = self.encode(x, y)
-        z = self.reparameterize(mu, logvar, generator)
-        return self.decode(z, y), mu, logvar, z
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> ModelOutput:
+        """Encode, sample a code, decode: ModelOutput(logits, mu, logvar, z) for a batch."""
+        mu, logvar = self.encode(x, y)  # (B, D) each
+        z = self.reparameterize(mu, logvar, generator)  # (B, D)
+        return ModelOutput(logits=self.decode(z, y), mu=mu, logvar=logvar, z=z)
+
 
     # -- helpers -----------------------------------------------------------------------------------------------
     def _onehot(self, y: torch.Tensor | None) -> torch.Tensor | None:

@@ -2,7 +2,7 @@
 
     result = Trainer(model, data, TrainConfig(epochs=5)).run(callbacks=[print], cancel=threading.Event())
 
-No Streamlit here: the app runs `run` in a worker thread and reads the events the callbacks receive.
+No Streamlit here: the app runs `run` in a worker process (vae_core.jobs), whose callbacks relay the events.
 Events: "step" (every few mini-batches), "epoch" (train and test metrics), then one of "done", "failed",
 "cancelled". Cancelling from another thread stops within one mini-batch and keeps what was learnt.
 """

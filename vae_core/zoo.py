@@ -17,7 +17,7 @@ from vae_core.config import TrainConfig, model_config_for
 from vae_core.data import load_data
 from vae_core.metrics import evaluate_model
 from vae_core.models import build_model
-from vae_core.train import Trainer, training_meta
+from vae_core.training_run import train_and_save
 
 ZOO_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
 DIGITS_MLP = {"arch": "mlp", "hidden": (256, 128)}  # shared by the AE / VAE / β-VAE lesson models
@@ -104,14 +104,15 @@ def build_one(spec: ZooModel, folder: Path = ZOO_DIR, log: Callable[[str], None]
     config = model_config_for(data.input_shape, data.num_classes, **spec.model)
     train_config = TrainConfig(**spec.train)
     model = build_model(config, seed=train_config.seed)
-    start = time.perf_counter()
-    result = Trainer(model, data, train_config).run()
+    card: dict = {}
+
+    def zoo_meta(result) -> dict:  # measured on the trained model, before it is saved
+        card.update(model_card(spec, model, data, train_seconds=result.seconds, folder=folder))
+        return {"name": spec.title, "zoo_name": spec.name, "about": spec.about, "card": card}
+
+    result, _ = train_and_save(model, data, train_config, folder / f"{spec.name}.pt", extra_meta=zoo_meta)
     if result.status != "done":
         raise RuntimeError(f"{spec.name}: {result.message}")
-    card = model_card(spec, model, data, train_seconds=time.perf_counter() - start, folder=folder)
-    meta = training_meta(data, train_config, result)
-    meta.update(name=spec.title, zoo_name=spec.name, about=spec.about, card=card)
-    save_checkpoint(folder / f"{spec.name}.pt", model, meta)
     log(f"{spec.name}: test ELBO {card['test_elbo']:.2f} nats, NLL {card['nll']}, KL {card['test_kl']:.2f}, "
         f"active {card['active_units']}/{config.latent_dim}, {card['train_seconds']:.0f} s")
     return card
