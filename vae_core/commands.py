@@ -10,10 +10,10 @@ from pathlib import Path
 import torch
 
 from vae_core.checkpoint import load_checkpoint
-from vae_core.config import KINDS, LIKELIHOODS, TrainConfig, model_config_for
+from vae_core.config import DEFAULT_MMD_WEIGHT, KINDS, LIKELIHOODS, TrainConfig, model_config_for
 from vae_core.data import BUILTIN_SOURCES, load_data, load_from_spec, load_npz
 from vae_core.errors import DataError, UserInputError
-from vae_core.metrics import evaluate_model
+from vae_core.metrics import PENALTY_KEYS, evaluate_model
 from vae_core.models import build_model
 from vae_core.train import TrainEvent
 from vae_core.training_run import train_and_save
@@ -31,12 +31,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def add_train(sub) -> None:
     p = sub.add_parser("train", help="train a model and save it as a checkpoint")
     _add_data_flags(p, required=True)
-    p.add_argument("--model", choices=KINDS, default="vae", help="ae, vae (use --beta for a β-VAE) or cvae")
+    p.add_argument("--model", choices=KINDS, default="vae",
+                   help="ae, vae (use --beta for a β-VAE), cvae, wae (WAE-MMD, see --mmd-weight) or tcvae (β-TCVAE: "
+                        "--beta weights the total correlation)")
     p.add_argument("--arch", choices=("mlp", "conv"), default="mlp")
     p.add_argument("--latent-dim", type=int, default=2)
     p.add_argument("--hidden", type=int, nargs="+", default=None, help="MLP hidden sizes, e.g. --hidden 400")
     p.add_argument("--conv-channels", type=int, nargs="+", default=None, help="conv channels, input side first")
-    p.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (1 = VAE)")
+    p.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (1 = VAE); of the TC for tcvae")
+    p.add_argument("--mmd-weight", type=float, default=DEFAULT_MMD_WEIGHT,
+                   help=f"λ of the WAE's MMD penalty (default {DEFAULT_MMD_WEIGHT:g})")
     p.add_argument("--likelihood", choices=LIKELIHOODS, default="bernoulli")
     p.add_argument("--kl-warmup", type=float, default=0.0, help="epochs of linear KL warm-up")
     p.add_argument("--epochs", type=int, default=10)
@@ -54,7 +58,8 @@ def run_train(args) -> dict:
     data = _load_data_arg(args, seed=args.seed)
     config = model_config_for(
         data.input_shape, data.num_classes, kind=args.model, arch=args.arch, latent_dim=args.latent_dim,
-        hidden=args.hidden, conv_channels=args.conv_channels, beta=args.beta, likelihood=args.likelihood)
+        hidden=args.hidden, conv_channels=args.conv_channels, beta=args.beta, likelihood=args.likelihood,
+        mmd_weight=args.mmd_weight)
     train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                kl_warmup_epochs=args.kl_warmup, device=args.device,
                                num_threads=args.threads)
@@ -69,6 +74,7 @@ def run_train(args) -> dict:
     return {
         "checkpoint": str(out), "epochs": len(result.history), "train_elbo": last["train_elbo"],
         "test_elbo": last["test_elbo"], "test_recon": last["test_recon"], "test_kl": last["test_kl"],
+        **{k: last[k] for k in last if k.startswith(("train_", "test_")) and k[k.index("_") + 1:] in PENALTY_KEYS},
         "samples_per_s": result.samples_per_s, "seconds": result.seconds, "data_copy": data.spec.get("copy"),
     }
 
@@ -98,6 +104,7 @@ class ProgressBar:
 
 
 # -- evaluate -----------------------------------------------------------------------------------------------------
+
 def add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="ELBO, reconstruction, KL, -log p(x) and active units on the test split")
     p.add_argument("--checkpoint", required=True)
@@ -340,7 +347,11 @@ def run_zoo_list(args) -> dict:
         return {"models": cards}
     for c in cards:
         nll = f"{c['nll']:.2f}" if c.get("nll") is not None else "n/a"
-        print(f"{c['name']:<20} {c['title']:<34} ELBO {c['test_elbo']:8.2f}  NLL {nll:>7}  KL {c['test_kl']:6.2f}  "
+        if c.get("test_elbo") is None:  # a WAE: no ELBO nor KL, its reconstruction and MMD instead
+            figures = f"recon {c['test_recon']:7.2f}  MMD {c.get('test_mmd', float('nan')):.4f}"
+        else:
+            figures = f"ELBO {c['test_elbo']:8.2f}  NLL {nll:>7}  KL {c['test_kl']:6.2f}"
+        print(f"{c['name']:<20} {c['title']:<34} {figures}  "
               f"active {c['active_units']}" + (f"  MIG {c['mig']:.3f}" if "mig" in c else ""))
     return {}
 

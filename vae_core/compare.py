@@ -228,15 +228,16 @@ def interpolation_images(model, x0: torch.Tensor, x1: torch.Tensor, y0: int | No
 # -- the rate-distortion plane ---------------------------------------------------------------------------------------
 def rate_distortion_points(cards: dict[str, dict]) -> list[dict]:
     """One point per model from its card's test numbers (nats per example): rate = test KL, distortion = test
-    reconstruction, and the ELBO = -(rate + distortion). Cards without those numbers are skipped; the AE's point
-    has rate None (it has no KL: its code is an exact point, so its rate is not a finite number)."""
+    reconstruction, and the ELBO = -(rate + distortion). Cards without those numbers are skipped; the AE's and the
+    WAE's points have rate None (no KL: the code is an exact point, so its rate is not a finite number)."""
     points = []
     for name, card in cards.items():
         recon, kl = (card or {}).get("test_recon"), (card or {}).get("test_kl")
-        if recon is None or kl is None or not (math.isfinite(recon) and math.isfinite(kl)):
+        kind = ((card or {}).get("config") or {}).get("kind") or (card or {}).get("kind")
+        deterministic = kind in ("ae", "wae")  # no posterior: no KL (the WAE's card has none at all)
+        if recon is None or not math.isfinite(recon) or (not deterministic and (kl is None or not math.isfinite(kl))):
             continue
-        kind = ((card.get("config") or {}).get("kind")) or card.get("kind")
-        rate = None if kind == "ae" else float(kl)
+        rate = None if deterministic else float(kl)
         points.append({"name": name, "kind": kind, "rate": rate, "distortion": float(recon),
                        "elbo": None if rate is None else -(rate + float(recon)),
                        "beta": (card.get("config") or {}).get("beta")})

@@ -8,7 +8,12 @@ from typing import Any, TypeVar
 
 from vae_core.errors import ConfigError
 
-KINDS = ("ae", "vae", "cvae")
+KINDS = ("ae", "vae", "cvae", "wae", "tcvae")
+DETERMINISTIC_KINDS = ("ae", "wae")  # the encoder gives one code per input: no posterior q(z|x), no ELBO
+# λ of the WAE-MMD. Tolstikhin et al. use λ = 10 on MNIST with a squared error scaled by 0.05, about 0.5-1 per
+# image; our reconstruction is a Bernoulli NLL summed over the pixels (about 60-100 nats on MNIST), ~100x larger,
+# so the paper's balance needs a λ about 100x larger.
+DEFAULT_MMD_WEIGHT = 100.0
 ARCHS = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
 
@@ -67,7 +72,9 @@ class ModelConfig(_Serialisable):
     """What the model is: its family, its encoder/decoder architecture and its objective.
 
     kind: "ae" (deterministic code, no KL), "vae" (β = 1 is the plain VAE, other β the β-VAE),
-          "cvae" (encoder and decoder also see the one-hot label).
+          "cvae" (encoder and decoder also see the one-hot label),
+          "wae" (WAE-MMD, Tolstikhin et al. 2018: deterministic code, the KL replaced by mmd_weight x MMD to the prior),
+          "tcvae" (β-TCVAE, Chen et al. 2018: the KL split into MI + TC + dimension-wise KL, β on the TC only).
     arch: "mlp" (hidden sizes in `hidden`, mirrored in the decoder) or "conv" (stride-2 convolutions with
           `conv_channels`, mirrored by transposed convolutions; H and W divisible by 2**len(conv_channels)).
     """
@@ -83,7 +90,8 @@ class ModelConfig(_Serialisable):
     likelihood: str = "bernoulli"
     gaussian_sigma: float = 0.1  # fixed σ of the gaussian likelihood (ignored when learn_sigma)
     learn_sigma: bool = False  # learn one σ for all pixels instead
-    beta: float = 1.0  # weight of the KL term; 1 is the ELBO
+    beta: float = 1.0  # weight of the KL term (of the total correlation for tcvae); 1 is the ELBO
+    mmd_weight: float = DEFAULT_MMD_WEIGHT  # λ of the WAE's MMD penalty (kind "wae" only)
 
     def __post_init__(self) -> None:
         _check(isinstance(self.kind, str) and self.kind in KINDS,
@@ -120,6 +128,8 @@ class ModelConfig(_Serialisable):
                f"num_classes must be 0..{MAX_CLASSES}, got {self.num_classes!r}")
         _check(self.kind != "cvae" or self.num_classes >= 2, "a CVAE needs labelled data with at least 2 classes")
         _check(_is_number(self.beta) and 0 <= self.beta <= 1000, f"beta must be between 0 and 1000, got {self.beta}")
+        _check(_is_number(self.mmd_weight) and 0 <= self.mmd_weight <= 1e6,
+               f"mmd_weight must be between 0 and 1e6, got {self.mmd_weight}")
         _check(_is_number(self.gaussian_sigma) and 1e-6 <= self.gaussian_sigma <= 1e6,
                f"gaussian_sigma must be in [1e-6, 1e6], got {self.gaussian_sigma}")
         _check(isinstance(self.learn_sigma, bool), f"learn_sigma must be true or false, got {self.learn_sigma!r}")
@@ -131,6 +141,12 @@ class ModelConfig(_Serialisable):
 
     @property
     def is_variational(self) -> bool:
+        """Whether the encoder gives a posterior q(z|x) (a logvar head): then the ELBO and the KL are defined."""
+        return self.kind not in DETERMINISTIC_KINDS
+
+    @property
+    def is_generative(self) -> bool:
+        """Whether the codes are trained towards the prior N(0, I), so decoding prior samples makes sense (not the AE)."""
         return self.kind != "ae"
 
     @property
@@ -141,8 +157,13 @@ class ModelConfig(_Serialisable):
     @property
     def label(self) -> str:
         """Short human name, e.g. 'β-VAE (β=4), mlp, z=2'."""
-        family = {"ae": "AE", "cvae": "CVAE", "vae": "VAE" if self.beta == 1 else f"β-VAE (β={self.beta:g})"}[self.kind]
-        return f"{family}, {self.arch}, z={self.latent_dim}"
+        return f"{self.family}, {self.arch}, z={self.latent_dim}"
+
+    @property
+    def family(self) -> str:
+        """The model family with its weight, e.g. 'β-VAE (β=4)', 'WAE (λ=100)', 'β-TCVAE (β=6)'."""
+        return {"ae": "AE", "cvae": "CVAE", "vae": "VAE" if self.beta == 1 else f"β-VAE (β={self.beta:g})",
+                "wae": f"WAE (λ={self.mmd_weight:g})", "tcvae": f"β-TCVAE (β={self.beta:g})"}[self.kind]
 
 
 @dataclass(frozen=True)
@@ -297,7 +318,7 @@ def model_config_for(input_shape: tuple[int, int, int], num_classes: int, *, kin
     )
 
 
-__all__ = ["ModelConfig", "TrainConfig", "KINDS", "ARCHS", "LIKELIHOODS", "default_conv_channels", "model_config_for",
+__all__ = ["ModelConfig", "TrainConfig", "KINDS", "DETERMINISTIC_KINDS", "DEFAULT_MMD_WEIGHT", "ARCHS", "LIKELIHOODS", "default_conv_channels", "model_config_for",
            "state_shapes", "estimate_parameters", "activation_values", "max_batch_size", "MAX_INPUT_SIDE",
            "MAX_LATENT_DIM", "MAX_MLP_LAYERS", "MAX_MLP_WIDTH", "MAX_CONV_LAYERS", "MAX_CONV_CHANNELS", "MAX_CONV_FC",
            "MAX_CLASSES", "MAX_PARAMETERS", "MAX_ACTIVATION_VALUES", "DECODE_SAMPLES_GUARANTEED"]

@@ -11,6 +11,7 @@ import torch
 from vae_core.errors import DataError
 from vae_core.losses import elbo_terms, kl_normal, reconstruction_nll
 
+PENALTY_KEYS = ("mmd", "mi", "tc", "dwkl")  # the WAE's MMD and the β-TCVAE's three terms (losses.ELBOTerms.penalties)
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: a unit is active when Cov_x(E_q[z_d | x]) > 0.01
 
 
@@ -26,7 +27,11 @@ def _labels(model, y: torch.Tensor | None) -> torch.Tensor | None:
 @torch.no_grad()
 def evaluate_elbo(model, x: torch.Tensor, y: torch.Tensor | None = None, *, batch_size: int = 1024,
                   seed: int = 0) -> dict:
-    """ELBO, recon, KL (nats per example), KL per latent dimension, and active units over a whole set."""
+    """ELBO, recon, KL (nats per example), KL per latent dimension, and active units over a whole set.
+
+    The WAE has no posterior, hence no ELBO and no KL: its "elbo" and "kl" are None and "mmd" is the MMD² to the
+    prior (mean of the batches' unbiased estimates). The β-TCVAE adds "mi", "tc" and "dwkl", estimated per batch with
+    N = len(x). (The AE keeps its historical convention: KL 0 and "elbo" = -recon.)"""
     was_training = model.training
     model.eval()
     device = model.device
@@ -34,24 +39,30 @@ def evaluate_elbo(model, x: torch.Tensor, y: torch.Tensor | None = None, *, batc
     recon_sum = 0.0
     kl_dim_sum = torch.zeros(model.config.latent_dim, dtype=torch.float64)
     means = []
+    penalty_sums: dict[str, float] = {}
     for part in _batches(len(x), batch_size):
         xb = x[part].to(device)
         yb = y[part].to(device) if y is not None else None
-        terms = elbo_terms(model, xb, _labels(model, yb), generator=generator)
+        terms = elbo_terms(model, xb, _labels(model, yb), generator=generator, dataset_size=len(x))
         recon_sum += terms.recon.double().sum().item()
         kl_dim_sum += terms.kl_per_dim.double().sum(0).cpu()
+        for key, value in terms.penalties.items():
+            penalty_sums[key] = penalty_sums.get(key, 0.0) + float(value) * len(xb)
         means.append(model.encode(xb, _labels(model, yb))[0].cpu())
     model.train(was_training)
     n = len(x)
     kl_per_dim = (kl_dim_sum / n).tolist()
     recon = recon_sum / n
     kl = float(sum(kl_per_dim))
+    no_elbo = model.config.kind == "wae"
     return {
-        "elbo": -(recon + kl),
+        "elbo": None if no_elbo else -(recon + kl),
         "recon": recon,
-        "kl": kl,
+        "kl": None if no_elbo else kl,
         "kl_per_dim": kl_per_dim,
-        "active_units": active_units(torch.cat(means)) if model.config.is_variational else model.config.latent_dim,
+        # The WAE's codes are trained to spread like the prior, so their variance says which are used; the AE's are not.
+        "active_units": active_units(torch.cat(means)) if model.config.is_generative else model.config.latent_dim,
+        **{key: total / n for key, total in penalty_sums.items()},
     }
 
 
@@ -123,6 +134,7 @@ def kl_per_dimension(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 def evaluate_model(model, test, *, iwae_samples: int = 0, iwae_examples: int | None = None, seed: int = 0) -> dict:
     """ELBO, recon, KL, active units and (K > 0) the importance-weighted -log p(x) on a test set, nats per example.
+    For the WAE, "elbo", "kl" and "nll" are None (no posterior) and "mmd" is given; the β-TCVAE adds "mi", "tc", "dwkl".
 
     The numbers of `python -m vae_core evaluate` and of the zoo's model cards; `iwae_examples` limits the
     (costly) importance-weighted estimate to the first examples.
@@ -133,7 +145,7 @@ def evaluate_model(model, test, *, iwae_samples: int = 0, iwae_examples: int | N
     if model.config.is_conditional and int(test.y.max()) >= model.config.num_classes:
         raise DataError(f"the data has labels up to {int(test.y.max())} but the CVAE knows {model.config.num_classes} classes")
     metrics = evaluate_elbo(model, test.x, test.y, seed=seed)
-    out = {k: metrics[k] for k in ("elbo", "recon", "kl", "active_units")}
+    out = {k: metrics[k] for k in ("elbo", "recon", "kl", "active_units", *PENALTY_KEYS) if k in metrics}
     out["kl_per_dim"] = metrics["kl_per_dim"]
     out["nll"] = None
     if iwae_samples > 0 and model.config.is_variational:

@@ -3,6 +3,7 @@
     result = Trainer(model, data, TrainConfig(epochs=5)).run(callbacks=[print], cancel=threading.Event())
 
 No Streamlit here: the app runs `run` in a worker process (vae_core.jobs), whose callbacks relay the events.
+
 Events: "step" (every few mini-batches), "epoch" (train and test metrics), then one of "done", "failed",
 "cancelled". Cancelling from another thread stops within one mini-batch and keeps what was learnt.
 """
@@ -19,7 +20,7 @@ import torch
 
 from vae_core.config import TrainConfig
 from vae_core.losses import elbo_terms, kl_warmup_weight
-from vae_core.metrics import evaluate_elbo
+from vae_core.metrics import PENALTY_KEYS, evaluate_elbo
 
 
 @dataclass
@@ -111,7 +112,7 @@ class Trainer:
         for epoch in range(1, cfg.epochs + 1):
             state.epoch = epoch
             model.train()
-            sums = _Sums()
+            sums = _Sums(has_elbo=model.config.is_variational)
             order = torch.randperm(n, generator=shuffle).to(self.device)
             epoch_start = time.perf_counter()
             for i in range(steps_per_epoch):
@@ -120,7 +121,7 @@ class Trainer:
                 idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
                 xb, yb = x_train[idx], (y_train[idx] if conditional else None)
                 weight = kl_warmup_weight(model.config.beta, epoch - 1 + i / steps_per_epoch, cfg.kl_warmup_epochs)
-                terms = elbo_terms(model, xb, yb, kl_weight=weight, generator=noise)
+                terms = elbo_terms(model, xb, yb, kl_weight=weight, generator=noise, dataset_size=n)
                 if not torch.isfinite(terms.loss):
                     return "failed", self._diverged(epoch, state.step, last_good)
                 optimizer.zero_grad(set_to_none=True)
@@ -155,6 +156,7 @@ class Trainer:
             **{f"train_{k}": v for k, v in sums.means().items()},
             "test_elbo": metrics["elbo"], "test_recon": metrics["recon"], "test_kl": metrics["kl"],
             "test_kl_per_dim": metrics["kl_per_dim"], "active_units": metrics["active_units"],
+            **{f"test_{k}": metrics[k] for k in PENALTY_KEYS if k in metrics},
             "samples_per_s": state.samples_seen / max(state.train_seconds, 1e-9),
             "seconds": time.perf_counter() - state.start,
             "eta_seconds": per_epoch * (self.config.epochs - epoch),
@@ -180,24 +182,35 @@ class _RunState:
 
 
 class _Sums:
-    """Running sums of the per-example terms, kept as tensors so a step costs no host sync."""
+    """Running sums of the per-example terms, kept as tensors so a step costs no host sync.
 
-    def __init__(self):
+    A model without a posterior (AE... WAE) has no ELBO: for the WAE its "kl" and "elbo" are None, not -recon;
+    the objective's batch-level terms (WAE: mmd; β-TCVAE: mi, tc, dwkl) are averaged per example."""
+
+    def __init__(self, has_elbo: bool = True):
+        self.has_elbo = has_elbo
         self.recon = 0.0
         self.kl = 0.0
         self.loss = 0.0
+        self.penalties: dict = {}
         self.n = 0
 
     def add(self, terms, batch: int) -> None:
         self.recon = self.recon + terms.recon.detach().sum()
         self.kl = self.kl + terms.kl.detach().sum()
         self.loss = self.loss + terms.loss.detach() * batch
+        for key, value in terms.penalties.items():
+            self.penalties[key] = self.penalties.get(key, 0.0) + value.detach() * batch
         self.n += batch
 
     def means(self) -> dict:
         n = max(self.n, 1)
         recon, kl = float(self.recon) / n, float(self.kl) / n
-        return {"loss": float(self.loss) / n, "recon": recon, "kl": kl, "elbo": -(recon + kl)}
+        out = {"loss": float(self.loss) / n, "recon": recon, "kl": kl, "elbo": -(recon + kl)}
+        if not self.has_elbo and self.penalties:  # the WAE (the AE keeps its historical kl 0, elbo -recon)
+            out["kl"] = out["elbo"] = None
+        out.update({key: float(value) / n for key, value in self.penalties.items()})
+        return out
 
 
 def _summary(result: TrainResult) -> dict:
@@ -219,7 +232,8 @@ def training_meta(data, config: TrainConfig, result: TrainResult) -> dict:
         "input_shape": list(data.input_shape),
         "label_names": list(data.label_names),
         "train_config": config.to_dict(),
-        "metrics": {k: last[k] for k in ("test_elbo", "test_recon", "test_kl", "active_units") if k in last},
+        "metrics": {k: last[k] for k in ("test_elbo", "test_recon", "test_kl", "active_units",
+                                         *(f"test_{p}" for p in PENALTY_KEYS)) if k in last},
         "history": [{k: v for k, v in h.items() if k != "test_kl_per_dim"} for h in result.history],
         "kl_per_dim": last.get("test_kl_per_dim", []),
         "status": result.status,

@@ -15,7 +15,7 @@ from vae_core import judge
 from vae_core.checkpoint import load_checkpoint, save_checkpoint
 from vae_core.config import TrainConfig, model_config_for
 from vae_core.data import load_data
-from vae_core.metrics import evaluate_model
+from vae_core.metrics import PENALTY_KEYS, evaluate_model
 from vae_core.models import build_model
 from vae_core.training_run import train_and_save
 
@@ -113,8 +113,8 @@ def build_one(spec: ZooModel, folder: Path = ZOO_DIR, log: Callable[[str], None]
     result, _ = train_and_save(model, data, train_config, folder / f"{spec.name}.pt", extra_meta=zoo_meta)
     if result.status != "done":
         raise RuntimeError(f"{spec.name}: {result.message}")
-    log(f"{spec.name}: test ELBO {card['test_elbo']:.2f} nats, NLL {card['nll']}, KL {card['test_kl']:.2f}, "
-        f"active {card['active_units']}/{config.latent_dim}, {card['train_seconds']:.0f} s")
+    log(f"{spec.name}: {card_summary(card)}, active {card['active_units']}/{config.latent_dim}, "
+        f"{card['train_seconds']:.0f} s")
     return card
 
 
@@ -129,6 +129,7 @@ def model_card(spec: ZooModel, model, data, *, train_seconds: float, folder: Pat
         "test_elbo": metrics["elbo"], "test_recon": metrics["recon"], "test_kl": metrics["kl"],
         "nll": metrics["nll"], "nll_samples": metrics.get("nll_samples"), "nll_examples": metrics.get("nll_examples"),
         "active_units": metrics["active_units"], "kl_per_dim": metrics["kl_per_dim"],
+        **{f"test_{k}": metrics[k] for k in PENALTY_KEYS if k in metrics},  # WAE: mmd; β-TCVAE: mi, tc, dwkl
     }
     if data.test.factors is not None:
         card.update(disentanglement_card(model, data.test))
@@ -136,6 +137,13 @@ def model_card(spec: ZooModel, model, data, *, train_seconds: float, folder: Pat
     if judge.fits(model.config.input_shape) and judge_file.is_file():
         card["samples"] = sample_card(model, data.test, judge.load_judge(judge_file))
     return card
+
+
+def card_summary(card: dict) -> str:
+    """One line of a card's figures: the ELBO, NLL and KL where defined (not for the WAE: reconstruction and MMD)."""
+    if card.get("test_elbo") is None:
+        return f"test reconstruction {card['test_recon']:.2f} nats, MMD {card.get('test_mmd', float('nan')):.4f} (no ELBO)"
+    return f"test ELBO {card['test_elbo']:.2f} nats, NLL {card['nll']}, KL {card['test_kl']:.2f}"
 
 
 def sample_card(model, test, classifier, n: int = SAMPLE_CARD_N, seed: int = 0) -> dict:
