@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from vae_core import latent
+from vae_core.latent._plumbing import _subsample
 from vae_core.config import KINDS, model_config_for
 from vae_core.latent import (
     apply_attribute, attribute_vector, decode, encode_dataset, fit_view, grid_extent, image_grid,
@@ -236,7 +237,7 @@ class TestViews:
         view = fit_view(mu, "tsne", max_tsne_points=30)
         assert view.method == "tsne" and not view.decodable and "view only" in view.axis_labels[0]
         assert len(view.indices_) == 30 and torch.equal(view.indices_, view.indices_.sort().values)
-        assert torch.equal(latent._subsample(60, 30, seed=0), view.indices_)  # deterministic
+        assert torch.equal(_subsample(60, 30, seed=0), view.indices_)  # deterministic
         assert torch.equal(view.transform(mu[view.indices_]), view.embedding_) and view.embedding_.shape == (30, 2)
         with pytest.raises(ValueError, match="no inverse"):
             view.inverse_transform(torch.zeros(1, 2))
@@ -418,7 +419,7 @@ class TestNeighbours:
     def test_chunked_equals_unchunked(self, monkeypatch):
         query, reference = _rand(9, 16, seed=1), _rand(60, 16, seed=2)
         whole = nearest_neighbours(query, reference, k=3)
-        monkeypatch.setattr(latent, "_NEIGHBOUR_CHUNK_VALUES", 120)  # two query rows per chunk
+        monkeypatch.setattr(latent.neighbours, "_NEIGHBOUR_CHUNK_VALUES", 120)  # two query rows per chunk
         chunked = nearest_neighbours(query, reference, k=3)
         assert torch.equal(whole[0], chunked[0]) and torch.equal(whole[1], chunked[1])
 

@@ -33,7 +33,7 @@ import torch
 from pages import _ui as ui
 from pages._figures import PALETTE  # the latent map's colours, so a class looks the same on every page
 from vae_core.export import UnsupportedExport, browser_payload, export_decoder
-from vae_core.latent import LatentView, decode, grid_extent, image_grid, view_extent
+from vae_core.latent import IdentityView, LatentView, PCAView, decode, grid_extent, image_grid, view_extent
 
 ASSETS = Path(__file__).resolve().parent / "latent_pad"
 MAX_SLIDERS = 8  # sliders shown by default for a larger latent: the most active dimensions
@@ -156,10 +156,10 @@ def plane_view(entry, mu: np.ndarray | None) -> tuple[LatentView, str]:
     if mu is not None:
         view = ui.latent_view(entry.sha256, "identity" if d <= 2 else "pca", mu)
     elif d <= 2:
-        view = LatentView("identity", d, ("z[0]", "z[1]") if d == 2 else ("z[0]", "(none: 1-D latent)"))
+        view = IdentityView().fit(torch.zeros(1, d))
     else:  # no data to fit PCA on: the plane of the first two dimensions, the others at 0
-        view = LatentView("pca", d, ("z[0]", "z[1]"), mean=torch.zeros(d, dtype=torch.float64),
-                          components=torch.eye(2, d, dtype=torch.float64))
+        view = PCAView.from_plane(torch.zeros(d, dtype=torch.float64), torch.eye(2, d, dtype=torch.float64),
+                                  ("z[0]", "z[1]"))
     if d <= 2:
         about = "The pad is the latent plane itself: its two axes are the two numbers of the code."
     elif view.explained_variance_ratio_ is not None:
@@ -172,7 +172,7 @@ def plane_view(entry, mu: np.ndarray | None) -> tuple[LatentView, str]:
 
 
 def _view_maps(view: LatentView) -> dict:
-    d = view.latent_dim
+    d = view.latent_dim_
     if not view.decodable:
         raise ValueError("the latent pad needs a decodable view (identity or PCA): a t-SNE view has no way back "
                          "to the latent space")
@@ -242,8 +242,8 @@ def latent_pad(model, entry, view: LatentView, points=None, labels=None, label_n
     path. url: keep `z` (and `class`) in the URL. image_px: the decoded image is drawn about this many pixels a
     side, at a whole multiple of its size (nearest neighbour: every pixel a crisp block of the same size).
     """
-    if view.latent_dim != entry.config.latent_dim:
-        raise ValueError(f"the view is for D = {view.latent_dim} but the model has D = {entry.config.latent_dim}")
+    if view.latent_dim_ != entry.config.latent_dim:
+        raise ValueError(f"the view is for D = {view.latent_dim_} but the model has D = {entry.config.latent_dim}")
     if z is not None:
         share_point(entry, list(np.asarray(z, dtype=np.float64).reshape(-1)), y)
     start = starting_point(entry, view)

@@ -17,7 +17,7 @@ from pages import _latent_pad as lp
 from tests.app.conftest import APP, ROOT, open_app, picker
 from vae_core.checkpoint import file_sha256, load_checkpoint
 from vae_core.library import entry_from_bytes
-from vae_core.latent import LatentView, decode, fit_view, image_grid
+from vae_core.latent import TSNEView, decode, fit_view, image_grid
 from vae_core.zoo import ZOO
 
 PAGE = "pages/pad.py"
@@ -181,7 +181,7 @@ def test_helpers():
     assert dims == sorted(np.argsort(-kl)[:lp.MAX_SLIDERS].tolist())
     ranges = lp.slider_ranges(ten, np.random.default_rng(0).normal(size=(50, 10)))
     assert all(lo <= -3 and hi >= 3 for lo, hi in ranges)  # a VAE's sliders cover the prior's ±3σ
-    tsne = LatentView("tsne", 10, ("a", "b"))
+    tsne = TSNEView().fit(torch.randn(8, 10))
     with pytest.raises(ValueError, match="decodable"):
         lp._view_maps(tsne)
     one = fit_view(torch.zeros(3, 1), "identity")
