@@ -17,7 +17,12 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from pages import _ui as ui
+from ui.catalogue import current_model
+from ui.datasets import bundled_data, model_data, require_data
+from ui.images import scale_for
+from ui.page import friendly_errors, page_header
+from ui.state import set_url_exact
+from ui.text import plain
 from vae_core.anomaly import (anomaly_scores, anomaly_scores_best_class, auroc, extremes, rates_at_threshold,
                               resize_images, roc_curve, threshold_at_false_positive_rate, transform_images)
 from vae_core.data import load_image_folder, load_npz
@@ -91,7 +96,7 @@ def other_images(set_key: str, shape: tuple[int, int, int], _in_x: torch.Tensor)
     to the model's input shape."""
     kind, _, source = set_key.partition(":")
     if kind == "other":
-        return resize_images(ui.bundled_data(source).test.x[:MAX_IMAGES], shape)
+        return resize_images(bundled_data(source).test.x[:MAX_IMAGES], shape)
     return transform_images(_in_x, kind, seed=0)
 
 
@@ -177,7 +182,7 @@ def init_from_url(choices: dict) -> None:
 
 def write_url(**values: str) -> None:
     """Put the page's state in the URL (a shareable link), remembering what was written (see url_news)."""
-    ui.set_url_exact(**values)
+    set_url_exact(**values)
     st.session_state.setdefault("an_written", {}).update(values)
 
 
@@ -194,7 +199,7 @@ def controls(data, model, choices: dict) -> tuple[str, str]:
         st.caption("This is a plain autoencoder: no KL term and no random code, so its −ELBO is just its "
                    "reconstruction error and both scores agree.")
     if model.config.is_conditional:
-        st.caption(f"This CVAE is told each image's class. The {ui.plain(noun(data), 80)} are scored with their true "
+        st.caption(f"This CVAE is told each image's class. The {plain(noun(data), 80)} are scored with their true "
                    "class; the "
                    f"other images are scored with the class that explains each best (the lowest score over all "
                    f"{model.config.num_classes} classes), since they have no true class.")
@@ -288,7 +293,7 @@ def thumbnails(images: torch.Tensor) -> list[np.ndarray]:
     """Each image as its own crisp picture about THUMB_PX a side (nearest-neighbour upscaling)."""
     from vae_core.latent import image_grid
 
-    scale = ui.scale_for(images, THUMB_PX)
+    scale = scale_for(images, THUMB_PX)
     # A white margin after upscaling, so neighbouring images do not run into each other.
     return [np.pad(image_grid(img[None], nrow=1, scale=scale), ((0, 0), (3, 3), (0, 0)), constant_values=255)
             for img in images]
@@ -310,7 +315,7 @@ def results(entry, model, data, choice: str, score: str, in_set, out_set) -> Non
         s_in = scores_of(entry.sha256, "test", score, model, in_x, in_y)
         s_out = scores_of(entry.sha256, set_key, score, model, out_x, None)
     in_name, out_name = noun(data), out_noun(choice, data, model)  # as they are, for the figures
-    in_md, out_md = ui.plain(in_name, 80), ui.plain(out_name, 80)  # in Markdown (a data set's name is a file name)
+    in_md, out_md = plain(in_name, 80), plain(out_name, 80)  # in Markdown (a data set's name is a file name)
     threshold = threshold_slider(f"an_t_{entry.sha256[:12]}_{set_key}_{score}", s_in, s_out)
     tpr, fpr = rates_at_threshold(s_in, s_out, threshold)
     auc = auroc(s_in, s_out)
@@ -345,23 +350,23 @@ def results(entry, model, data, choice: str, score: str, in_set, out_set) -> Non
 
 
 def main() -> None:
-    entry, model = ui.current_model()
-    data = ui.model_data(entry)
+    entry, model = current_model()
+    data = model_data(entry)
     choices = set_choices(data, model) if data is not None else {}
     if data is not None:
         init_from_url(choices)  # before the header: a bad link's notice shows at the top
-    ui.page_header(
+    page_header(
         "Anomaly detection",
         "A model trained on one kind of image finds other kinds **surprising**: it rebuilds them badly and needs "
         "unusual codes for them. That surprise, measured in nats, is an **anomaly score**. Below, the model's own "
         "test images are compared with a set that should look odd to it. Pick a **threshold**: images above it "
         "are flagged. A good score flags most odd images and few normal ones.",
     )
-    data = ui.require_data(entry)
+    data = require_data(entry)
     choice, score = controls(data, model, choices)
     write_url(vs=choice, score=score)
     in_set = (data.test.x[:MAX_IMAGES], data.test.y[:MAX_IMAGES])
-    with ui.friendly_errors("Scoring the images"):
+    with friendly_errors("Scoring the images"):
         out_set = the_other_set(choice, data, model, in_set[0])
         if out_set is not None:
             results(entry, model, data, choice, score, in_set, out_set)

@@ -10,6 +10,7 @@ The numbers come from vae_core.compare; this file only draws them.
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -17,8 +18,14 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from pages import _figures as figures
-from pages import _ui as ui
+from ui import figures
+from ui.catalogue import available_models
+from ui.datasets import model_data, require_data
+from ui.images import scale_for, show_images
+from ui.latent_space import encode_split, latent_view
+from ui.page import friendly_errors, page_header, pop_notice, queue_notice
+from ui.state import page_state, set_url
+from ui.text import plain
 from vae_core import judge
 from vae_core.compare import (JUDGE_REAL, JUDGE_SAMPLES, SAME_FID_RELATIVE, SAME_RELATIVE, SAME_SHARE,
                               compare_quality, interpolation_images, iso_elbo_levels, judge_applies, judged_quality,
@@ -73,11 +80,21 @@ def short_names(keys: list[str], models: dict) -> list[str]:
     return [models[k][0].title if names.count(n) > 1 else n for k, n in zip(keys, names)]
 
 
+@dataclass
+class CompareState:
+    """The page's own state: the `models` value of the address it last followed (read from a link, or written)."""
+
+    models_in_url: str | None = None
+
+
 def init_from_url(by_group: dict[str, list[str]]) -> None:
-    """The data set and the three models from a shared link (?models=a,b,c) on the first visit."""
-    if "cmp_data" in st.session_state:
-        return
+    """The data set and the three models from a link (?models=a,b,c): on the first visit, and whenever the address
+    names other models than the page last showed (a lesson's step opens the page with its own trio)."""
+    state = page_state(CompareState)
     raw = st.query_params.get("models")
+    if raw == state.models_in_url or (raw is None and state.models_in_url is not None):
+        return
+    state.models_in_url = raw
     wanted = raw.split(",") if raw else []
     for group, keys in by_group.items():
         if len(wanted) == 3 and all(k in keys for k in wanted):
@@ -86,7 +103,7 @@ def init_from_url(by_group: dict[str, list[str]]) -> None:
                 st.session_state[f"cmp_model_{slot}_{group}"] = key
             return
     if raw:
-        st.session_state.notice = "The link's models could not all be found here, so the default ones are shown."
+        queue_notice("The link's models could not all be found here, so the default ones are shown.")
 
 
 def default_trio(keys: list[str]) -> tuple[str, ...] | None:
@@ -120,12 +137,13 @@ def choose_models(models: dict) -> list[str]:
             st.session_state[state] = defaults[slot % len(defaults)] if len(defaults) >= 3 else keys[slot % len(keys)]
         chosen.append(column.selectbox(
             f"{SLOTS[slot]} model", keys, key=state, format_func=lambda k: models[k][0].label,
-            help=f"Any model trained on {ui.plain(group, 80)}: bundled, trained by you or uploaded."))
+            help=f"Any model trained on {plain(group, 80)}: bundled, trained by you or uploaded."))
     note = "This page uses these three models, not the one in the sidebar."
     if len(set(chosen)) < 3:
         note += " The same model is picked more than once: its columns are identical."
     st.caption(note)
-    ui.set_url(models=",".join(chosen))
+    page_state(CompareState).models_in_url = ",".join(chosen)
+    set_url(models=",".join(chosen))
     return chosen
 
 
@@ -195,9 +213,9 @@ def data_key(data) -> str:
 # -- latent maps ------------------------------------------------------------------------------------------------------
 def map_of(entry, model, data) -> dict:
     """A model's test-set codes in its 2-D view: points (N, 2), labels, axis titles, the prior's place, the extent."""
-    enc = ui.encode_split(entry.sha256, "test", model, data)
+    enc = encode_split(entry.sha256, "test", model, data)
     method = "identity" if model.config.latent_dim <= 2 else "pca"
-    view = ui.latent_view(entry.sha256, method, enc["mu"])
+    view = latent_view(entry.sha256, method, enc["mu"])
     mu = torch.from_numpy(enc["mu"])
     center, scale = view.prior_center_and_scale()
     return {"points": view.transform(mu).numpy(), "y": enc["y"], "axes": view.axis_labels, "method": method,
@@ -245,8 +263,8 @@ def show_samples(picks, names, data) -> list[dict]:
                 f"the {qualities[0]['n']:,} samples the numbers below are measured on.")
     for images, name, column in zip(shown, names, st.columns(3)):
         with column:
-            st.markdown(f"**{ui.plain(name, 80)}**")
-            ui.show_images(images, nrow=SHOWN_COLUMNS, tile_px=56)  # five across fit a third of the page
+            st.markdown(f"**{plain(name, 80)}**")
+            show_images(images, nrow=SHOWN_COLUMNS, tile_px=56)  # five across fit a third of the page
     return qualities
 
 
@@ -402,8 +420,8 @@ def show_quality(picks, names, qualities, data) -> None:
         **{c: st.column_config.NumberColumn(c, help=help_of[c], format=f) for c, f in formats.items()},
         **{c: st.column_config.TextColumn(c, help=help_of[c]) for c in help_of if c not in formats},
     })
-    safe_labels = [ui.plain(n, 40) for n in data.label_names]  # names and labels may come from users' files
-    lines = [pair_sentence(ui.plain(names[i], 80), ui.plain(names[j], 80), qualities[i], qualities[j], safe_labels)
+    safe_labels = [plain(n, 40) for n in data.label_names]  # names and labels may come from users' files
+    lines = [pair_sentence(plain(names[i], 80), plain(names[j], 80), qualities[i], qualities[j], safe_labels)
              for i, j in itertools.combinations(range(3), 2) if picks[i][0].key != picks[j][0].key]
     if any(model.config.is_conditional for _, model in picks):
         lines.append("- A **CVAE** is told which class to draw (here each class in turn), so its mix is even by design.")
@@ -436,13 +454,13 @@ def show_interpolation(picks, names, data) -> None:
                           key=f"cmp_end_{data_key(data)}", help="The test image the walk ends at, by number.")
     with c3:
         ends = torch.stack([data.test.x[int(start)], data.test.x[int(end)]])
-        ui.show_images(ends, nrow=2, tile_px=TILE_PX,
-                       caption=f"start ({ui.plain(data.label_names[int(data.test.y[int(start)])], 40)}) and "
-                               f"end ({ui.plain(data.label_names[int(data.test.y[int(end)])], 40)})")
-    with ui.friendly_errors("The interpolation"):
+        show_images(ends, nrow=2, tile_px=TILE_PX,
+                       caption=f"start ({plain(data.label_names[int(data.test.y[int(start)])], 40)}) and "
+                               f"end ({plain(data.label_names[int(data.test.y[int(end)])], 40)})")
+    with friendly_errors("The interpolation"):
         rows = [interpolation(entry.sha256, data_key(data), int(start), int(end), model, data) for entry, model in picks]
         images = torch.cat(rows)  # (3 * STEPS, C, H, W), one row per model
-        scale = ui.scale_for(images, TILE_PX)
+        scale = scale_for(images, TILE_PX)
         picture = image_grid(images, nrow=STEPS, scale=scale)
         fig = figures.tile_figure(picture, 3, STEPS, (images.shape[-2] * scale, images.shape[-1] * scale),
                                   row_labels=names, col_labels=[f"{t:.2f}" for t in np.linspace(0, 1, STEPS)],
@@ -506,7 +524,7 @@ def show_rate_distortion(models: dict, group_keys: list[str], group: str) -> Non
         st.info("None of these models carries its test numbers, so there is nothing to plot.", icon=":material/info:")
         return
     st.plotly_chart(rd_figure(points), width="stretch", config={"displayModeBar": False})
-    st.caption(f"Every model trained on {ui.plain(group, 80)}, from its test numbers. Left-right: how many nats the "
+    st.caption(f"Every model trained on {plain(group, 80)}, from its test numbers. Left-right: how many nats the "
                "code carries "
                "(the KL, called the rate); up-down: how badly images are rebuilt (the reconstruction, called the "
                "distortion). Along a dashed line the ELBO is the same; lower-left lines are better ELBOs. Raising β "
@@ -539,26 +557,26 @@ def show_notice(picks, names, is_judged: bool = False) -> None:
 
 # -- the page ---------------------------------------------------------------------------------------------------------
 def main() -> None:
-    models = ui.available_models()
-    ui.page_header("AE vs VAE vs β-VAE", INTRO)
+    models = available_models()
+    page_header("AE vs VAE vs β-VAE", INTRO)
     if not models:
         st.error("No models found: the bundled zoo is missing.", icon=":material/error:")
         return
     keys = choose_models(models)
-    ui.pop_notice()
+    pop_notice()
     picks = [models[k] for k in keys]
     names = short_names(keys, models)
-    data = next((d for d in (ui.model_data(entry) for entry, _ in picks) if d is not None), None)
+    data = next((d for d in (model_data(entry) for entry, _ in picks) if d is not None), None)
     if data is None:
-        ui.require_data(picks[0][0])  # stops the page with a note on how to get the data
+        require_data(picks[0][0])  # stops the page with a note on how to get the data
     qualities = []
-    with ui.friendly_errors("Comparing the models"):
+    with friendly_errors("Comparing the models"):
         show_maps(picks, names, data)
         qualities = show_samples(picks, names, data)
         show_quality(picks, names, qualities, data)
     show_interpolation(picks, names, data)
     group = data_group(*picks[0])
-    with ui.friendly_errors("The rate-distortion plot"):
+    with friendly_errors("The rate-distortion plot"):
         show_rate_distortion(models, groups(models)[group], group)
     show_notice(picks, names, bool(qualities) and qualities[0].get("fid") is not None)
 

@@ -1,7 +1,7 @@
 """Decode: pick a latent code and the decoder draws its image; below, the traversal (one dimension at a time) or
 the manifold grid (two dimensions at once) around the same point.
 
-Two ways to move the point. By default ("Decode in the browser") the latent pad (pages/_latent_pad.py): a 2-D pad
+Two ways to move the point. By default ("Decode in the browser") the latent pad (ui/latent_point.py): a 2-D pad
 over the test codes plus sliders, decoded in the browser at frame rate; the point it is released at becomes the
 page's point. With the toggle off, with `?decoder=server` in the link, or for a model whose decoder the browser
 cannot run: one Streamlit slider per dimension, each move decoded on the server.
@@ -14,14 +14,21 @@ runs nothing.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
 import torch
 
-from pages import _figures as figures
-from pages import _latent_pad as lp
-from pages import _ui as ui
+from ui import figures
+from ui import latent_point as lp
+from ui.catalogue import class_names, current_model
+from ui.datasets import model_data
+from ui.images import data_uri, scale_for
+from ui.latent_space import encode_split, grid_side_limit
+from ui.page import friendly_errors, page_header, queue_notice
+from ui.state import bad_link_value, page_state, set_url_exact, url_floats, url_int
+from ui.text import plain
 from vae_core.latent import (code_radius, decode, encode_dataset, image_grid, manifold_grid, nearest_index,
                              sample_prior, traverse)
 
@@ -38,7 +45,7 @@ LATENT_HELP = ("A latent dimension is one of the numbers of the code the decoder
                "deviation (σ), so the codes of real images mostly lie within ±3.")
 AE_HELP = " An autoencoder has no prior, so here the range is set to where its test images' codes lie."
 CONFIG = {"displayModeBar": False}
-BROWSER_KEY = "decode_in_browser"  # the toggle; "_decode_browser_choice" keeps it while other pages show
+BROWSER_KEY = "decode_in_browser"  # the toggle; DecodeState.browser_choice keeps it while other pages show
 PAD_KEY = "decode_pad"
 BROWSER_HELP = ("On: drag a point over a map of the test images' codes (or move the sliders beside it) and the "
                 "image follows at once, because the decoder runs right here in your browser. Off: one slider per "
@@ -50,15 +57,7 @@ BROWSER_HELP = ("On: drag a point over a map of the test images' codes (or move 
 def decoded_picture(model, z, y: int | None) -> np.ndarray:
     """The image the decoder draws for one code z (D floats) as a crisp (H, W, 3) uint8 picture ~DECODED_PX a side."""
     images = decode(model, torch.tensor([list(z)], dtype=torch.float32), y)  # (1, C, H, W)
-    return image_grid(images, nrow=1, scale=ui.scale_for(images, DECODED_PX))
-
-
-def dims_by_information(entry, latent_dim: int) -> list[int]:
-    """Latent dimensions, those carrying the most information (test KL) first; index order if unknown."""
-    kl = entry.meta.get("kl_per_dim") or entry.card.get("kl_per_dim") or []
-    if len(kl) != latent_dim:
-        return list(range(latent_dim))
-    return sorted(range(latent_dim), key=lambda i: -kl[i])  # stable: equal KL (an AE's zeros) keeps index order
+    return image_grid(images, nrow=1, scale=scale_for(images, DECODED_PX))
 
 
 def slider_range(chosen: int, z) -> int:
@@ -70,14 +69,29 @@ def fmt_point(z) -> str:
     return "(" + ", ".join(f"{v:.2f}" for v in z) + ")"
 
 
+@dataclass
+class DecodeState:
+    """The page's own state. point: {"z": D floats, "y": class, "gen": generation}, the code on show (None before
+    the first visit); pad_synced: the (model, generation) the pad was last moved to; browser_choice: the toggle's
+    last value, kept while other pages show (Streamlit forgets a widget's key when its page is left)."""
+
+    point: dict | None = None
+    pad_synced: tuple | None = None
+    browser_choice: bool = True
+
+
+def state() -> DecodeState:
+    return page_state(DecodeState)
+
+
 # -- the point: kept per session (for any model of its size), first read from a shared link -------------------------
 def current_point(entry, model) -> dict:
     """{"z": D floats, "y": class, "gen": generation}; gen changes when a start button moves the point."""
     d, k = model.config.latent_dim, model.config.num_classes
-    point = st.session_state.get("decode_point")
+    point = state().point
     if point is None:  # the first visit: a shared link's point (garbage: defaults and a notice), else the point
-        z = ui.url_floats("z", d)  # another page of this session left (the latent pad's), else the centre
-        y = ui.url_int("class", 0, k - 1) if k else None
+        z = url_floats("z", d)  # another page of this session left (the latent pad's), else the centre
+        y = url_int("class", 0, k - 1) if k else None
         shared = lp.shared_point(entry) if z is None else None
         if shared is not None:
             z, y = shared.z, shared.y
@@ -86,13 +100,13 @@ def current_point(entry, model) -> dict:
         point = {"z": [0.0] * d, "y": point["y"], "gen": point["gen"] + 1}
     if k and not 0 <= point["y"] < k:
         point["y"] = 0
-    st.session_state.decode_point = point
+    state().point = point
     return point
 
 
 def move_point(z, y: int | None = None) -> None:
     """Callback of the start buttons: a new point, and new sliders that start there."""
-    point = st.session_state.decode_point
+    point = state().point
     point["z"] = [float(v) for v in z]
     if y is not None:
         point["y"] = int(y)
@@ -101,7 +115,7 @@ def move_point(z, y: int | None = None) -> None:
 
 def to_random_point(model) -> None:
     seed = int(st.session_state.get("decode_seed", 0))
-    y = st.session_state.decode_point["y"] if model.config.is_conditional else None
+    y = state().point["y"] if model.config.is_conditional else None
     z, _ = sample_prior(model, 1, seed=seed, y=y)
     move_point(z[0].tolist())
     st.session_state.decode_seed = (seed + 1) % 2**31  # the next press draws another point
@@ -121,16 +135,16 @@ def init_decoder_choice() -> None:
         return
     raw = st.query_params.get("decoder")
     if raw not in (None, "server", "browser"):
-        st.session_state.notice = "The link's “decoder” value could not be used, so the page opened with defaults."
+        queue_notice(bad_link_value("decoder"))
     st.session_state[BROWSER_KEY] = (raw == "browser" if raw in ("server", "browser")
-                                     else bool(st.session_state.get("_decode_browser_choice", True)))
+                                     else state().browser_choice)
 
 
 def decoder_choice(entry, model) -> bool:
     """The toggle; True when the latent pad decodes in the browser. The link says `decoder=server` when off."""
     on = st.toggle("Decode in the browser", key=BROWSER_KEY, help=BROWSER_HELP)
-    st.session_state._decode_browser_choice = on
-    ui.set_url_exact(decoder=None if on else "server")
+    state().browser_choice = on
+    set_url_exact(decoder=None if on else "server")
     reason = lp.browser_support(model, entry) if on else None
     if reason is not None:
         st.info(lp.fallback_notice(reason), icon=":material/dns:")
@@ -156,10 +170,10 @@ def start_controls(entry, model, data, encoded, in_browser: bool) -> int:
     with test:
         test_image_start(entry, model, data)
     if in_browser:  # the pad's sliders have their own ranges; the manifold grid's extent still starts from this
-        return slider_range(default_range(model, encoded), st.session_state.decode_point["z"])
+        return slider_range(default_range(model, encoded), state().point["z"])
     with span:
         chosen = range_control(entry, model, encoded)
-        rng = slider_range(chosen, st.session_state.decode_point["z"])
+        rng = slider_range(chosen, state().point["z"])
         if rng > chosen:
             st.caption(f"Widened to ±{rng} to reach your point.")
         return rng
@@ -172,8 +186,8 @@ def test_image_start(entry, model, data) -> None:
                             help="Needs the data the model was trained on, which this session does not have.")
         go.button("Encode", disabled=True, icon=":material/input:", width="stretch",
                   help="Needs the model's data set, which this session does not have.")
-        st.caption(f"A test image's code is off: this session does not have the data **{ui.plain(entry.title, 80)}** "
-                   f"was trained on ({ui.plain(entry.dataset, 80)}). Upload it on the Train page.")
+        st.caption(f"A test image's code is off: this session does not have the data **{plain(entry.title, 80)}** "
+                   f"was trained on ({plain(entry.dataset, 80)}). Upload it on the Train page.")
         return
     n = len(data.test)
     key = f"decode_index_{n}"  # per test-set size: a number kept from a larger set could be out of range
@@ -183,8 +197,8 @@ def test_image_start(entry, model, data) -> None:
              "this box with its label. Its code is the encoder's mean, so the decoded image is its reconstruction.")
     image = data.test.x[index:index + 1]
     label = data.label_names[int(data.test.y[index])] if len(data.label_names) else ""
-    picture.image(ui.data_uri(image_grid(image, nrow=1, scale=ui.scale_for(image, 40))), width="content",
-                  caption=ui.plain(label, 80) or None)
+    picture.image(data_uri(image_grid(image, nrow=1, scale=scale_for(image, 40))), width="content",
+                  caption=plain(label, 80) or None)
     go.button("Encode", icon=":material/input:", on_click=to_test_image, width="stretch",
               args=(key, model, data),
               help="The point goes to this image's code (and, for a CVAE, the class to its label).")
@@ -210,7 +224,7 @@ def range_control(entry, model, encoded) -> int:
 # -- the decoder (a fragment: a slider move or a release of the pad reruns this alone) --------------------------------
 @st.fragment
 def decoder(entry, model, rng: int, in_browser: bool, data, encoded) -> None:
-    with ui.friendly_errors("Decoding"):  # inside: a fragment rerun does not pass through main()
+    with friendly_errors("Decoding"):  # inside: a fragment rerun does not pass through main()
         if in_browser:
             pad_body(entry, model, rng, data, encoded)
         else:
@@ -219,7 +233,7 @@ def decoder(entry, model, rng: int, in_browser: bool, data, encoded) -> None:
 
 def pad_body(entry, model, rng: int, data, encoded) -> None:
     """The latent pad over the Latent map's view of the test codes; its released point is the page's point."""
-    point = st.session_state.decode_point
+    point = state().point
     conditional = model.config.is_conditional
     dims = slider_dims(entry, model)
     mu = None if encoded is None else encoded["mu"]
@@ -232,24 +246,24 @@ def pad_body(entry, model, rng: int, data, encoded) -> None:
     # Move the pad to the page's point when a start button changed it (gen), the model changed, or the pad was not
     # on show; otherwise the pad keeps the point it was released at (also on another page: it is shared).
     synced = (entry.sha256, point["gen"])
-    push = st.session_state.get("_decode_pad_synced") != synced
+    push = state().pad_synced != synced
     got = lp.latent_pad(model, entry, view, points, labels, names, key=PAD_KEY,
                         z=point["z"] if push else None, y=point["y"] if push and conditional else None,
                         slider_dims=dims, mu=mu, url=False)
-    st.session_state._decode_pad_synced = synced
+    state().pad_synced = synced
     point["z"] = [float(v) for v in got.z]
     y = None
     if conditional:
         point["y"] = y = int(got.y)
-    label = f", class {ui.plain(ui.class_names(entry, model)[y], 80)}" if conditional else ""
+    label = f", class {plain(class_names(entry, model)[y], 80)}" if conditional else ""
     st.caption(f"z = {fmt_point(point['z'])}{label}. The page address holds this point: copy it to share the view.")
-    ui.set_url_exact(z=point["z"], **{"class": y})
+    set_url_exact(z=point["z"], **{"class": y})
     grids(entry, model, point["z"], y, rng, dims)
 
 
 def decoder_body(entry, model, rng: int) -> None:
-    st.session_state.pop("_decode_pad_synced", None)  # the pad, when back, starts at the sliders' point
-    point = st.session_state.decode_point
+    state().pad_synced = None  # the pad, when back, starts at the sliders' point
+    point = state().point
     before = (list(point["z"]), point["y"])
     token = f"{entry.sha256[:10]}_{rng}_{point['gen']}"  # new sliders (starting at the point) when any changes
     conditional = model.config.is_conditional
@@ -263,11 +277,11 @@ def decoder_body(entry, model, rng: int) -> None:
                 key=f"decode_z{i}_{token}", help=LATENT_HELP)
     with shown:
         with st.container(key="decoded"):  # first out: the image is what a slider move is waiting for
-            st.image(ui.data_uri(decoded_picture(model, point["z"], y)), width="content",
+            st.image(data_uri(decoded_picture(model, point["z"], y)), width="content",
                      caption="The decoder's image for this code" +
-                             (f", class {ui.plain(ui.class_names(entry, model)[y], 80)}" if conditional else ""))
+                             (f", class {plain(class_names(entry, model)[y], 80)}" if conditional else ""))
         st.caption(f"z = {fmt_point(point['z'])}. The page address holds this point: copy it to share the view.")
-    ui.set_url_exact(z=point["z"], **{"class": y})
+    set_url_exact(z=point["z"], **{"class": y})
     if (point["z"], point["y"]) != before:  # a slider moved: the other pages follow
         lp.share_point(entry, point["z"], y)
     grids(entry, model, point["z"], y, rng, dims)
@@ -285,8 +299,8 @@ def grids(entry, model, z, y, rng: int, dims) -> None:
 
 
 def class_control(entry, model, point: dict, token: str) -> int:
-    names = ui.class_names(entry, model)
-    y = st.radio("Class", range(len(names)), index=point["y"], format_func=lambda i: ui.plain(names[i], 40),
+    names = class_names(entry, model)
+    y = st.radio("Class", range(len(names)), index=point["y"], format_func=lambda i: plain(names[i], 40),
                  horizontal=True,
                  key=f"decode_class_{token}",
                  help="A conditional VAE is told the class: the same code drawn as each class keeps its style.")
@@ -299,7 +313,7 @@ def slider_dims(entry, model) -> list[int]:
     d = model.config.latent_dim
     if d <= MAX_SLIDERS:
         return list(range(d))
-    default = sorted(dims_by_information(entry, d)[:MAX_SLIDERS])
+    default = lp.default_slider_dims(entry, limit=MAX_SLIDERS)
     chosen = st.multiselect(
         "Dimensions with sliders", range(d), default=default, format_func=lambda i: f"z[{i}]",
         key=f"decode_dims_{entry.sha256[:10]}",
@@ -333,7 +347,7 @@ def traversal_grid(sha: str, base: tuple, rows: tuple, n: int, span: float, y: i
     flat = images.reshape(-1, *images.shape[2:])
     labels = [f"{v:.2f}" for v in values.tolist()]
     return dict(picture=image_grid(flat, nrow=n), n_rows=len(rows), n_cols=n, tile=tuple(flat.shape[-2:]),
-                scale=ui.scale_for(flat, min(64, GRID_PX // n)), row_labels=[f"z[{i}]" for i in rows],
+                scale=scale_for(flat, min(64, GRID_PX // n)), row_labels=[f"z[{i}]" for i in rows],
                 col_labels=labels, x_title="value of the dimension (σ)", y_title="latent dimension",
                 frames=[(r, nearest_index(values, base[i])) for r, i in enumerate(rows)],
                 hover=[[f"z[{i}] = {v}" for v in labels] for i in rows])
@@ -347,14 +361,14 @@ def manifold_section(entry, model, z, y, rng: int) -> None:
         return
     st.caption("The decoder's images over a square of two dimensions, the others staying at your point: how the "
                "images change across that plane. The red frame marks the tile nearest your point.")
-    order = dims_by_information(entry, d)
+    order = lp.dims_by_information(entry)
     c1, c2, c3, c4 = st.columns(4)
     key = entry.sha256[:10]
     dx = c1.selectbox("Across", range(d), index=order[0], format_func=lambda i: f"z[{i}]", key=f"decode_mx_{key}",
                       help="The dimension that changes from left to right.")
     dy = c2.selectbox("Up", range(d), index=order[1], format_func=lambda i: f"z[{i}]", key=f"decode_my_{key}",
                       help="The dimension that changes from bottom to top.")
-    top = max(3, ui.grid_side_limit(model, 25))  # a model with large images decodes a smaller grid (budget)
+    top = max(3, grid_side_limit(model, 25))  # a model with large images decodes a smaller grid (budget)
     if st.session_state.get("decode_grid_n", 0) > top:
         st.session_state.decode_grid_n = top
     n = c3.slider("Tiles per side", 3, top, min(15, top), key="decode_grid_n",
@@ -374,12 +388,12 @@ def manifold_section(entry, model, z, y, rng: int) -> None:
 def manifold_tiles(sha: str, base: tuple, dims: tuple, n: int, extent: float, y: int | None, _model) -> dict:
     """The tile_figure arguments of an n x n manifold grid over dims (x, y), top row the largest y."""
     box = (-extent, extent, -extent, extent)
-    n = max(1, min(n, ui.grid_side_limit(_model, n)))  # whatever the caller asked, within the budget
+    n = max(1, min(n, grid_side_limit(_model, n)))  # whatever the caller asked, within the budget
     images, _, plane = manifold_grid(_model, n, dims=dims, extent=box, base=torch.tensor(base), y=y)
     xs, ys = plane[:n, 0].tolist(), plane[::n, 1].tolist()  # column values; row values, top row first
     row, col = divmod(nearest_index(plane, [base[dims[0]], base[dims[1]]]), n)
     return dict(picture=image_grid(images, nrow=n), n_rows=n, n_cols=n, tile=tuple(images.shape[-2:]),
-                scale=ui.scale_for(images, GRID_PX // n), row_labels=[f"{v:.2f}" for v in ys],
+                scale=scale_for(images, GRID_PX // n), row_labels=[f"{v:.2f}" for v in ys],
                 col_labels=[f"{x:.2f}" for x in xs], x_title=f"z[{dims[0]}] (σ)", y_title=f"z[{dims[1]}] (σ)",
                 frames=[(row, col)],
                 hover=[[f"z[{dims[0]}] = {x:.2f}, z[{dims[1]}] = {v:.2f}" for x in xs] for v in ys])
@@ -387,10 +401,10 @@ def manifold_tiles(sha: str, base: tuple, dims: tuple, n: int, extent: float, y:
 
 # -- the page ---------------------------------------------------------------------------------------------------------
 def main() -> None:
-    entry, model = ui.current_model()
+    entry, model = current_model()
     current_point(entry, model)  # before the header: a bad link's notice shows at the top
     init_decoder_choice()
-    ui.page_header(
+    page_header(
         "Decode",
         "The decoder turns a short list of numbers, the **latent code**, into an image. Drag the point on the pad "
         "(or move the sliders) to change the code and watch the image follow: you are walking through the latent "
@@ -398,12 +412,12 @@ def main() -> None:
         "once.",
     )
     in_browser = decoder_choice(entry, model)
-    data = ui.model_data(entry)
+    data = model_data(entry)
     encoded = None  # the pad draws the test codes; the server sliders need them only for an AE (to size them)
-    with ui.friendly_errors("Encoding the test images"):
+    with friendly_errors("Encoding the test images"):
         if data is not None and (in_browser or not model.config.is_variational):
-            encoded = ui.encode_split(entry.sha256, "test", model, data)
-    with ui.friendly_errors("Setting up the start points"):
+            encoded = encode_split(entry.sha256, "test", model, data)
+    with friendly_errors("Setting up the start points"):
         rng = start_controls(entry, model, data, encoded, in_browser)
         decoder(entry, model, rng, in_browser, data, encoded)
 

@@ -14,14 +14,20 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from pages import _figures as figures
-from pages import _ui as ui
+from ui import figures
+from ui.catalogue import available_models, current_model, select_model
+from ui.datasets import bundled_data, model_data
+from ui.images import scale_for
+from ui.page import friendly_errors, page_header
+from ui.text import plain
+from ui.job_view import job_status
+from ui.training import TrainingRun, current_job, current_run, start_training_job, training_refusal
 from vae_core.config import TrainConfig, model_config_for
 from vae_core.disentanglement import evaluate_disentanglement, inactive_dimensions
-from vae_core.jobs import TrainingJob
 from vae_core.latent import encode_dataset, image_grid, traverse
 from vae_core.zoo import SHAPES_CONV, SHAPES_TRAIN
 
+PAGE = "disentanglement"  # the name its training runs carry (ui.training.TrainingRun.started_on)
 BUNDLED = ("zoo/shapes-vae", "zoo/shapes-betavae")  # the pair the lab compares, VAE first
 BETA_VAE = "zoo/shapes-betavae"
 FACTOR_SOURCES = ("shapes", "shapes64")  # bundled data sets with ground-truth factors
@@ -105,7 +111,7 @@ def traversal_figure(sha: str, base: tuple, y: int | None, labels: tuple, faded:
         if fade:  # greyed out but still visible: a flat row is the lesson
             images[row] = 0.3 * images[row] + 0.55
     flat = images.reshape(-1, *images.shape[2:])
-    scale = ui.scale_for(flat, TILE_PX)
+    scale = scale_for(flat, TILE_PX)
     picture = image_grid(flat, nrow=VALUES, scale=scale)
     columns = [f"{v:g}" for v in values.tolist()]
     hover = [[f"{labels[r]}<br>z[{r}] = {v}" for v in columns] for r in range(len(labels))]
@@ -140,13 +146,13 @@ def traversal_centre(entry, model, data) -> tuple[tuple, int | None]:
                            "shape.")
     if around == "prior":
         if model.config.is_conditional:
-            st.caption(f"This CVAE draws every row as the class “{ui.plain(data.label_names[0], 40)}”; centre the "
+            st.caption(f"This CVAE draws every row as the class “{plain(data.label_names[0], 40)}”; centre the "
                        "rows on a "
                        "test image to use its class.")
         return (0.0,) * d, 0 if model.config.is_conditional else None
     index = int(c2.number_input("Test image number", 0, len(data.test) - 1, 0, key="dl_image",
                                 help=f"One of the {len(data.test):,} test images; its code is the centre."))
-    c2.image(image_grid(data.test.x[index:index + 1], nrow=1, scale=ui.scale_for(data.test.x, TILE_PX)),
+    c2.image(image_grid(data.test.x[index:index + 1], nrow=1, scale=scale_for(data.test.x, TILE_PX)),
              caption=f"Test image {index}", width="content")
     y = int(data.test.y[index]) if model.config.is_conditional else None
     return encoded_image(entry.sha256, index, model, data.test), y
@@ -163,7 +169,7 @@ def score_metrics(score: dict, source: str) -> None:
 def chosen_model(entry, model, data) -> None:
     score = scores(entry, model, data)
     names = ", ".join(f"{n} ({k} values)" for n, k in zip(data.test.factor_names, data.test.factor_sizes))
-    st.subheader(f"{ui.plain(entry.title, 80)}: one row per latent dimension")
+    st.subheader(f"{plain(entry.title, 80)}: one row per latent dimension")
     st.caption(f"The factors that made each image: {names}. Each row is labelled with the factor its dimension "
                "tells most about and the **normalised mutual information** (0 to 1: the share of that factor's "
                "uncertainty the dimension removes). A greyed-out row is an **inactive** dimension: it carries "
@@ -183,30 +189,30 @@ def chosen_model(entry, model, data) -> None:
 
 def needs_factors(entry, data) -> None:
     if data is None and has_factors(entry):
-        st.info(f"This page needs the data **{ui.plain(entry.title, 80)}** was trained on "
-                f"({ui.plain(entry.dataset, 80)}), which this session "
+        st.info(f"This page needs the data **{plain(entry.title, 80)}** was trained on "
+                f"({plain(entry.dataset, 80)}), which this session "
                 "does not have. Upload that file on the Train page, or pick a bundled model.", icon=":material/info:")
     else:
-        st.info(f"**{ui.plain(entry.title, 80)}** was trained on {ui.plain(entry.dataset, 80)}, which has no "
+        st.info(f"**{plain(entry.title, 80)}** was trained on {plain(entry.dataset, 80)}, which has no "
                 "ground-truth factors: there is "
                 "nothing to check its dimensions against. Disentanglement is measured on the **shapes** data set, "
                 "where every image is made from known factors (shape, scale, orientation, position).",
                 icon=":material/info:")
-    if BETA_VAE in ui.available_models():
-        st.button("Switch to the bundled shapes β-VAE", icon=":material/swap_horiz:", on_click=ui.select_model,
+    if BETA_VAE in available_models():
+        st.button("Switch to the bundled shapes β-VAE", icon=":material/swap_horiz:", on_click=select_model,
                   args=(BETA_VAE,), help="Pick the shapes β-VAE in the sidebar's model picker.")
 
 
 # -- the comparison -----------------------------------------------------------------------------------------------------
 def compared_models() -> list[tuple]:
     """(entry, model, data) of the bundled VAE and β-VAE, then this session's models trained on shapes."""
-    models = ui.available_models()
+    models = available_models()
     keys = [k for k in BUNDLED if k in models]
     keys += [k for k, (e, _) in models.items() if e.source != "zoo" and has_factors(e)]
     out = []
     for key in keys:
         entry, model = models[key]
-        data = ui.model_data(entry)
+        data = model_data(entry)
         if data is not None and data.test.factors is not None:
             out.append((entry, model, data))
     return out
@@ -262,7 +268,7 @@ def comparison() -> None:
         bundled_verdict(table)
     st.plotly_chart(comparison_figure(table), width="stretch", config=CHART_CONFIG, key="dl_compare_chart")
     st.markdown("**Their traversals** (rows centred on the prior mean)")
-    tabs = st.tabs([ui.plain(e.title, 60) for e, _, _ in rows])
+    tabs = st.tabs([plain(e.title, 60) for e, _, _ in rows])
     for tab, (entry, model, data) in zip(tabs, rows):
         with tab:
             traversal(entry, model, data, scores(entry, model, data), (0.0,) * model.config.latent_dim,
@@ -271,15 +277,15 @@ def comparison() -> None:
 
 # -- training a new β in the background (as the Train page does) --------------------------------------------------------
 def session_busy() -> bool:
-    """One training run per session, whichever page started it (ui.start_training_job keeps it in "job")."""
-    job = st.session_state.get("job")
+    """One training run per session, whichever page started it."""
+    job = current_job()
     return job is not None and job.is_active
 
 
-def lab_job() -> TrainingJob | None:
-    """The session's training job if this page started it."""
-    job = st.session_state.get("job")
-    return job if job is not None and job.id == st.session_state.get("lab_job_id") else None
+def lab_run() -> TrainingRun | None:
+    """The session's training run if this page started it."""
+    run = current_run()
+    return run if run is not None and run.started_on == PAGE else None
 
 
 def head(dataset, n: int):
@@ -295,13 +301,11 @@ def quick_split(data):
 
 
 def start_job(beta: float, epochs: int, quick: bool) -> None:
-    data = ui.bundled_data("shapes")
+    data = bundled_data("shapes")
     config = model_config_for(data.input_shape, data.num_classes, kind="vae", beta=beta, **SHAPES_CONV)
     train_config = TrainConfig(**{**SHAPES_TRAIN, "epochs": epochs})
     name = f"Shapes β-VAE (β = {beta:g}, {epochs} epoch{'s' if epochs > 1 else ''}{', quick' if quick else ''})"
-    job = ui.start_training_job(config, train_config, quick_split(data) if quick else data, name)
-    st.session_state.lab_job_id = job.id
-    st.session_state.lab_job_seen_done = False
+    start_training_job(config, train_config, quick_split(data) if quick else data, name, started_on=PAGE)
 
 
 def training_controls() -> None:
@@ -316,49 +320,26 @@ def training_controls() -> None:
     epochs = c2.slider("Epochs", 1, 12, DEFAULT_EPOCHS, key="dl_epochs", disabled=busy or quick,
                        help="Passes over the 16,000 training images. The bundled models trained 12 (about 4 "
                             f"minutes on a free 2-core machine); {DEFAULT_EPOCHS} take about a minute.")
-    problem = None if busy else ui.training_refusal()  # the student's quotas, before Start (issue 15)
+    problem = None if busy else training_refusal()  # the student's quotas, before Start (issue 15)
     if problem:
-        st.warning(ui.plain(problem, 1000), icon=":material/block:")
+        st.warning(plain(problem, 1000), icon=":material/block:")
     if st.button("Train this β", type="primary", icon=":material/play_arrow:", disabled=busy or bool(problem),
                  key="dl_start",
                  help="Train in the background with the bundled models' network and settings; you can keep "
                       "using the app. The result joins the comparison above and the model picker."):
-        with ui.friendly_errors("Starting training"):  # a ConfigError or QuotaError is shown as one clear message
+        with friendly_errors("Starting training"):  # a ConfigError or QuotaError is shown as one clear message
             start_job(float(beta), 1 if quick else int(epochs), bool(quick))
             st.rerun()
-    if busy and lab_job() is None:
+    if busy and lab_run() is None:
         st.caption("A model of yours is training on the Train page: one run at a time per session.")
 
 
-def job_status(job: TrainingJob) -> None:
-    snap = job.snapshot()
-    if not job.is_active and not st.session_state.get("lab_job_seen_done", True):
-        st.session_state.lab_job_seen_done = True
-        st.session_state.job_seen_done = True  # handled here: the Train page need not switch the picker to it
-        st.rerun(scope="app")  # the whole page: the comparison and the picker list the new model
-    if snap.state == "queued":
-        st.info(f"All training slots on this server are busy. You are **number {snap.queue_position or 1}** in "
-                "the queue; your run starts by itself.", icon=":material/hourglass_top:")
-    elif snap.state == "running":
-        eta = f", about {snap.eta_seconds:.0f} s left" if snap.eta_seconds is not None else ""
-        st.progress(min(snap.progress, 1.0), text=f"{ui.plain(job.name, 80)}: epoch {snap.epoch} of {snap.epochs} · "
-                                                   f"{snap.samples_per_s:,.0f} images/s{eta}")
-    elif snap.state == "done":
-        st.success(f"Finished {ui.plain(job.name, 80)}: {ui.plain(snap.message, 500)}. It is in the comparison "
-                   "above and in the model "
-                   "picker.", icon=":material/check_circle:")
-        if snap.checkpoint:
-            st.button("Show it at the top of this page", on_click=ui.select_model,
-                      args=(f"mine/{snap.checkpoint.stem}",), key="dl_show_new",
-                      help="Pick the new model in the sidebar: its traversal and scores appear above.")
-    elif snap.state == "cancelled":
-        kept = " What it learnt so far is saved and compared above." if snap.checkpoint else ""
-        st.warning(f"Stopped: {ui.plain(snap.message, 500)}.{kept}", icon=":material/stop_circle:")
-    elif snap.state == "failed":
-        st.error(ui.plain(snap.message, 1000), icon=":material/error:")
-    if job.is_active and st.button("Stop", icon=":material/stop:", key="dl_stop",
-                                   help="Stop training; the weights learnt so far are kept and saved."):
-        job.cancel()
+def run_status(run: TrainingRun) -> None:
+    snap = job_status(run, name_in_text=True, done_note="It is in the comparison above and in the model picker.",
+                      kept_note="compared above", select_new_model=False, key="dl")
+    if snap.state == "done" and snap.checkpoint:
+        st.button("Show it at the top of this page", on_click=select_model, args=(f"mine/{snap.checkpoint.stem}",),
+                  key="dl_show_new", help="Pick the new model in the sidebar: its traversal and scores appear above.")
 
 
 def training() -> None:
@@ -367,29 +348,29 @@ def training() -> None:
                "you choose, in the background. When it is done, its MIG and DCI are measured and it joins the "
                "comparison above.")
     training_controls()
-    job = lab_job()
-    if job is not None:
-        st.fragment(job_status, run_every=POLL_SECONDS if job.is_active else None)(job)
+    run = lab_run()
+    if run is not None:
+        st.fragment(run_status, run_every=POLL_SECONDS if run.job.is_active else None)(run)
 
 
 # -- the page -------------------------------------------------------------------------------------------------------------
 def main() -> None:
-    entry, model = ui.current_model()
-    ui.page_header(
+    entry, model = current_model()
+    page_header(
         "Disentanglement lab",
         "A code is **disentangled** when each of its numbers (latent dimensions) tracks one thing that made the "
         "image, such as its position or its size, and nothing else. The **shapes** images are drawn from known "
         "factors, so we can check: change one dimension at a time and watch which factor moves. A **β-VAE** "
         "weights the KL term more (β > 1), which tends to disentangle the code.",
     )
-    data = ui.model_data(entry)
-    with ui.friendly_errors("Measuring the model"):
+    data = model_data(entry)
+    with friendly_errors("Measuring the model"):
         if data is None or data.test.factors is None:
             needs_factors(entry, data)
         else:
             chosen_model(entry, model, data)
     st.divider()
-    with ui.friendly_errors("Comparing the models"):
+    with friendly_errors("Comparing the models"):
         comparison()
     st.divider()
     training()

@@ -10,8 +10,13 @@ import numpy as np
 import streamlit as st
 import torch
 
-from pages import _figures as figures
-from pages import _ui as ui
+from ui import figures
+from ui.catalogue import class_names, current_model
+from ui.datasets import model_data
+from ui.images import data_uri, scale_for, TILE_PX
+from ui.page import friendly_errors, page_header
+from ui.state import set_url, url_float, url_int
+from ui.text import plain
 from vae_core.latent import (image_grid, nearest_training_images, png_bytes, sample_prior, samples_per_class,
                              typical_nearest_distance)
 
@@ -38,9 +43,9 @@ def draw(sha: str, n: int, temperature: float, seed: int, cls: int, _model) -> t
     return images, min(n, COLUMNS)
 
 
-def sample_picture(images: torch.Tensor, columns: int, tile_px: int = ui.TILE_PX) -> np.ndarray:
+def sample_picture(images: torch.Tensor, columns: int, tile_px: int = TILE_PX) -> np.ndarray:
     """The grid of samples as shown and downloaded: (H, W, 3) uint8, each tile ~tile_px, crisp."""
-    return image_grid(images, nrow=columns, scale=ui.scale_for(images, tile_px))
+    return image_grid(images, nrow=columns, scale=scale_for(images, tile_px))
 
 
 @st.cache_data(show_spinner="Searching the training set…", max_entries=64)
@@ -72,13 +77,13 @@ def init_from_url(model) -> None:
     first = not st.session_state.get("gen_link_read")
     st.session_state.gen_link_read = True
     conditional, k = model.config.is_conditional, model.config.num_classes
-    wanted = {"gen_seed": (lambda: ui.url_int("seed", 0, 2**31 - 1), 0),
-              "gen_temp": (lambda: ui.url_float("temp", 0.0, 2.0), 1.0)}
+    wanted = {"gen_seed": (lambda: url_int("seed", 0, 2**31 - 1), 0),
+              "gen_temp": (lambda: url_float("temp", 0.0, 2.0), 1.0)}
     if conditional:
-        wanted[f"gen_per_class_{k}"] = (lambda: ui.url_int("n", 1, MAX_PER_CLASS), 8)
-        wanted[f"gen_class_{k}"] = (lambda: ui.url_int("class", 0, k - 1), ALL)
+        wanted[f"gen_per_class_{k}"] = (lambda: url_int("n", 1, MAX_PER_CLASS), 8)
+        wanted[f"gen_class_{k}"] = (lambda: url_int("class", 0, k - 1), ALL)
     else:
-        wanted["gen_count"] = (lambda: ui.url_int("n", 1, MAX_COUNT), 16)
+        wanted["gen_count"] = (lambda: url_int("n", 1, MAX_COUNT), 16)
     for key, (read, default) in wanted.items():
         if key not in st.session_state:
             value = read() if first else None
@@ -101,7 +106,7 @@ def controls(entry, model) -> dict:
               help="Draw another set of codes (the seed goes up by one).")
     cls = None
     if conditional:
-        names = ui.class_names(entry, model)
+        names = class_names(entry, model)
         count = c3.slider("Samples per class", 1, MAX_PER_CLASS, key=f"gen_per_class_{k}",
                           help="How many codes are drawn; each is decoded once per class.")
         cls = c3.selectbox("Class", [ALL, *range(k)], key=f"gen_class_{k}",
@@ -120,14 +125,14 @@ def show_samples(entry, model, images: torch.Tensor, columns: int, settings: dic
     per_class = model.config.is_conditional and settings["cls"] == ALL
     with st.container(key="samples"):
         if per_class:
-            names = ui.class_names(entry, model)
+            names = class_names(entry, model)
             fig = figures.tile_figure(image_grid(images, nrow=columns), len(names), columns, tuple(images.shape[-2:]),
-                                      scale=ui.scale_for(images), row_labels=names,
+                                      scale=scale_for(images), row_labels=names,
                                       col_labels=[str(i + 1) for i in range(columns)],
                                       x_title="code number (one random code per column)", y_title="class")
             st.plotly_chart(fig, width="content", config={"displayModeBar": False})
         else:
-            st.image(ui.data_uri(picture), width="content",
+            st.image(data_uri(picture), width="content",
                      caption=f"{len(images)} samples · seed {settings['seed']} · temperature "
                              f"{settings['temperature']:g}")
 
@@ -141,13 +146,13 @@ def show_nearest(entry, model, data, images: torch.Tensor, columns: int, setting
     both = torch.stack([rows_s, rows_n], dim=1).reshape(-1, *images.shape[1:])  # sample row, nearest row, ...
     r = len(rows_s)
     if model.config.is_conditional and settings["cls"] == ALL:
-        names = ui.class_names(entry, model)
+        names = class_names(entry, model)
         labels = [s for name in names for s in (f"{name}: samples", f"{name}: nearest")]
     else:
         labels = [s for _ in range(r) for s in ("samples", "nearest")]
     notes = {(2 * (i // columns) + 1, i % columns): f"{dist[i]:.1f}" for i in range(len(images))}
     fig = figures.tile_figure(image_grid(both, nrow=columns), 2 * r, columns, tuple(both.shape[-2:]),
-                              scale=ui.scale_for(both, 56), row_labels=labels,
+                              scale=scale_for(both, 56), row_labels=labels,
                               col_labels=[str(i + 1) for i in range(columns)], x_title="sample",
                               y_title="row", notes=notes)
     st.plotly_chart(fig, width="content", config={"displayModeBar": False})
@@ -161,8 +166,8 @@ def nearest_toggle(entry, data) -> bool:
     if data is None:
         st.toggle("Show each sample's nearest training image", value=False, disabled=True,
                   help="Needs the images the model was trained on.")
-        st.caption(f"Off: this session does not have the data **{ui.plain(entry.title, 80)}** was trained on "
-                   f"({ui.plain(entry.dataset, 80)}). "
+        st.caption(f"Off: this session does not have the data **{plain(entry.title, 80)}** was trained on "
+                   f"({plain(entry.dataset, 80)}). "
                    "Upload it on the Train page.")
         return False
     return st.toggle("Show each sample's nearest training image", key="gen_nearest",
@@ -179,9 +184,9 @@ def download(entry, picture: np.ndarray, settings: dict) -> None:
 
 # -- the page ---------------------------------------------------------------------------------------------------------
 def main() -> None:
-    entry, model = ui.current_model()
+    entry, model = current_model()
     init_from_url(model)  # before the header: a bad link's notice shows at the top
-    ui.page_header(
+    page_header(
         "Generate",
         "A VAE can make **new** images: draw a random latent code from the prior (the bell curve the codes were "
         "trained to follow) and decode it. Each tile below is one such code. Change the seed for other codes, "
@@ -191,11 +196,11 @@ def main() -> None:
         st.warning("An autoencoder is not trained to follow the prior, so random codes often land where it has "
                    "never put an image: one reason a plain autoencoder is not a generator.", icon=":material/info:")
     settings = controls(entry, model)
-    ui.set_url(seed=settings["seed"], temp=f"{settings['temperature']:g}", n=settings["n"],
+    set_url(seed=settings["seed"], temp=f"{settings['temperature']:g}", n=settings["n"],
                **{"class": None if settings["cls"] == ALL else settings["cls"]})
-    data = ui.model_data(entry)
+    data = model_data(entry)
     show = nearest_toggle(entry, data)
-    with ui.friendly_errors("Generating"):
+    with friendly_errors("Generating"):
         images, columns = draw(entry.sha256, settings["n"], settings["temperature"], settings["seed"],
                                settings["cls"], model)
         picture = sample_picture(images, columns)

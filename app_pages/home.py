@@ -2,7 +2,7 @@
 saying what to do (click or drag on the square, and the network draws the image of that point); below it the
 model's card in brief and a few images it made up from random codes.
 
-The pad is the shared component of pages/_latent_pad.py (the decoder runs in the browser, so the image follows the
+The pad is the shared component of ui/latent_point.py (the decoder runs in the browser, so the image follows the
 pointer at frame rate); its released point is the session's latent point, so the other pages follow it.
 """
 from __future__ import annotations
@@ -11,8 +11,13 @@ import numpy as np
 import streamlit as st
 import torch
 
-from pages import _latent_pad as latent_pad
-from pages import _ui as ui
+from ui import latent_point as latent_pad
+from ui.catalogue import available_models, current_model
+from ui.datasets import model_data
+from ui.images import show_images
+from ui.latent_space import encode_split
+from ui.page import friendly_errors, page_header
+from ui.text import plain
 from vae_core.latent import sample_prior
 
 PAD_KEY = "home_pad"
@@ -56,7 +61,7 @@ def instruction(entry, model) -> str:
 @st.cache_data(show_spinner=False, max_entries=64)
 def prior_samples(model_key: str, sha: str, n: int = N_SAMPLES) -> torch.Tensor:
     """A few images decoded from random latent codes (cached per model file)."""
-    _, m = ui.available_models()[model_key]
+    _, m = available_models()[model_key]
     y = torch.arange(n) % m.config.num_classes if m.config.is_conditional else None
     return sample_prior(m, n, seed=0, y=y)[1]
 
@@ -73,11 +78,11 @@ def typical_code(mu: np.ndarray, labels: np.ndarray, model) -> tuple[list[float]
 @st.fragment
 def pad(entry, model) -> None:
     """The latent pad over the test images' codes; a release reruns only this part."""
-    with ui.friendly_errors("The latent pad"):
-        data = ui.model_data(entry)
+    with friendly_errors("The latent pad"):
+        data = model_data(entry)
         mu = labels = names = None
         if data is not None:
-            encoded = ui.encode_split(entry.sha256, "test", model, data)
+            encoded = encode_split(entry.sha256, "test", model, data)
             mu, labels, names = encoded["mu"], encoded["y"], list(data.label_names)
         view, _ = latent_pad.plane_view(entry, mu)
         points = None if mu is None else view.transform(torch.from_numpy(mu)).numpy()
@@ -104,8 +109,8 @@ def pad(entry, model) -> None:
 
 def card(entry) -> None:
     """The model in brief: its name, what it is for and three numbers."""
-    st.subheader(ui.plain(entry.title, 80))  # an uploaded checkpoint's name and text are the user's: never Markdown
-    st.markdown(ui.plain(entry.about, 400) if entry.about else entry.config.label)
+    st.subheader(plain(entry.title, 80))  # an uploaded checkpoint's name and text are the user's: never Markdown
+    st.markdown(plain(entry.about, 400) if entry.about else entry.config.label)
     facts = entry.card
     cols = st.columns(3)
     elbo = facts.get("test_elbo")
@@ -124,8 +129,8 @@ def card(entry) -> None:
 
 
 # -- the page ---------------------------------------------------------------------------------------------------------
-entry, model = ui.current_model()
-ui.page_header("Latent Lab", lead(entry))
+entry, model = current_model()
+page_header("Latent Lab", lead(entry))
 st.markdown(f"##### {instruction(entry, model)}")
 pad(entry, model)
 
@@ -136,11 +141,11 @@ with left:
 with right:
     _, many = things(entry)
     st.markdown(f"**{N_SAMPLES} {many} it made up** from random codes (prior samples)")
-    ui.show_images(prior_samples(entry.key, entry.sha256), nrow=SAMPLE_COLUMNS, tile_px=SAMPLE_PX)
+    show_images(prior_samples(entry.key, entry.sha256), nrow=SAMPLE_COLUMNS, tile_px=SAMPLE_PX)
 
 st.subheader("Where to go next")
 links = st.columns(2)
-links[0].page_link("pages/lessons.py", label="Lessons for a class", icon=":material/cast_for_education:")
-links[0].page_link("pages/latent_map.py", label="Every test image on the map", icon=":material/scatter_plot:")
-links[1].page_link("pages/train.py", label="Train a model and watch it learn", icon=":material/model_training:")
-links[1].page_link("pages/library.py", label="Browse, upload and download models", icon=":material/inventory_2:")
+links[0].page_link("app_pages/lessons.py", label="Lessons for a class", icon=":material/cast_for_education:")
+links[0].page_link("app_pages/latent_map.py", label="Every test image on the map", icon=":material/scatter_plot:")
+links[1].page_link("app_pages/train.py", label="Train a model and watch it learn", icon=":material/model_training:")
+links[1].page_link("app_pages/library.py", label="Browse, upload and download models", icon=":material/inventory_2:")

@@ -14,7 +14,12 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from pages import _ui as ui
+from ui.catalogue import current_model
+from ui.datasets import model_data, require_data
+from ui.images import data_uri, scale_for
+from ui.page import friendly_errors, page_header
+from ui.state import set_url, url_int
+from ui.text import plain
 from vae_core.explain import explain_example
 from vae_core.latent import image_grid
 
@@ -41,14 +46,14 @@ def explained(sha: str, index: int, seed: int, _model, _data) -> dict:
 
 def picture(image: torch.Tensor) -> str:
     """One (C, H, W) image as a crisp inline PNG about IMAGE_PX a side."""
-    return ui.data_uri(image_grid(image[None], nrow=1, padding=0, scale=ui.scale_for(image[None], IMAGE_PX)))
+    return data_uri(image_grid(image[None], nrow=1, padding=0, scale=scale_for(image[None], IMAGE_PX)))
 
 
 # -- settings ---------------------------------------------------------------------------------------------------------
 def init_state(n_test: int) -> None:
     """The image index from a shared link on the first visit (clamped to this data set's test images later)."""
     if "hvw_index" not in st.session_state:
-        st.session_state.hvw_index = ui.url_int("i", 0, n_test - 1) or 0
+        st.session_state.hvw_index = url_int("i", 0, n_test - 1) or 0
     st.session_state.hvw_index = min(int(st.session_state.hvw_index), n_test - 1)
     st.session_state.setdefault("hvw_draw", 0)
 
@@ -60,7 +65,7 @@ def resample() -> None:
 # -- the steps --------------------------------------------------------------------------------------------------------
 def step_input(ex: dict, data, index: int, conditional: bool, names: list[str]) -> None:
     st.markdown("##### 1 · The input")
-    label = ui.plain(names[int(data.test.y[index])], 40)  # a label name can come from an uploaded file
+    label = plain(names[int(data.test.y[index])], 40)  # a label name can come from an uploaded file
     st.image(picture(data.test.x[index]), caption=f"Test image {index} (a “{label}”)", width="content")
     if conditional:
         st.caption(f"This is a conditional VAE: the label “{label}” is an input too. The encoder and the decoder "
@@ -225,9 +230,9 @@ def walkthrough(entry, model, data) -> None:
     index = st.columns([1, 3])[0].number_input(
         "Test image", 0, n_test - 1, step=1, key="hvw_index",
         help=f"Which of the {n_test} test images (never seen in training) to follow, by number.")
-    ui.set_url(i=int(index))
+    set_url(i=int(index))
     draw = int(st.session_state.hvw_draw)
-    with ui.friendly_errors("Explaining this image"):
+    with friendly_errors("Explaining this image"):
         ex = explained(entry.sha256, int(index), draw, model, data)
         names = list(data.label_names)
         left, right = st.columns([1, 2], gap="large")
@@ -245,12 +250,12 @@ def walkthrough(entry, model, data) -> None:
 
 
 def main() -> None:
-    entry, model = ui.current_model()
-    data = ui.model_data(entry)
+    entry, model = current_model()
+    data = model_data(entry)
     if data is not None:
         init_state(len(data.test))  # before the header: a bad link's notice shows at the top
-    ui.page_header("How a VAE works", INTRO)
-    data = ui.require_data(entry)
+    page_header("How a VAE works", INTRO)
+    data = require_data(entry)
     if len(data.test) == 0:
         st.info("This model's data set has no test images to follow.", icon=":material/info:")
         return

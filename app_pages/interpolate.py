@@ -8,15 +8,22 @@ import numpy as np
 import streamlit as st
 import torch
 
-from pages import _figures as figures
-from pages import _ui as ui
+from ui import figures
+from ui.catalogue import current_model
+from ui.datasets import require_data
+from ui.figures import map_selection
+from ui.images import data_uri, scale_for, TILE_PX
+from ui.latent_space import encode_split, latent_view
+from ui.page import friendly_errors, page_header, pop_notice
+from ui.state import set_url_exact, url_floats, url_int
+from ui.text import plain
 from vae_core.errors import UserInputError
 from vae_core.latent import (
     animated_gif, decode, encode_dataset, image_from_bytes, image_grid, interpolate, path_elbo, png_bytes,
     view_extent,
 )
 
-ui.page_header(
+page_header(
     "Interpolate",
     "Pick two images. The page walks from the **code** of the first to the code of the second in small steps "
     "and decodes every step into an image. If the images morph smoothly, the space between the two codes is "
@@ -43,10 +50,10 @@ def default_ends(y: np.ndarray) -> dict:
 
 
 def end_from_link(side: str, n_test: int, d: int) -> dict | None:
-    idx = ui.url_int(side, 0, n_test - 1)
+    idx = url_int(side, 0, n_test - 1)
     if idx is not None:
         return {"idx": idx}
-    z = ui.url_floats(f"z{side}", d)
+    z = url_floats(f"z{side}", d)
     return {"z": z, "name": "a code from the link", "image": None} if z is not None else None
 
 
@@ -63,11 +70,11 @@ def load_link(n_test: int, d: int, y: np.ndarray, num_classes: int) -> None:
         st.session_state.ip_method = method
     elif method is not None:
         st.session_state.notice = "The link's “method” value could not be used, so the page opened with defaults."
-    n = ui.url_int("n", 2, MAX_STEPS)
+    n = url_int("n", 2, MAX_STEPS)
     if n is not None:
         st.session_state.ip_n = n
     if num_classes:
-        cls = ui.url_int("cls", 0, num_classes - 1)
+        cls = url_int("cls", 0, num_classes - 1)
         if cls is not None:
             st.session_state.ip_class = cls
 
@@ -108,14 +115,14 @@ def write_link(ends: dict, method: str, n: int, cls: int | None) -> None:
         end = ends[side]
         values[side] = end.get("idx")
         values[f"z{side}"] = list(end["z"]) if "z" in end else None
-    ui.set_url_exact(**values)
+    set_url_exact(**values)
 
 
 # -- ways to choose the ends -------------------------------------------------------------------------------------------
 def on_map_select(view) -> None:
     """A click on the map sets the start, the next one the end, and so on; a click on empty space takes that spot."""
     event = st.session_state.get("ip_chart")
-    picked = ui.map_selection(event["selection"] if event else None)
+    picked = map_selection(event["selection"] if event else None)
     if picked is None or (not picked.get("indices") and "spot" not in picked):
         return
     side = st.session_state.get("ip_next", "a")
@@ -152,9 +159,9 @@ def take_upload(side: str, model, cls: int | None) -> None:
                                  invert=st.session_state.get("ip_invert", False))
         z = encode_dataset(model, image, cls).mu[0]
     except UserInputError as exc:
-        st.session_state[f"ip_upload_error_{side}"] = ui.plain(f"{upload.name}: {exc}", 1000)
+        st.session_state[f"ip_upload_error_{side}"] = plain(f"{upload.name}: {exc}", 1000)
         return
-    set_end(side, {"z": z.tolist(), "name": f"your image {ui.plain(upload.name, 80)}", "image": image})  # Markdown
+    set_end(side, {"z": z.tolist(), "name": f"your image {plain(upload.name, 80)}", "image": image})  # Markdown
 
 
 def random_picker(data, y: np.ndarray) -> None:
@@ -196,7 +203,7 @@ def upload_boxes(model, cls: int | None) -> None:
 def end_image(end: dict, data, model, cls: int | None) -> tuple[torch.Tensor, str]:
     if "idx" in end:
         i = end["idx"]
-        return data.test.x[i:i + 1], f"test image #{i} (label {ui.plain(data.label_names[int(data.test.y[i])], 40)})"
+        return data.test.x[i:i + 1], f"test image #{i} (label {plain(data.label_names[int(data.test.y[i])], 40)})"
     if end.get("image") is not None:
         return end["image"], end["name"]
     return decode(model, torch.tensor([end["z"]], dtype=torch.float32), cls), f"{end['name']} (decoded)"
@@ -218,11 +225,11 @@ def end_column(side: str, end: dict, data, model, cls, n_test: int) -> None:
                     help=f"Pick the {title.lower()} by its number among the {n_test} test images.")
 
 
-def show(images: torch.Tensor, nrow: int, caption: str, key: str, tile_px: int = ui.TILE_PX) -> None:
+def show(images: torch.Tensor, nrow: int, caption: str, key: str, tile_px: int = TILE_PX) -> None:
     """A crisp grid as an inline PNG (its pixels can be read back from the page), in a container with a stable
     CSS class (st-key-<key>) for browser tests."""
     with st.container(key=key):
-        st.image(ui.data_uri(image_grid(images, nrow=nrow, scale=ui.scale_for(images, tile_px))), caption=caption,
+        st.image(data_uri(image_grid(images, nrow=nrow, scale=scale_for(images, tile_px))), caption=caption,
                  width="content")
 
 
@@ -233,9 +240,9 @@ def path_result(sha: str, za: tuple, zb: tuple, n: int, method: str, cls: int | 
     z = interpolate(torch.tensor(za), torch.tensor(zb), n, method)  # (n, D), both ends exact
     images = decode(_model, z, cls)
     elbo = path_elbo(_model, images, cls, seed=0)
-    strip = image_grid(images, nrow=n, scale=ui.scale_for(images, strip_tile_px(n)))
+    strip = image_grid(images, nrow=n, scale=scale_for(images, strip_tile_px(n)))
     return {"z": z, "images": images, "elbo": elbo.numpy(), "png": png_bytes(strip),
-            "gif": animated_gif(images, scale=ui.scale_for(images, GIF_TILE_PX))}
+            "gif": animated_gif(images, scale=scale_for(images, GIF_TILE_PX))}
 
 
 def strip_tile_px(n: int) -> int:
@@ -313,16 +320,16 @@ def results(entry, model, data, test, view, ends, method, n, cls) -> None:
 
 # -- the page ----------------------------------------------------------------------------------------------------------
 def main() -> None:
-    entry, model = ui.current_model()
+    entry, model = current_model()
     config = entry.config
-    data = ui.require_data(entry)
-    with ui.friendly_errors("Interpolating"):
-        test = ui.encode_split(entry.sha256, "test", model, data)
+    data = require_data(entry)
+    with friendly_errors("Interpolating"):
+        test = encode_split(entry.sha256, "test", model, data)
         n_test, num_classes = len(test["mu"]), config.num_classes if config.is_conditional else 0
         load_link(n_test, config.latent_dim, test["y"], num_classes)
-        ui.pop_notice()
+        pop_notice()
         ends = valid_ends(n_test, config.latent_dim, test["y"])
-        view = ui.latent_view(entry.sha256, "identity" if config.latent_dim <= 2 else "pca", test["mu"])
+        view = latent_view(entry.sha256, "identity" if config.latent_dim <= 2 else "pca", test["mu"])
         c1, c2, c3 = st.columns([2, 2, 3], gap="medium")
         with c3:
             method, n, cls = path_settings(config, data)

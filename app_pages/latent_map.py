@@ -3,7 +3,7 @@ Click a point to see the image and its reconstruction, box or lasso a group, or 
 spot and compare it with its nearest training images ("is it just copying?"). Options draw the encoder's
 uncertainty, the prior's circles and the decoded images behind the points. The selection lives in the URL.
 
-Below the map, "Walk the map in real time": the latent pad (pages/_latent_pad.py) over the same view (PCA when the
+Below the map, "Walk the map in real time": the latent pad (ui/latent_point.py) over the same view (PCA when the
 map shows t-SNE, which cannot be decoded), decoding in the browser as the point is dragged. Its decoder is sent once
 per session and model, whichever page showed it first."""
 from __future__ import annotations
@@ -13,15 +13,22 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from pages import _figures as figures
-from pages import _latent_pad as lp
-from pages import _ui as ui
+from ui import figures
+from ui import latent_point as lp
+from ui.catalogue import current_model
+from ui.datasets import require_data
+from ui.figures import map_selection
+from ui.images import data_uri, scale_for, TILE_PX
+from ui.latent_space import encode_split, grid_side_limit, latent_view, VIEW_LABELS, view_methods
+from ui.page import friendly_errors, page_header, pop_notice
+from ui.state import set_url_exact, url_floats, url_int
+from ui.text import plain
 from vae_core.latent import (
     decode, grid_picture_box, image_grid, manifold_grid, nearest_training_images, posterior_ellipses, reconstruct,
     typical_nearest_distance, view_extent,
 )
 
-ui.page_header(
+page_header(
     "Latent map",
     "The encoder turns every image into a short list of numbers, its **code**. This map puts each test image at "
     "its code, coloured by its true label: images the model finds alike land close together. **Click** a point "
@@ -42,8 +49,8 @@ def load_link(n_test: int, methods: list[str], num_classes: int) -> None:
     """On the first visit in a session, take the selection, the view and the class from the link."""
     if "lm_focus" in st.session_state:
         return
-    idx = ui.url_int("idx", 0, n_test - 1)
-    spot = ui.url_floats("pt", 2)
+    idx = url_int("idx", 0, n_test - 1)
+    spot = url_floats("pt", 2)
     focus = {"indices": [idx]} if idx is not None else {"spot": tuple(spot)} if spot is not None else None
     st.session_state.lm_focus = focus
     view = st.query_params.get("view")
@@ -52,7 +59,7 @@ def load_link(n_test: int, methods: list[str], num_classes: int) -> None:
     elif view is not None:
         st.session_state.notice = "The link's “view” value could not be used, so the page opened with defaults."
     if num_classes:
-        cls = ui.url_int("cls", 0, num_classes - 1)
+        cls = url_int("cls", 0, num_classes - 1)
         if cls is not None:
             st.session_state.lm_class = cls
 
@@ -76,9 +83,9 @@ def set_focus(focus: dict | None) -> None:
 
 
 def on_map_select(n_test: int, decodable: bool) -> None:
-    """A click, box or lasso on the map (see ui.map_selection for what each means)."""
+    """A click, box or lasso on the map (see map_selection for what each means)."""
     event = st.session_state.get("lm_chart")
-    picked = ui.map_selection(event["selection"] if event else None)
+    picked = map_selection(event["selection"] if event else None)
     if picked is None:
         return
     if "spot" in picked:
@@ -91,7 +98,7 @@ def on_map_select(n_test: int, decodable: bool) -> None:
 def write_link(focus: dict | None, method: str, num_classes: int) -> None:
     indices = (focus or {}).get("indices", [])
     spot = (focus or {}).get("spot")
-    ui.set_url_exact(idx=indices[0] if len(indices) == 1 else None, pt=list(spot) if spot else None,
+    set_url_exact(idx=indices[0] if len(indices) == 1 else None, pt=list(spot) if spot else None,
                      view=method if method != "identity" else None,
                      cls=st.session_state.get("lm_class") if num_classes else None)
 
@@ -106,7 +113,7 @@ def background(sha: str, method: str, extent: tuple, cls: int | None, _model, _v
     images, _, _ = manifold_grid(_model, n, view=_view, extent=extent, y=cls)
     picture = image_grid(images, nrow=n, padding=1)
     scale = max(1, round(600 / picture.shape[1]))
-    return ui.data_uri(picture.repeat(scale, axis=0).repeat(scale, axis=1)), background_box(extent, _model)
+    return data_uri(picture.repeat(scale, axis=0).repeat(scale, axis=1)), background_box(extent, _model)
 
 
 @st.cache_data(show_spinner="Measuring how far real images are from the training set…", max_entries=32)
@@ -124,7 +131,7 @@ def spot_neighbours(sha: str, method: str, spot: tuple[float, float], cls: int |
     of the pad below) would otherwise pay again while the spot stays selected."""
     z = _view.inverse_transform(torch.tensor([spot], dtype=torch.float32))  # (1, D)
     image = decode(_model, z, cls)
-    train_mu = torch.from_numpy(ui.encode_split(sha, "train", _model, _data)["mu"])
+    train_mu = torch.from_numpy(encode_split(sha, "train", _model, _data)["mu"])
     pixel = nearest_training_images(_model, image, _data.train.x, k=NEIGHBOURS, space="pixel")
     code = nearest_training_images(_model, image, _data.train.x, k=NEIGHBOURS, space="latent", train_mu=train_mu,
                                    y=cls)
@@ -140,7 +147,7 @@ def controls(entry, data, methods: list[str]) -> tuple[str, int | None]:
         if len(methods) > 1:
             if st.session_state.get("lm_view") not in methods:
                 st.session_state.lm_view = methods[0]
-            method = st.selectbox("2-D view", methods, key="lm_view", format_func=ui.VIEW_LABELS.get,
+            method = st.selectbox("2-D view", methods, key="lm_view", format_func=VIEW_LABELS.get,
                                   help=f"This model's codes have {config.latent_dim} numbers, so the map shows a "
                                        "2-D view of them. PCA shows the two directions along which the codes vary "
                                        "most, and any spot of it can be decoded. t-SNE arranges the points so "
@@ -233,7 +240,7 @@ def map_figure(entry, model, data, test, view, extent, cls, focus) -> go.Figure:
 
 def background_n(model) -> int:
     """Decoded images per side of the background: BACKGROUND_N, fewer for a model with large images (budget)."""
-    return ui.grid_side_limit(model, BACKGROUND_N)
+    return grid_side_limit(model, BACKGROUND_N)
 
 
 def background_box(extent: tuple, model) -> tuple:
@@ -253,11 +260,11 @@ def mark_focus(fig: go.Figure, focus: dict | None, points: np.ndarray, indices: 
 
 
 # -- the selection panel -----------------------------------------------------------------------------------------------
-def picture(images: torch.Tensor, nrow: int, caption: str, key: str, tile_px: int = ui.TILE_PX) -> None:
+def picture(images: torch.Tensor, nrow: int, caption: str, key: str, tile_px: int = TILE_PX) -> None:
     """A crisp grid as an inline PNG (its pixels can be read back from the page), in a container with a stable
     CSS class (st-key-<key>) for browser tests."""
     with st.container(key=key):
-        st.image(ui.data_uri(image_grid(images, nrow=nrow, scale=ui.scale_for(images, tile_px))), caption=caption,
+        st.image(data_uri(image_grid(images, nrow=nrow, scale=scale_for(images, tile_px))), caption=caption,
                  width="content")
 
 
@@ -275,7 +282,7 @@ def show_points(model, data, test, view, indices: list[int]) -> None:
         pos = np.flatnonzero(where[1] == i)
         at = (f" · at ({where[0][pos[0], 0]:.2f}, {where[0][pos[0], 1]:.2f})" if len(pos)
               else " · not in this t-SNE sample")
-        st.markdown(f"**Test image #{i}** · label **{ui.plain(names[int(y[0])], 40)}**{at}")
+        st.markdown(f"**Test image #{i}** · label **{plain(names[int(y[0])], 40)}**{at}")
         left, right = st.columns(2)
         with left:
             picture(x, 1, "Input", "lm_input", tile_px=160)
@@ -285,7 +292,7 @@ def show_points(model, data, test, view, indices: list[int]) -> None:
                    "the more the code keeps.")
         return
     labels, counts = np.unique(test["y"][indices], return_counts=True)
-    summary = ", ".join(f"{ui.plain(names[int(k)], 40)} ({c})"
+    summary = ", ".join(f"{plain(names[int(k)], 40)} ({c})"
                         for k, c in sorted(zip(labels, counts), key=lambda t: -t[1]))
     shown = min(len(indices), GROUP_SHOWN)
     st.markdown(f"**{len(indices)} test images selected**" + (f" (the first {shown} shown)" if len(indices) > shown
@@ -305,7 +312,7 @@ def show_spot(entry, model, data, view, spot, cls) -> None:
     image, (pix_idx, pix_dist), (lat_idx, lat_dist) = spot_neighbours(entry.sha256, view.method, tuple(spot), cls,
                                                                        model, view, data)
     st.markdown(f"**Decoded spot** ({spot[0]:.2f}, {spot[1]:.2f})"
-                + (f" as class **{ui.plain(data.label_names[cls], 40)}**" if cls is not None else ""))
+                + (f" as class **{plain(data.label_names[cls], 40)}**" if cls is not None else ""))
     picture(image, 1, "What the decoder makes of this spot", "lm_spot", tile_px=160)
     st.markdown("**Is it just copying?** Its nearest training images:")
     picture(data.train.x[pix_idx[0]], NEIGHBOURS, f"By pixels · distance {joined(pix_dist[0])}", "lm_near_pixels",
@@ -349,7 +356,7 @@ def explore(entry, model, data, test, view, extent, cls) -> None:
     n_test = len(test["mu"])
     focus = current_focus(n_test)
     left, right = st.columns([3, 2], gap="medium")
-    with left, ui.friendly_errors("Drawing the map"):  # a fragment rerun is not inside main()'s guard
+    with left, friendly_errors("Drawing the map"):  # a fragment rerun is not inside main()'s guard
         fig = map_figure(entry, model, data, test, view, extent, cls, focus)
         st.plotly_chart(fig, key="lm_chart", on_select=lambda: on_map_select(n_test, view.decodable),
                         selection_mode=("points", "box", "lasso"), width="stretch")
@@ -358,7 +365,7 @@ def explore(entry, model, data, test, view, extent, cls) -> None:
                                                                     if view.decodable else ""))
     with right:
         st.subheader("Selection")
-        with ui.friendly_errors("Showing the selection"):
+        with friendly_errors("Showing the selection"):
             if focus is None:
                 st.info("Nothing selected yet: click a point, drag a box or lasso around some, or click empty "
                         "space.", icon=":material/touch_app:")
@@ -375,7 +382,7 @@ def explore(entry, model, data, test, view, extent, cls) -> None:
 def walk(entry, model, data, test, method: str, cls: int | None) -> None:
     """The latent pad over the map's view of the test codes (a release reruns only this part)."""
     st.subheader("Walk the map in real time")
-    with ui.friendly_errors("The real-time pad"):
+    with friendly_errors("The real-time pad"):
         view, about = lp.plane_view(entry, test["mu"])  # the map's view: identity up to 2-D, else PCA
         if method == "tsne":
             st.caption("A t-SNE map has no way back from the plane to the codes, so the pad below shows the PCA view "
@@ -394,15 +401,15 @@ def walk(entry, model, data, test, method: str, cls: int | None) -> None:
 
 # -- the page ----------------------------------------------------------------------------------------------------------
 def main() -> None:
-    entry, model = ui.current_model()
-    data = ui.require_data(entry)
-    with ui.friendly_errors("Drawing the latent map"):
-        test = ui.encode_split(entry.sha256, "test", model, data)
-        methods = ui.view_methods(entry.config.latent_dim)
+    entry, model = current_model()
+    data = require_data(entry)
+    with friendly_errors("Drawing the latent map"):
+        test = encode_split(entry.sha256, "test", model, data)
+        methods = view_methods(entry.config.latent_dim)
         load_link(len(test["mu"]), methods, entry.config.num_classes if entry.config.is_conditional else 0)
-        ui.pop_notice()
+        pop_notice()
         method, cls = controls(entry, data, methods)
-        view = ui.latent_view(entry.sha256, method, test["mu"])
+        view = latent_view(entry.sha256, method, test["mu"])
         extent = view_extent(view, torch.from_numpy(test["mu"]))
         explore(entry, model, data, test, view, extent, cls)
         walk(entry, model, data, test, method, cls)

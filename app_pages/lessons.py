@@ -2,10 +2,10 @@
 page then leads through numbered steps, each with a question for the class."""
 import streamlit as st
 
-from pages import _lesson_plans as lessons
-from pages import _ui as ui
+from ui import lessons
+from ui.page import page_header
 
-ui.page_header(
+page_header(
     "Lessons",
     "Each lesson is a short walk through the app for a class. **Start** picks the right model and opens the first "
     "page; a box on top of every page then says what to look at and asks the class a question, with **Next** to "

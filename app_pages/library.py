@@ -5,13 +5,17 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
-from pages import _ui as ui
+from ui.catalogue import add_upload, available_models, DEFAULT_MODEL, log, refused_files, select_model
+from ui.images import show_images
+from ui.page import page_header
+from ui.students import disk_use, max_models, max_uploads, max_user_bytes, user_dir
+from ui.text import plain
 from vae_core.checkpoint import MAX_CHECKPOINT_BYTES
 from vae_core.errors import UserInputError
 from vae_core.latent import sample_prior
 from vae_core.library import SOURCE_LABELS
 
-ui.page_header(
+page_header(
     "Model library",
     "Every model you can use: the **bundled** ones that ship with Latent Lab, the ones **you trained** in this "
     "session and the ones you **uploaded**. Each card shows what the model was trained on and how well it does "
@@ -24,7 +28,7 @@ ui.page_header(
 @st.cache_data(show_spinner=False, max_entries=256, ttl=3600)
 def card_samples(model_key: str, sha: str) -> torch.Tensor:
     """Eight images decoded from random codes, cached per model file."""
-    _, model = ui.available_models()[model_key]
+    _, model = available_models()[model_key]
     y = torch.arange(8) % model.config.num_classes if model.config.is_conditional else None
     return sample_prior(model, 8, seed=0, y=y)[1]
 
@@ -35,24 +39,24 @@ def upload_box() -> None:
                                    "would run code when loaded is refused.")
     if upload is None:
         return
-    name = ui.plain(upload.name, 80)  # a file name is the user's text: never Markdown
+    name = plain(upload.name, 80)  # a file name is the user's text: never Markdown
     if upload.size > MAX_CHECKPOINT_BYTES:  # refused before a byte is read (the checkpoint limit, vae_core)
         st.error(f"**{name} was refused.** It is {upload.size / 1e6:,.1f} MB, too large for a Latent Lab "
                  f"checkpoint (at most {MAX_CHECKPOINT_BYTES / 1e6:.0f} MB).", icon=":material/gpp_bad:")
         return
     try:
-        entry, is_new = ui.add_upload(upload.getvalue(), upload.name)
+        entry, is_new = add_upload(upload.getvalue(), upload.name)
     except UserInputError as exc:  # refused (CheckpointError) or over this session's uploads (QuotaError)
-        st.error(f"**{name} was refused.** {ui.plain(exc, 1000)}", icon=":material/gpp_bad:")
+        st.error(f"**{name} was refused.** {plain(exc, 1000)}", icon=":material/gpp_bad:")
         return
     except Exception as exc:  # never a traceback in a classroom: whatever else a file can cause is a refusal too
-        ui.log.exception("unexpected error loading an uploaded checkpoint")
+        log.exception("unexpected error loading an uploaded checkpoint")
         st.error(f"**{name} was refused.** It could not be read as a Latent Lab checkpoint "
                  f"({type(exc).__name__}).", icon=":material/gpp_bad:")
         return
     if is_new:
         st.rerun()  # redraw the sidebar so the picker lists it
-    st.success(f"Loaded **{ui.plain(entry.title, 80)}** ({entry.config.label}). It is now in the model picker.",
+    st.success(f"Loaded **{plain(entry.title, 80)}** ({entry.config.label}). It is now in the model picker.",
                icon=":material/check_circle:")
 
 
@@ -60,9 +64,9 @@ def card(entry, model) -> None:
     with st.container(border=True):
         top = st.columns([3, 2])
         with top[0]:
-            st.markdown(f"**{ui.plain(entry.title, 80)}**  \n:gray[{SOURCE_LABELS[entry.source]} · trained on "
-                        f"{ui.plain(entry.dataset, 80)}]")
-            st.caption(ui.plain(entry.about, 400) if entry.about else entry.config.label)
+            st.markdown(f"**{plain(entry.title, 80)}**  \n:gray[{SOURCE_LABELS[entry.source]} · trained on "
+                        f"{plain(entry.dataset, 80)}]")
+            st.caption(plain(entry.about, 400) if entry.about else entry.config.label)
             metrics = entry.card
             elbo = metrics.get("test_elbo")
             st.markdown(
@@ -71,10 +75,10 @@ def card(entry, model) -> None:
             if "mig" in metrics:
                 st.markdown(f"MIG **{metrics['mig']:.3f}** · DCI disentanglement {metrics['dci_disentanglement']:.3f}")
         with top[1]:
-            ui.show_images(card_samples(entry.key, entry.sha256), nrow=8, tile_px=36)
+            show_images(card_samples(entry.key, entry.sha256), nrow=8, tile_px=36)
         actions = st.columns([1, 1, 1, 3])
         if actions[0].button("Use", key=f"use-{entry.key}", help="Select this model in the sidebar."):
-            ui.select_model(entry.key)
+            select_model(entry.key)
             st.rerun()
         actions[1].download_button("Download", data=lambda e=entry: download_bytes(e), file_name=f"{entry.key.split('/')[-1]}.pt",
                                    mime="application/octet-stream", key=f"dl-{entry.key}",
@@ -97,25 +101,25 @@ def download_bytes(entry) -> bytes:
 
 
 def delete(entry) -> None:
-    if entry.source == "mine" and entry.path is not None and entry.path.parent == ui.user_dir():
+    if entry.source == "mine" and entry.path is not None and entry.path.parent == user_dir():
         entry.path.unlink(missing_ok=True)
     elif entry.source == "upload":
         st.session_state.get("uploads", {}).pop(entry.key, None)
     if st.session_state.get("model_key") == entry.key:
-        ui.select_model(ui.DEFAULT_MODEL)
-    st.toast(f"Deleted {ui.plain(entry.title, 80)}")
+        select_model(DEFAULT_MODEL)
+    st.toast(f"Deleted {plain(entry.title, 80)}")
 
 
 def my_storage() -> None:
     """This student's share of the server (issue 15, finding 6), and their files the app cannot load (a model the
     app refuses could otherwise not be deleted, and would take their quota for good)."""
-    count, used = ui.disk_use(ui.user_dir())
+    count, used = disk_use(user_dir())
     uploads = len(st.session_state.get("uploads", {}))
-    st.caption(f"Your space on this server: {count} of {ui.max_models()} trained models, {used / 1e6:,.1f} of "
-               f"{ui.max_user_bytes() / 1e6:,.0f} MB; {uploads} of {ui.max_uploads()} uploaded models.")
-    for i, (path, why) in enumerate(ui.refused_files(ui.user_dir()).items()):
+    st.caption(f"Your space on this server: {count} of {max_models()} trained models, {used / 1e6:,.1f} of "
+               f"{max_user_bytes() / 1e6:,.0f} MB; {uploads} of {max_uploads()} uploaded models.")
+    for i, (path, why) in enumerate(refused_files(user_dir()).items()):
         with st.container(border=True):
-            st.markdown(f"**{ui.plain(path.name, 80)}** cannot be loaded: {ui.plain(why, 500)}")
+            st.markdown(f"**{plain(path.name, 80)}** cannot be loaded: {plain(why, 500)}")
             if st.button("Delete this file", key=f"del-refused-{i}", help="Remove this file of yours."):
                 path.unlink(missing_ok=True)
                 st.rerun()
@@ -123,7 +127,7 @@ def my_storage() -> None:
 
 upload_box()
 my_storage()
-models = ui.available_models()
+models = available_models()
 for source in ("zoo", "mine", "upload"):
     group = [(e, m) for e, m in models.values() if e.source == source]
     if group:

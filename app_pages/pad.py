@@ -7,10 +7,14 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
-from pages import _latent_pad as latent_pad
-from pages import _ui as ui
+from ui import latent_point as latent_pad
+from ui.catalogue import class_names, current_model
+from ui.datasets import model_data
+from ui.latent_space import encode_split
+from ui.page import friendly_errors, page_header
+from ui.text import plain
 
-ui.page_header(
+page_header(
     "Latent pad",
     "Drag the point across the map of the test images' codes and watch the decoder draw the image of every spot "
     "you pass, redrawn at your screen's frame rate because the decoder runs right here in your browser. The "
@@ -18,16 +22,16 @@ ui.page_header(
 )
 
 
-entry, model = ui.current_model()
-with ui.friendly_errors("The latent pad"):
-    data = ui.model_data(entry)
+entry, model = current_model()
+with friendly_errors("The latent pad"):
+    data = model_data(entry)
     d = entry.config.latent_dim
     if data is not None:
-        encoded = ui.encode_split(entry.sha256, "test", model, data)
+        encoded = encode_split(entry.sha256, "test", model, data)
         mu, labels, names = encoded["mu"], encoded["y"], list(data.label_names)
     else:
         mu = labels = names = None
-        st.caption(f"This session does not have the data **{ui.plain(entry.title, 80)}** was trained on, so the map "
+        st.caption(f"This session does not have the data **{plain(entry.title, 80)}** was trained on, so the map "
                    "shows no "
                    "test points; the pad and the decoder work all the same.")
     view, about = latent_pad.plane_view(entry, mu)
@@ -46,7 +50,7 @@ with ui.friendly_errors("The latent pad"):
     st.caption(about)
     point = latent_pad.latent_pad(model, entry, view, points, labels, names, key="pad", slider_dims=dims, mu=mu,
                                   browser=in_browser)
-    label = f", class {ui.plain(ui.class_names(entry, model)[point.y], 40)}" if point.y is not None else ""
+    label = f", class {plain(class_names(entry, model)[point.y], 40)}" if point.y is not None else ""
     shown = f"z = ({', '.join(f'{v:.2f}' for v in point.z)}){label}"
     st.caption(f"You released the pad at {shown}: the link and the other pages follow this point." if point.released
                else f"Starting at {shown}. Release the pad somewhere and the link and the other pages follow.")

@@ -12,8 +12,13 @@ import math
 import streamlit as st
 import torch
 
-from pages import _figures as figures
-from pages import _ui as ui
+from ui import figures
+from ui.datasets import bundled_data, remember_data_upload, user_data
+from ui.images import show_images
+from ui.page import friendly_errors, page_header
+from ui.text import plain
+from ui.job_view import job_status
+from ui.training import TrainingRun, current_job, current_run, start_training_job, training_refusal
 from vae_core.config import TrainConfig, model_config_for
 from vae_core.data import load_data
 from vae_core.errors import UserInputError
@@ -55,7 +60,7 @@ def defaults_for(data) -> dict:
 
 
 # -- data -------------------------------------------------------------------------------------------------------
-# Bundled sets split by another seed than the bundled models' (seed 0 comes from ui.bundled_data): at most 2 entries
+# Bundled sets split by another seed than the bundled models' (seed 0 comes from bundled_data): at most 2 entries
 # of at most 220 MB (MNIST as float32), dropped after an hour unused; a class trying seeds cannot grow the server.
 @st.cache_resource(show_spinner="Loading the data set…", max_entries=2, ttl=3600)
 def _builtin_data(source: str, seed: int):
@@ -66,16 +71,16 @@ def builtin_data(source: str, seed: int):
     """A bundled data set split by `seed`. Seed 0 is the bundled models' split: the pages' copy of it is shared
     (MNIST as float32 is 220 MB; a second copy per server is memory a class's server does not have)."""
     if seed == 0 and source in BUNDLED:
-        data = ui.bundled_data(source)
+        data = bundled_data(source)
         if data.spec.get("seed") == 0:
             return data
     return _builtin_data(source, seed)
 
 
 def uploaded_data(sha: str, kind: str, name: str, seed: int, image_size: int, _data: bytes):
-    """The uploaded file's split, from the pages' shared cache of users' files (ui.user_data: bounded, expiring,
+    """The uploaded file's split, from the pages' shared cache of users' files (user_data: bounded, expiring,
     failures cached, so a refused file costs once); DataError with the loader's one-line message if refused."""
-    return ui.user_data(_data, sha, kind, name, seed=seed, image_size=image_size)
+    return user_data(_data, sha, kind, name, seed=seed, image_size=image_size)
 
 
 def choose_data(seed: int, disabled: bool):
@@ -98,7 +103,7 @@ def choose_data(seed: int, disabled: bool):
         sha = hashlib.sha256(data).hexdigest()
         split = uploaded_data(sha, source, upload.name, seed, image_size, data)
         # Keep the bytes (the latest file only) so other pages can reload this data for the model trained on it.
-        ui.remember_data_upload(sha, data)
+        remember_data_upload(sha, data)
         return split
     return builtin_data(source, seed)
 
@@ -157,31 +162,26 @@ def choose_settings(data, disabled: bool) -> tuple[dict, dict, str]:
 def settings_problem(data, model_settings: dict) -> str | None:
     """Why Start would be refused with these settings, shown while they are chosen (so the page cannot start a job
     for a model the app would refuse, issue 15 finding 6): the model's bounds (vae_core/config.py, e.g. 3x256x256
-    images through the 512-256 MLP), then the student's quotas (ui.training_refusal). None when Start may go."""
+    images through the 512-256 MLP), then the student's quotas (training_refusal). None when Start may go."""
     if data is None:
         return None
     try:
         config = model_config_for(data.input_shape, data.num_classes, **model_settings)
     except UserInputError as exc:
         return f"This model cannot be trained here: {exc}."
-    return ui.training_refusal(config)
+    return training_refusal(config)
 
 
 def start_job(data, model_settings: dict, train_settings: dict, name: str) -> None:
     config = model_config_for(data.input_shape, data.num_classes, **model_settings)
-    ui.start_training_job(config, TrainConfig(**train_settings), data, name)
+    start_training_job(config, TrainConfig(**train_settings), data, name, started_on="train")
 
 
 # -- the live view --------------------------------------------------------------------------------------------------
-def live_progress(job: TrainingJob) -> None:
+def live_progress(run: TrainingRun) -> None:
     """The light part, polled every POLL_SECONDS: the state, the progress bar and the latest numbers."""
-    snap = job.snapshot()
-    if not job.is_active and not st.session_state.get("job_seen_done", True):
-        st.session_state.job_seen_done = True
-        if snap.checkpoint:
-            ui.select_model(f"mine/{snap.checkpoint.stem}")  # the picker opens on the new model
-        st.rerun(scope="app")  # redraw the sidebar so the new model is listed, and the charts one last time
-    status_line(job, snap)
+    snap = job_status(run, name_in_text=False, done_note="The model is saved and selected in the sidebar.",
+                      kept_note="listed in the sidebar", select_new_model=True, key="train")
     if snap.history or snap.steps:
         metrics_row(snap)
 
@@ -202,28 +202,6 @@ def live_charts(job: TrainingJob) -> None:
     with right:
         latent_map(job, snap)
     recon_and_kl(job, snap)
-
-
-def status_line(job: TrainingJob, snap) -> None:
-    if snap.state == "queued":
-        pos = snap.queue_position or 1
-        st.info(f"All training slots on this server are busy. You are **number {pos}** in the queue; "
-                "your run starts by itself.", icon=":material/hourglass_top:")
-    elif snap.state == "running":
-        eta = f", about {snap.eta_seconds:.0f} s left" if snap.eta_seconds is not None else ""
-        st.progress(min(snap.progress, 1.0),
-                    text=f"Epoch {snap.epoch} of {snap.epochs} · {snap.samples_per_s:,.0f} images/s{eta}")
-    elif snap.state == "done":
-        st.success(f"Finished: {ui.plain(snap.message, 500)}. The model is saved and selected in the sidebar.",
-                   icon=":material/check_circle:")
-    elif snap.state == "cancelled":
-        kept = " What it learnt so far is saved and listed in the sidebar." if snap.checkpoint else ""
-        st.warning(f"Stopped: {ui.plain(snap.message, 500)}.{kept}", icon=":material/stop_circle:")
-    elif snap.state == "failed":
-        st.error(ui.plain(snap.message, 1000), icon=":material/error:")
-    if job.is_active and st.button("Stop", icon=":material/stop:", type="secondary",
-                                   help="Stop training; the weights learnt so far are kept and saved."):
-        job.cancel()
 
 
 def metrics_row(snap) -> None:
@@ -260,7 +238,7 @@ def recon_and_kl(job: TrainingJob, snap) -> None:
     with left:
         if snap.recon:
             st.markdown(f"**Inputs (top) and their reconstructions (bottom)**, epoch {snap.recon['epoch']}")
-            ui.show_images(torch.cat([snap.recon["x"], snap.recon["x_hat"]]), nrow=len(snap.recon["x"]), tile_px=56)
+            show_images(torch.cat([snap.recon["x"], snap.recon["x_hat"]]), nrow=len(snap.recon["x"]), tile_px=56)
     with right:
         last = snap.history[-1] if snap.history else None
         if last and job.model_config.is_variational:
@@ -274,43 +252,43 @@ def recon_and_kl(job: TrainingJob, snap) -> None:
 
 # -- the page -------------------------------------------------------------------------------------------------------
 def main() -> None:
-    ui.page_header(
+    page_header(
         "Train a model",
         "Choose a data set and a model, press **Start**, and watch it learn. The **loss** falls as the model gets "
         "better at rebuilding images (reconstruction) while keeping its codes close to the prior (KL). The **latent "
         "map** shows where each test image lands in the code space, redrawn after every epoch. You can switch pages "
         "while it trains; the finished model appears in the sidebar's model picker.",
     )
-    job: TrainingJob | None = st.session_state.get("job")
+    job = current_job()
     busy = job is not None and job.is_active
 
     data = None
-    with ui.friendly_errors("Loading the data"):
+    with friendly_errors("Loading the data"):
         seed_for_split = int(st.session_state.get("train_seed", 0))
         data = choose_data(seed_for_split, busy)
         if data is not None:
-            st.caption(f"{ui.plain(data.name, 80)}: {len(data.train):,} training and {len(data.test):,} test "
+            st.caption(f"{plain(data.name, 80)}: {len(data.train):,} training and {len(data.test):,} test "
                        f"images of {'×'.join(map(str, data.input_shape))}, {data.num_classes} classes"
                        f"{data_copy_note(data)}.")
     model_settings, train_settings, name = choose_settings(data, busy)
     problem = None if busy else settings_problem(data, model_settings)
     if problem:
-        st.warning(ui.plain(problem, 1000), icon=":material/block:")
+        st.warning(plain(problem, 1000), icon=":material/block:")
 
     if st.button("Start training", type="primary", icon=":material/play_arrow:",
                  disabled=busy or data is None or problem is not None,
                  help="Train in the background; you can keep using the app."):
-        with ui.friendly_errors("Starting training"):
+        with friendly_errors("Starting training"):
             start_job(data, model_settings, train_settings, name)
             st.rerun()
 
-    job = st.session_state.get("job")
-    if job is not None:
+    run = current_run()
+    if run is not None:
         st.divider()
-        st.subheader(f"Run: {ui.plain(job.name, 80)}")
-        active = job.is_active
-        st.fragment(live_progress, run_every=POLL_SECONDS if active else None)(job)
-        st.fragment(live_charts, run_every=CHARTS_SECONDS if active else None)(job)
+        st.subheader(f"Run: {plain(run.job.name, 80)}")
+        active = run.job.is_active
+        st.fragment(live_progress, run_every=POLL_SECONDS if active else None)(run)
+        st.fragment(live_charts, run_every=CHARTS_SECONDS if active else None)(run.job)
 
 
 if __name__ == "__main__":

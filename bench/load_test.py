@@ -219,9 +219,9 @@ def _queue_watch():
     try:
         limiter, seen_q, seen_r = None, set(), set()
         while _watch["on"]:
-            if limiter is None:  # the app's one JobLimiter (st.cache_resource), once the app has imported pages._ui
-                ui = sys.modules.get("pages._ui")
-                limiter = ui.job_limiter() if ui is not None and hasattr(ui, "job_limiter") else None
+            if limiter is None:  # the app's one JobLimiter (st.cache_resource), once the app has imported ui.training
+                training = sys.modules.get("ui.training")
+                limiter = training.job_limiter() if training is not None and hasattr(training, "job_limiter") else None
                 if limiter is None:
                     time.sleep(0.5)
                     continue

@@ -211,8 +211,7 @@ def main() -> None:
                 context = browser.new_context(viewport={"width": 1400, "height": 900})
                 context.set_default_timeout(60_000)  # a shared, busy machine: generous, these are not the figures
                 page = context.new_page()
-                # The root first: a fresh server runs a deep link's page alone (pages/-folder mode) until a session
-                # has run app.py.
+                # The root first, as a warm-up: imports, caches, first paint.
                 page.goto(base)
                 wait_for_app(page)
                 for group, names in groups.items():

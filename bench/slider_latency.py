@@ -60,8 +60,7 @@ def main() -> None:
             with sync_playwright() as p:
                 browser = launch_chromium(p)
                 page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
-                # The root first: a fresh server runs a deep link's page alone (pages/-folder mode) until a
-                # session has run app.py. Then one visit as a warm-up: imports, caches, first paint.
+                # The root, then one visit of the page as a warm-up: imports, caches, first paint.
                 for path in ("", f"/decode?model={args.model}&decoder=server"):
                     page.goto(base + path)
                     wait_for_app(page)

@@ -141,7 +141,7 @@ class TestModelBounds:
             assert estimate_parameters(model.config) <= MAX_PARAMETERS
 
     def test_everything_the_train_page_offers_on_built_in_data_is_admitted(self):
-        # pages/train.py: MLP presets, latent 1..32, kinds, both networks; built-in sides 8, 28, 32, 64 (grey), and
+        # app_pages/train.py: MLP presets, latent 1..32, kinds, both networks; built-in sides 8, 28, 32, 64 (grey), and
         # image .zip uploads resized to 16, 28, 32 or 64 (grey or colour); 10 classes
         presets = [(256, 128), (400,), (512, 256), (128,)]
         for side, channels, hidden, arch, z, kind in itertools.product(

@@ -138,7 +138,7 @@ def test_the_reference_needs_the_class_of_a_cvae():
 
 
 # -- the browser's decoder itself, run by Node.js when the machine has it -----------------------------------------------
-DECODER_JS = Path(__file__).resolve().parents[1] / "pages" / "latent_pad" / "decoder.js"
+DECODER_JS = Path(__file__).resolve().parents[1] / "ui" / "latent_pad" / "decoder.js"
 NODE_RUNNER = """
 const fs = require('fs'), vm = require('vm');
 globalThis.atob = (s) => Buffer.from(s, 'base64').toString('latin1');

@@ -101,6 +101,41 @@ def click_grid(fig: go.Figure, extent: tuple[float, float, float, float], n: int
     return fig
 
 
+def map_selection(selection) -> dict | None:
+    """What a selection on a latent map means, from st.plotly_chart's documented selection structure
+    {"points": [{"customdata": [index], "x": ..., "y": ...}, ...], "box": [...], "lasso": [...]}:
+
+    {"indices": [...]}  the data indices of the picked points (click, box or lasso), in order, without repeats;
+                        empty when a box or lasso caught no data point;
+    {"spot": (x, y)}    a click on empty space (a point of the invisible click grid, figures.GRID_INDEX);
+    None                nothing selected (or only points of other layers).
+    """
+    selection = selection or {}
+    points = selection.get("points") or []
+    indices, grid_points = [], []
+    for point in points:
+        custom = point.get("customdata")
+        # A list [index] in the docs; {"0": index} in a real browser, where plotly.js decodes the figure's numpy
+        # custom_data into a typed array and Streamlit's frontend serialises that as an object.
+        if isinstance(custom, dict):
+            custom = custom.get("0", custom.get(0))
+        value = custom[0] if isinstance(custom, (list, tuple)) and custom else custom
+        try:
+            index = int(value)
+        except (TypeError, ValueError):
+            continue  # a layer without indices (prior circles, ellipses, the path)
+        if index >= 0 and index not in indices:
+            indices.append(index)
+        elif index == GRID_INDEX:
+            grid_points.append((float(point["x"]), float(point["y"])))
+    dragged = bool(selection.get("box") or selection.get("lasso"))
+    if indices or dragged:
+        return {"indices": indices}
+    if len(grid_points) == 1:
+        return {"spot": grid_points[0]}
+    return None
+
+
 def background_image(fig: go.Figure, png_data_uri: str, box: tuple[float, float, float, float],
                      opacity: float = 0.6) -> go.Figure:
     """A picture (e.g. the decoded manifold grid) stretched over the box (x0, x1, y0, y1), under the points."""

@@ -1,11 +1,11 @@
 """The latent pad: a 2-D pad over the latent map plus sliders for latent dimensions, decoded in the browser at
-frame rate (an `st.components.v2` component, assets in pages/latent_pad/), with a server-side fallback.
+frame rate (an `st.components.v2` component, assets in ui/latent_pad/), with a server-side fallback.
 
     point = latent_pad(model, entry, view, points, labels, label_names, key="pad")
     point.z, point.y          # the point the user released the pad at (or the starting point)
 
-Any page can embed it: pass the model and its entry (ui.current_model()), a decodable 2-D view (identity or PCA,
-ui.latent_view), the test-set points in that view with their labels (drawn faintly), and a key unique on the page.
+Any page can embed it: pass the model and its entry (ui.catalogue.current_model()), a decodable 2-D view (identity
+or PCA, ui.latent_space.latent_view), the test-set points in that view with their labels (drawn faintly), and a key unique on the page.
 
 How the weights travel: the decoder is exported once per model (vae_core.export) and sent to the page as base64
 float32 only on the first run that shows that model in this session; the scene (view, extent, points, slider
@@ -30,8 +30,11 @@ import numpy as np
 import streamlit as st
 import torch
 
-from pages import _ui as ui
-from pages._figures import PALETTE  # the latent map's colours, so a class looks the same on every page
+from ui.catalogue import class_names
+from ui.images import data_uri, scale_for
+from ui.latent_space import latent_view
+from ui.figures import PALETTE  # the latent map's colours, so a class looks the same on every page
+from ui.state import set_url_exact, url_floats, url_int
 from vae_core.export import UnsupportedExport, browser_payload, export_decoder
 from vae_core.latent import IdentityView, LatentView, PCAView, decode, grid_extent, image_grid, view_extent
 
@@ -128,33 +131,37 @@ def starting_point(entry, view: LatentView) -> PadPoint:
         return shared
     config = entry.config
     k = config.num_classes if config.is_conditional else 0
-    y = (ui.url_int("class", 0, k - 1) if k else None)
+    y = (url_int("class", 0, k - 1) if k else None)
     if k and y is None:
         y = 0
-    z = ui.url_floats("z", config.latent_dim)
+    z = url_floats("z", config.latent_dim)
     if z is None:
         z = view.inverse_transform(torch.zeros(1, 2))[0].tolist() if view.decodable else [0.0] * config.latent_dim
     return PadPoint([float(v) for v in z], y, False)
 
 
 # -- what the page draws --------------------------------------------------------------------------------------------
-def default_slider_dims(entry, mu: np.ndarray | None = None, limit: int = MAX_SLIDERS) -> list[int]:
-    """Every dimension of a small latent; for a larger one the `limit` most active ones (KL per dimension from the
-    model card, else the variance of the codes), in index order."""
+def dims_by_information(entry, mu: np.ndarray | None = None) -> list[int]:
+    """Every latent dimension, those carrying the most information first: by test KL per dimension (the model
+    card's), else by the variance of the codes `mu` (N, D), else in index order. Ties keep index order (an AE's
+    zero KLs)."""
     d = entry.config.latent_dim
-    if d <= limit:
-        return list(range(d))
     score = entry.meta.get("kl_per_dim") or entry.card.get("kl_per_dim")
     if not score or len(score) != d:
         score = mu.var(axis=0).tolist() if mu is not None and len(mu) > 1 else [0.0] * d
-    return sorted(int(i) for i in np.argsort(-np.asarray(score), kind="stable")[:limit])
+    return [int(i) for i in np.argsort(-np.asarray(score, dtype=np.float64), kind="stable")]
+
+
+def default_slider_dims(entry, mu: np.ndarray | None = None, limit: int = MAX_SLIDERS) -> list[int]:
+    """Every dimension of a small latent; for a larger one the `limit` most informative ones, in index order."""
+    return sorted(dims_by_information(entry, mu)[:limit])
 
 
 def plane_view(entry, mu: np.ndarray | None) -> tuple[LatentView, str]:
     """The Latent map's decodable view (identity up to 2-D, PCA above) and a sentence on what the pad shows."""
     d = entry.config.latent_dim
     if mu is not None:
-        view = ui.latent_view(entry.sha256, "identity" if d <= 2 else "pca", mu)
+        view = latent_view(entry.sha256, "identity" if d <= 2 else "pca", mu)
     elif d <= 2:
         view = IdentityView().fit(torch.zeros(1, d))
     else:  # no data to fit PCA on: the plane of the first two dimensions, the others at 0
@@ -234,7 +241,7 @@ def latent_pad(model, entry, view: LatentView, points=None, labels=None, label_n
                url: bool = True, image_px: int = IMAGE_PX) -> PadPoint:
     """Draw the latent pad and return the current point (the released one once the user has touched it).
 
-    model, entry: ui.current_model(). view: a decodable LatentView of this model (identity or PCA). points (N, 2):
+    model, entry: current_model(). view: a decodable LatentView of this model (identity or PCA). points (N, 2):
     the test set in that view, labels (N,) and label_names for their colours (all optional). key: unique on the
     page. z, y: move the pad to this point now (e.g. after a "random" button); None keeps the shared point.
     slider_dims: the dimensions that get a slider (default: default_slider_dims). mu (N, D): the codes behind
@@ -256,7 +263,7 @@ def latent_pad(model, entry, view: LatentView, points=None, labels=None, label_n
         point = _browser_pad(payload, entry, view, points, labels, label_names, start, dims, mu, extent, key=key,
                              image_px=image_px)
     if url:
-        ui.set_url_exact(z=point.z, **{"class": point.y})
+        set_url_exact(z=point.z, **{"class": point.y})
     return point
 
 
@@ -325,7 +332,7 @@ def _server_pad(model, entry, view, start: PadPoint, dims: list[int], ranges, *,
         with left:
             y = point.y
             if k:
-                names = ui.class_names(entry, model)
+                names = class_names(entry, model)
                 y = st.selectbox("Class", list(range(k)), index=point.y or 0, format_func=lambda i: names[i],
                                  key=f"{prefix}_y")
             for d in dims:
@@ -336,11 +343,11 @@ def _server_pad(model, entry, view, start: PadPoint, dims: list[int], ranges, *,
                 z[d] = st.slider(f"z[{d}]", float(lo), float(hi), step=round((hi - lo) / 200, 4), key=wkey)
         if z != point.z or y != point.y:
             share_point(entry, z, y)
-            ui.set_url_exact(z=z, **{"class": y})
+            set_url_exact(z=z, **{"class": y})
         with right, st.container(key=f"{key}_server_image"):  # .st-key-<key>_server_image: found by the bench
             images = decode(model, torch.tensor([z], dtype=torch.float32), y)  # (1, C, H, W)
-            picture = image_grid(images, nrow=1, scale=ui.scale_for(images, 200))
-            st.image(ui.data_uri(picture), caption="Decoded on the server", width="content")
+            picture = image_grid(images, nrow=1, scale=scale_for(images, 200))
+            st.image(data_uri(picture), caption="Decoded on the server", width="content")
 
     body()
     return shared_point(entry) or start

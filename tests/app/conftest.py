@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -12,27 +11,10 @@ APP = str(ROOT / "app.py")
 
 
 @pytest.fixture(autouse=True)
-def _entry_script_runs_on_every_rerun(monkeypatch):
-    """Make AppTest rerun app.py like the real server does.
-
-    AppTest resets `PagesManager.uses_pages_directory` to None before every run; with a `pages/` folder it then
-    takes the old multipage path on every run after the first and executes the page file alone, skipping
-    app.py (no sidebar picker). The real server keeps the flag False once `st.navigation` has run.
-    """
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
-
-
-@pytest.fixture(autouse=True)
 def _user_models_in_tmp(tmp_path, monkeypatch):
-    from pages import _ui
+    from ui import students
 
-    monkeypatch.setattr(_ui, "USER_ROOT", tmp_path / "user_models")
+    monkeypatch.setattr(students, "USER_ROOT", tmp_path / "user_models")
 
 
 def open_app(page: str | None = None, *, timeout: float = 60, link: dict | None = None) -> AppTest:

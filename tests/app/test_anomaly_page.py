@@ -11,7 +11,7 @@ from PIL import Image
 from tests.app.conftest import open_app, picker
 from vae_core.zoo import ZOO
 
-PAGE = "pages/anomaly.py"
+PAGE = "app_pages/anomaly.py"
 DIGITS = "zoo/digits-vae-2d"  # most tests here: its thresholds and scores are in the digits' nats
 
 
@@ -171,7 +171,7 @@ class TestLessonLinks:
     def test_a_new_link_overrides_what_the_session_had(self):
         """A lesson step (or a pasted link) changes the URL while the session already has its own choice."""
         at = choose(open_anomaly(), "invert", "recon")
-        at.switch_page("pages/home.py").run()
+        at.switch_page("app_pages/home.py").run()
         at.query_params.update({"vs": "flip", "score": "neg_elbo", "t": "25"})
         at.switch_page(PAGE).run()
         assert not at.exception

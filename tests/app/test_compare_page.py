@@ -7,7 +7,7 @@ import re
 
 from tests.app.conftest import open_app, picker
 
-PAGE = "pages/compare.py"
+PAGE = "app_pages/compare.py"
 MNIST = "mnist (28×28)"
 DIGITS = "digits (8×8)"
 BUNDLED = ["zoo/mnist-vae-2d", "zoo/mnist-ae-2d", "zoo/mnist-betavae-2d", "zoo/mnist-cvae-2d",

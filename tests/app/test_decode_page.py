@@ -15,14 +15,16 @@ from PIL import Image
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 
-from pages import _ui
+import ui.datasets
+from ui.images import scale_for
+from ui.state import exact_float
 from tests.app.conftest import ROOT, open_page_link, picker
 from vae_core.checkpoint import load_checkpoint
 from vae_core.data import load_from_spec
 from vae_core.latent import encode_dataset, image_grid, sample_prior
 from vae_core.zoo import ZOO
 
-PAGE = "pages/decode.py"
+PAGE = "app_pages/decode.py"
 ZOO_NAMES = [s.name for s in ZOO if (ROOT / "checkpoints" / f"{s.name}.pt").is_file()]
 
 
@@ -59,7 +61,7 @@ def rendered(m, z, y=None) -> np.ndarray:
     with torch.no_grad():
         images = m.eval().decode_mean(torch.tensor([z], dtype=torch.float32),
                                       None if y is None else torch.tensor([y])).clamp(0, 1)
-    return image_grid(images, nrow=1, scale=_ui.scale_for(images, 256))
+    return image_grid(images, nrow=1, scale=scale_for(images, 256))
 
 
 def z_sliders(at: AppTest):
@@ -67,7 +69,7 @@ def z_sliders(at: AppTest):
 
 
 def point(at: AppTest) -> list[float]:
-    return list(at.session_state["decode_point"]["z"])
+    return list(at.session_state["page_state.DecodeState"].point["z"])
 
 
 def charts(at: AppTest) -> list[dict]:
@@ -223,7 +225,7 @@ class TestStartPoints:
         assert np.array_equal(decoded(at), rendered(m, mu, label))
 
     def test_without_the_data_the_test_image_start_says_why_it_is_off(self, monkeypatch):
-        monkeypatch.setattr(_ui, "model_data", lambda entry: None)
+        monkeypatch.setattr(ui.datasets, "model_data", lambda entry: None)
         at = open_decode()
         assert button(at, "Encode").disabled
         assert any("does not have the data" in c.value for c in at.caption)
@@ -332,7 +334,7 @@ class TestLinks:
 
 def test_exact_float_reads_back_as_the_same_float32():
     for v in [0.15, 0.1 + 0.05, -1.2345673, 1e-9, 3.0, 2.5000001, 999.99]:
-        assert np.float32(float(_ui.exact_float(v))) == np.float32(v)
+        assert np.float32(float(exact_float(v))) == np.float32(v)
 
 
 # -- the latent pad: the default way to move the point (decoded in the browser) ----------------------------------------
@@ -481,7 +483,7 @@ class TestBrowserPad:
     def test_the_choice_stays_while_another_page_shows(self):
         at = open_decode(browser=True)
         at.toggle(key="decode_in_browser").set_value(False).run()
-        at.switch_page("pages/generate.py").run()
+        at.switch_page("app_pages/generate.py").run()
         at.switch_page(PAGE).run()
         assert not at.exception
         assert at.toggle(key="decode_in_browser").value is False and z_sliders(at)

@@ -7,7 +7,7 @@ from tests.app.conftest import open_app, picker
 from vae_core.data import SHAPE_FACTOR_NAMES
 from vae_core.zoo import ZOO, list_zoo
 
-PAGE = "pages/disentanglement.py"
+PAGE = "app_pages/disentanglement.py"
 CARDS = {card["name"]: card for card in list_zoo()}
 
 
@@ -102,8 +102,9 @@ class TestTraining:
         at.toggle(key="dl_quick").set_value(True).run()
         at.button(key="dl_start").click().run()
         assert not at.exception
-        job = at.session_state["job"]  # the session's one job, as the Train page keeps it
-        assert job.id == at.session_state["lab_job_id"]
+        run = at.session_state["training_run"]  # the session's one run, as the Train page keeps it
+        job = run.job
+        assert run.started_on == "disentanglement"  # the lab's own run
         assert at.button(key="dl_start").disabled  # one run per session
         assert job.join(240), "training did not finish"
         at.run()  # the poll that sees the finished job redraws the whole page, which measures the new model

@@ -14,14 +14,15 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from pages import _ui
+import ui.datasets
+from ui.images import scale_for
 from tests.app.conftest import ROOT, open_page_link, picker
 from vae_core.checkpoint import load_checkpoint
 from vae_core.data import load_from_spec
 from vae_core.latent import image_grid, nearest_training_images, sample_prior
 from vae_core.zoo import ZOO
 
-PAGE = "pages/generate.py"
+PAGE = "app_pages/generate.py"
 ZOO_NAMES = [s.name for s in ZOO if (ROOT / "checkpoints" / f"{s.name}.pt").is_file()]
 
 
@@ -118,7 +119,7 @@ def test_other_shapes_of_model_without_their_data(settings, downloads):
     picker(at).set_value(entry.key).run()
     assert not at.exception, [e.value for e in at.exception]
     assert labelled(at.toggle, "Show each sample's nearest training image").disabled
-    scale = _ui.scale_for(torch.zeros(1, *shape))
+    scale = scale_for(torch.zeros(1, *shape))
     rows, columns = (classes, 8) if classes else (2, 8)
     h, w = shape[1:]
     assert png(downloads[-1]).shape == ((rows * (h + 1) + 1) * scale, (columns * (w + 1) + 1) * scale, 3)
@@ -140,13 +141,13 @@ class TestSampling:
         at.number_input(key="gen_seed").set_value(3).run()
         m = model("digits-vae-2d")[0]
         images = sample_prior(m, 16, seed=3)[1]
-        assert np.array_equal(shown(at), image_grid(images, nrow=8, scale=_ui.scale_for(images)))
+        assert np.array_equal(shown(at), image_grid(images, nrow=8, scale=scale_for(images)))
 
     def test_temperature_zero_makes_every_sample_the_same(self):
         at = open_generate()
         labelled(at.slider, "Temperature").set_value(0.0).run()
         picture = shown(at)
-        parts = tiles(picture, 16, 8, 8 * _ui.scale_for(torch.zeros(1, 1, 8, 8)))
+        parts = tiles(picture, 16, 8, 8 * scale_for(torch.zeros(1, 1, 8, 8)))
         assert all(np.array_equal(parts[0], p) for p in parts[1:])
         at.number_input(key="gen_seed").set_value(9).run()
         assert np.array_equal(shown(at), picture)  # the seed no longer matters either
@@ -172,7 +173,7 @@ class TestCvae:
         assert not charts(at)
         m = model("digits-cvae-2d")[0]
         images = sample_prior(m, 8, seed=0, y=4)[1]
-        assert np.array_equal(shown(at), image_grid(images, nrow=8, scale=_ui.scale_for(images)))
+        assert np.array_equal(shown(at), image_grid(images, nrow=8, scale=scale_for(images)))
         assert at.query_params["class"] == "4"
 
 
@@ -193,7 +194,7 @@ class TestNearest:
         assert any("never saw typically lies" in c.value for c in at.caption)
 
     def test_without_the_data_the_toggle_says_why_it_is_off(self, monkeypatch):
-        monkeypatch.setattr(_ui, "model_data", lambda entry: None)
+        monkeypatch.setattr(ui.datasets, "model_data", lambda entry: None)
         at = open_generate()
         assert labelled(at.toggle, "Show each sample's nearest training image").disabled
         assert any("does not have the data" in c.value for c in at.caption)
@@ -204,7 +205,7 @@ def test_the_png_download_is_the_grid_at_its_size(downloads):
     at = open_generate()
     labelled(at.slider, "How many samples").set_value(12).run()
     picture = png(downloads[-1])
-    scale = _ui.scale_for(torch.zeros(1, 1, 8, 8))
+    scale = scale_for(torch.zeros(1, 1, 8, 8))
     assert picture.shape == ((2 * 9 + 1) * scale, (8 * 9 + 1) * scale, 3)  # 12 samples: 2 rows of 8 columns
     assert np.array_equal(picture, shown(at))
 

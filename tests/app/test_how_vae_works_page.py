@@ -5,7 +5,7 @@ from __future__ import annotations
 from tests.app.conftest import ROOT, open_app, picker
 from vae_core.zoo import ZOO
 
-PAGE = "pages/how_vae_works.py"
+PAGE = "app_pages/how_vae_works.py"
 BUNDLED = [f"zoo/{s.name}" for s in ZOO if (ROOT / "checkpoints" / f"{s.name}.pt").is_file()]
 DIGITS = "zoo/digits-vae-2d"  # 64 pixels: the sum/mean test's arithmetic
 

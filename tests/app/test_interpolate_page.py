@@ -16,7 +16,7 @@ from tests.app.test_latent_map_page import (
     DIGITS, ZOO_KEYS, array, click, digits_data, image_with_caption, point_of, select_on_map, spec, trace,
 )
 
-PAGE = "pages/interpolate.py"
+PAGE = "app_pages/interpolate.py"
 
 
 def open_interpolate(**link) -> AppTest:

@@ -10,10 +10,10 @@ from vae_core.models import build_model
 
 
 def _train_quickly(at: AppTest):
-    at.switch_page("pages/train.py").run()
+    at.switch_page("app_pages/train.py").run()
     [s for s in at.slider if s.label == "Epochs"][0].set_value(1).run()
     [b for b in at.button if b.label == "Start training"][0].click().run()
-    job = at.session_state["job"]
+    job = at.session_state["training_run"].job
     assert job.join(120)
     at.run()
     at.run()
@@ -21,7 +21,7 @@ def _train_quickly(at: AppTest):
 
 
 def _upload(at: AppTest):
-    at.switch_page("pages/library.py").run()
+    at.switch_page("app_pages/library.py").run()
     model = build_model(model_config_for((1, 8, 8), 10, latent_dim=3), seed=1)
     at.file_uploader(key="checkpoint_upload").upload("secret.pt", checkpoint_bytes(model, {"name": "Alice's upload"})).run()
 
@@ -35,10 +35,10 @@ class TestTwoSessions:
         assert any("trained by you" in o for o in alice_options)
         assert any(o.startswith("Alice's upload") for o in alice_options)
         bob.run()
-        bob.switch_page("pages/library.py").run()
+        bob.switch_page("app_pages/library.py").run()
         assert not any("trained by you" in o or "uploaded" in o for o in picker(bob).options)
         assert not any(s.value in ("Trained by you", "Uploaded by you") for s in bob.subheader)
-        assert "job" not in bob.session_state and "uploads" not in bob.session_state
+        assert "training_run" not in bob.session_state and "uploads" not in bob.session_state
         assert alice.session_state["session_id"] != bob.session_state["session_id"]
         assert job.snapshot().checkpoint.parent.name == alice.session_state["session_id"]
 
@@ -67,5 +67,5 @@ class TestKeptMode:
 
 class TestZooIsReadOnly:
     def test_zoo_models_cannot_be_deleted_from_the_library(self):
-        at = open_app("pages/library.py")
+        at = open_app("app_pages/library.py")
         assert not [b for b in at.button if (b.key or "").startswith("del-zoo/")]

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from tests.app.conftest import ROOT, open_app, picker
 from vae_core.zoo import ZOO
 
-PAGE = "pages/latent_map.py"
+PAGE = "app_pages/latent_map.py"
 ZOO_KEYS = [f"zoo/{s.name}" for s in ZOO if (ROOT / "checkpoints" / f"{s.name}.pt").is_file()]
 DIGITS = "zoo/digits-vae-2d"  # most tests below read its 8x8 pixels and count its 359 test images
 
@@ -225,7 +225,7 @@ class TestSelection:
         assert url_floats(at, "pt") == [0.5, 0.0]
 
     def test_selection_handler_on_the_documented_structure(self):
-        from pages._ui import map_selection
+        from ui.figures import map_selection
 
         assert map_selection(None) is None
         assert map_selection({"points": [], "box": [], "lasso": []}) is None
@@ -324,7 +324,7 @@ class TestRealTimePad:
         assert at.query_params["z"] == "1.5,-0.75"
         assert at.query_params["idx"] == "42"  # the map's selection stays
         assert "Test image #42" in markdown_text(at)
-        at.switch_page("pages/decode.py").run()
+        at.switch_page("app_pages/decode.py").run()
         assert not at.exception
         assert at.session_state["decode_point"]["z"] == [1.5, -0.75]
         [decode_pad] = at.get("bidi_component")

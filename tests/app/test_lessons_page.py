@@ -3,7 +3,7 @@ question, and a link to a step opens on that step; a garbage step link opens nor
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages._lesson_plans import LESSONS
+from ui.lessons import LESSONS
 from tests.app.conftest import APP, open_app, picker
 
 
@@ -18,7 +18,7 @@ def compared(at: AppTest) -> list[str]:
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=[lesson.id for lesson in LESSONS])
 def test_a_lesson_runs_start_to_finish(lesson):
-    at = open_app("pages/lessons.py")
+    at = open_app("app_pages/lessons.py")
     at.button(key=f"start-{lesson.id}").click().run(timeout=120)
     for index, step in enumerate(lesson.steps):
         assert not at.exception, (lesson.id, index, [e.value for e in at.exception])
@@ -29,7 +29,7 @@ def test_a_lesson_runs_start_to_finish(lesson):
             assert compared(at) == step.params["models"].split(","), (lesson.id, index)
         if step.action:
             at.button(key="lesson_action").click().run(timeout=120)
-            job = at.session_state["job"]
+            job = at.session_state["training_run"].job
             assert job.is_active or job.state == "done"
             job.cancel()
             job.join(30)
@@ -60,7 +60,7 @@ def test_each_lesson_uses_the_data_that_shows_its_point_best():
     """Real 28x28 MNIST where a picture must read as handwriting; the 8x8 digits where their size is the point (a
     posterior that collapses at β = 4 and trains live in seconds; digits against shapes); shapes for
     disentanglement, whose factors are known."""
-    from pages._lesson_plans import lesson_by_id
+    from ui.lessons import lesson_by_id
 
     def models(lesson_id):
         return [step.model for step in lesson_by_id(lesson_id).steps]
@@ -80,9 +80,9 @@ def test_each_lesson_uses_the_data_that_shows_its_point_best():
 
 def test_a_compare_step_shows_its_models_after_the_session_compared_others():
     """The Compare page reads a link's models on its first visit only: a lesson step still gets its own."""
-    at = open_app("pages/compare.py")
+    at = open_app("app_pages/compare.py")
     assert not at.exception and compared(at)[1] == "zoo/mnist-vae-2d"  # the page opened on its default trio
-    at.switch_page("pages/lessons.py").run()
+    at.switch_page("app_pages/lessons.py").run()
     at.button(key="start-posterior-collapse").click().run(timeout=120)
     for _ in range(3):  # to the last step, on the Compare page
         at.button(key="lesson_next").click().run(timeout=120)

@@ -24,21 +24,21 @@ def _upload(at, name: str, data: bytes):
 
 class TestCards:
     def test_every_zoo_model_has_a_card(self):
-        at = open_app("pages/library.py")
+        at = open_app("app_pages/library.py")
         titles = [m.value for m in at.markdown if m.value.startswith("**")]
         assert any("Digits VAE (2-D latent)" in t for t in titles)
         assert any("MNIST VAE (2-D latent)" in t for t in titles)
         assert len(at.get("image")) >= len(titles)  # a strip of samples on every card
 
     def test_use_selects_the_model(self):
-        at = open_app("pages/library.py")
+        at = open_app("app_pages/library.py")
         at.button(key="use-zoo/digits-ae-2d").click().run()
         assert picker(at).value == "zoo/digits-ae-2d"
 
 
 class TestUploads:
     def test_a_valid_checkpoint_is_added_and_can_be_deleted(self):
-        at = open_app("pages/library.py")
+        at = open_app("app_pages/library.py")
         model = build_model(model_config_for((1, 8, 8), 10, latent_dim=3), seed=0)
         _upload(at, "mine.pt", checkpoint_bytes(model, {"name": "My upload", "dataset": "digits"}))
         assert any("Loaded **My upload**" in s.value for s in at.success)
@@ -55,12 +55,12 @@ class TestUploads:
         payload = {"format": "latent-lab", "format_version": 1, "meta": _RunsCode(marker)}
         path = tmp_path / "evil.pt"
         torch.save(payload, path)
-        at = open_app("pages/library.py")
+        at = open_app("app_pages/library.py")
         _upload(at, "evil.pt", path.read_bytes())
         assert any("refused" in e.value for e in at.error)
         assert not marker.exists()
 
     def test_random_bytes_are_refused(self):
-        at = open_app("pages/library.py")
+        at = open_app("app_pages/library.py")
         _upload(at, "junk.pt", os.urandom(2048))
         assert any("junk.pt was refused" in e.value for e in at.error)

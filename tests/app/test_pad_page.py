@@ -13,14 +13,14 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from pages import _latent_pad as lp
+from ui import latent_point as lp
 from tests.app.conftest import APP, ROOT, open_app, picker
 from vae_core.checkpoint import file_sha256, load_checkpoint
 from vae_core.library import entry_from_bytes
 from vae_core.latent import TSNEView, decode, fit_view, image_grid
 from vae_core.zoo import ZOO
 
-PAGE = "pages/pad.py"
+PAGE = "app_pages/pad.py"
 ZOO_NAMES = [s.name for s in ZOO if (ROOT / "checkpoints" / f"{s.name}.pt").is_file()]
 
 
@@ -147,7 +147,7 @@ def _odd_model_page():
     import torch
     from torch import nn
 
-    from pages import _latent_pad as lp
+    from ui import latent_point as lp
     from tests.app.conftest import ROOT
     from vae_core.checkpoint import load_checkpoint
     from vae_core.latent import fit_view

@@ -28,9 +28,9 @@ class TestPickerFollowsTheUser:
     def test_choice_survives_page_changes(self):
         at = open_app()
         picker(at).set_value("zoo/digits-cvae-2d").run()
-        at.switch_page("pages/library.py").run()
+        at.switch_page("app_pages/library.py").run()
         assert picker(at).value == "zoo/digits-cvae-2d"
-        at.switch_page("pages/home.py").run()
+        at.switch_page("app_pages/home.py").run()
         assert picker(at).value == "zoo/digits-cvae-2d"
         assert "CVAE" in at.subheader[0].value
 
@@ -79,7 +79,7 @@ class TestWelcome:
     digits; then the model in brief and a few of its samples."""
 
     def test_the_pad_comes_first_with_one_sentence_on_what_to_do(self):
-        from pages import _latent_pad as lp
+        from ui import latent_point as lp
 
         at = open_app()
         kinds = [e.type for e in at.main if e.type not in ("flex_container", "column", "main")]
@@ -96,13 +96,13 @@ class TestWelcome:
         assert scene["label_names"] == [str(d) for d in range(10)]
 
     def test_the_decoded_digit_is_drawn_large_at_a_whole_multiple_of_its_pixels(self):
-        from pages import home
-        from pages._latent_pad import image_size
+        from app_pages import home
+        from ui.latent_point import image_size
 
         at = open_app()
         [style] = [h.proto.body for h in at.get("html") if "--latent-image-px" in h.proto.body]
         assert "--latent-image-px: 280px" in style and "home_pad_frame" in style  # 28 px x 10, pixelated in CSS
-        css = (ROOT / "pages" / "latent_pad" / "pad.css").read_text()
+        css = (ROOT / "ui" / "latent_pad" / "pad.css").read_text()
         assert "image-rendering: pixelated" in css and "var(--latent-image-px" in css
         digits, shapes = type("E", (), {}), type("E", (), {})
         digits.config = type("C", (), {"input_shape": (1, 8, 8)})
@@ -120,7 +120,7 @@ class TestWelcome:
         at = open_app()
         release(at, [1.5, -0.5])
         assert at.query_params["z"] == "1.5,-0.5"
-        at.switch_page("pages/decode.py").run()
+        at.switch_page("app_pages/decode.py").run()
         assert at.session_state["decode_point"]["z"] == [1.5, -0.5]
 
     def test_a_cvae_says_how_to_pick_the_digit(self):
@@ -168,11 +168,17 @@ class TestWelcome:
         assert pad_data(at)["z"] == [1.25, -0.5]
 
 
-class TestPagesFolder:
-    def test_no_helper_module_shadows_a_page(self):
-        """Streamlit's old pages/-folder scan names a page by its file name without leading underscores, so
-        pages/_x.py beside pages/x.py clash on a fresh server's first run. Keep helper names distinct."""
+class TestPageFolder:
+    def test_the_page_folder_holds_the_navigations_pages_only(self):
+        """app_pages/ holds one script per page of app.py's navigation and nothing else: the pieces the pages share
+        live in ui/. Every name is distinct, and every page file is one the navigation runs."""
+        import re
+
         from tests.app.conftest import ROOT
 
-        names = [p.stem.lstrip("_") for p in (ROOT / "pages").glob("*.py")]
+        names = [p.stem for p in (ROOT / "app_pages").glob("*.py")]
         assert len(names) == len(set(names)), sorted(names)
+        listed = set(re.findall(r'"(\w+)\.py"', (ROOT / "app.py").read_text()))
+        assert set(names) == listed, sorted(set(names) ^ listed)
+        others = [p.name for p in (ROOT / "app_pages").iterdir() if p.suffix != ".py" and p.name != "__pycache__"]
+        assert not others, others

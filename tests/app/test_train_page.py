@@ -28,9 +28,9 @@ def widget(widgets, label: str):
 
 class TestControls:
     def test_opens_on_the_bundled_mnist_with_a_quick_2d_vae(self):
-        from pages.train import DATA_DEFAULTS
+        from app_pages.train import DATA_DEFAULTS
 
-        at = open_app("pages/train.py")
+        at = open_app("app_pages/train.py")
         assert at.title[0].value == "Train a model"
         assert widget(at.selectbox, "Data").value == "mnist"
         label = widget(at.selectbox, "Data").options[0]
@@ -49,7 +49,7 @@ class TestControls:
         assert not start.disabled
 
     def test_digits_keep_their_own_first_settings(self):
-        at = open_app("pages/train.py")
+        at = open_app("app_pages/train.py")
         choose_data(at, "digits")
         assert any("1,438 training and 359 test images" in c.value for c in at.caption)
         assert not any("copy used" in c.value for c in at.caption)
@@ -58,7 +58,7 @@ class TestControls:
         assert widget(at.selectbox, "Hidden layers (MLP)").value == "256, 128"
 
     def test_beta_slider_only_for_the_beta_vae(self):
-        at = open_app("pages/train.py")
+        at = open_app("app_pages/train.py")
         assert not [s for s in at.slider if s.label.startswith("β")]
         model_radio = [r for r in at.radio if r.label == "Model"][0]
         model_radio.set_value("β-VAE").run()
@@ -67,11 +67,11 @@ class TestControls:
 
 class TestTraining:
     def test_a_digits_model_trains_and_appears_in_the_picker(self):
-        at = open_app("pages/train.py")
+        at = open_app("app_pages/train.py")
         choose_data(at, "digits")
         [s for s in at.slider if s.label == "Epochs"][0].set_value(3).run()
         [b for b in at.button if b.label == "Start training"][0].click().run()
-        job = at.session_state["job"]
+        job = at.session_state["training_run"].job
         assert job.join(120), "training did not finish"
         at.run()  # the poll that sees the finished job redraws the whole app
         at.run()
@@ -83,11 +83,11 @@ class TestTraining:
         assert len(job.snapshot().history) == 3
         assert job.snapshot().checkpoint.is_file()
         # The other pages see the new model.
-        at.switch_page("pages/library.py").run()
+        at.switch_page("app_pages/library.py").run()
         assert any(s.value == "Trained by you" for s in at.subheader)
 
     def test_stop_keeps_what_was_learnt(self):
-        at = open_app("pages/train.py")
+        at = open_app("app_pages/train.py")
         # A run that cannot end by itself before Stop is pressed, by its size rather than the machine's speed:
         # shapes (16,000 training images) at batch 16 for 200 epochs is 200,000 optimisation steps of ~150
         # PyTorch operators each, >= 1 us apiece on any machine: >= 30 s, against the one page run (about a
@@ -96,7 +96,7 @@ class TestTraining:
         [s for s in at.select_slider if s.label == "Batch size"][0].set_value(16).run()
         [s for s in at.slider if s.label == "Epochs"][0].set_value(200).run()
         [b for b in at.button if b.label == "Start training"][0].click().run()
-        job = at.session_state["job"]
+        job = at.session_state["training_run"].job
         assert (job.train_config.epochs, job.train_config.batch_size, len(job.data.train)) == (200, 16, 16_000)
         wait_until(lambda: len(job.snapshot().history) >= 1, timeout=HANG_GUARD_S)
         at.run()
@@ -115,7 +115,7 @@ class TestTraining:
 
 class TestBadData:
     def test_a_malformed_npz_gets_a_clear_message(self):
-        at = open_app("pages/train.py")
+        at = open_app("app_pages/train.py")
         [s for s in at.selectbox if s.label == "Data"][0].set_value("npz").run()
         buffer = io.BytesIO()
         np.savez(buffer, x=np.full((20, 8, 8), np.nan, dtype=np.float32))
@@ -126,7 +126,7 @@ class TestBadData:
         assert start.disabled
 
     def test_a_good_npz_can_be_trained_on(self):
-        at = open_app("pages/train.py")
+        at = open_app("app_pages/train.py")
         [s for s in at.selectbox if s.label == "Data"][0].set_value("npz").run()
         rng = np.random.default_rng(0)
         buffer = io.BytesIO()

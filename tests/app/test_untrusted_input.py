@@ -8,7 +8,11 @@ import uuid
 import numpy as np
 import pytest
 
-from pages import _ui as ui
+import ui.catalogue
+import ui.datasets
+import ui.latent_space
+import ui.students
+import ui.text
 from tests.app.conftest import open_app, picker
 from vae_core.checkpoint import checkpoint_bytes
 from vae_core.config import max_batch_size, model_config_for
@@ -68,47 +72,47 @@ def start_button(at):
 # -- finding 9: no user text as Markdown -------------------------------------------------------------------------------
 class TestPlainText:
     def test_plain_escapes_every_markdown_construct_and_keeps_ordinary_names(self):
-        assert ui.plain("Digits VAE (2-D latent)") == "Digits VAE (2-D latent)"
-        assert ui.plain("β-VAE: 2 files, 'pets.zip'") == "β-VAE: 2 files, 'pets.zip'"
-        assert ui.plain("my_digits.npz, test image #5 (a|b)") == "my_digits.npz, test image #5 (a|b)"
-        assert markup_in(HOSTILE_LINK) and not markup_in(ui.plain(HOSTILE_LINK))
+        assert ui.text.plain("Digits VAE (2-D latent)") == "Digits VAE (2-D latent)"
+        assert ui.text.plain("β-VAE: 2 files, 'pets.zip'") == "β-VAE: 2 files, 'pets.zip'"
+        assert ui.text.plain("my_digits.npz, test image #5 (a|b)") == "my_digits.npz, test image #5 (a|b)"
+        assert markup_in(HOSTILE_LINK) and not markup_in(ui.text.plain(HOSTILE_LINK))
         for raw, escaped in [("<img src=x>", "\\<img src=x>"), ("**b** _i_ ~s~", "\\*\\*b\\*\\* \\_i\\_ \\~s\\~"),
                              ("$x^2$", "\\$x^2\\$"), (":red[x]", "\\:red\\[x\\]"),
-                             ("see www.evil.com", f"see www{ui.WORD_JOINER}.evil.com"),
-                             ("me@evil.org", f"me@{ui.WORD_JOINER}evil.org"), ("# title", "\\# title"), ("- item", "\\- item"),
+                             ("see www.evil.com", f"see www{ui.text.WORD_JOINER}.evil.com"),
+                             ("me@evil.org", f"me@{ui.text.WORD_JOINER}evil.org"), ("# title", "\\# title"), ("- item", "\\- item"),
                              ("a\nb\n\n# c", "a b # c"), ("> quote", "\\> quote"), ("1. item", "1\\. item"),
                              ("a\\b", "a\\\\b"), ("`code`", "\\`code\\`")]:
-            assert ui.plain(raw) == escaped, raw
-        assert ui.plain("x" * 300, max_chars=10) == "x" * 10 + "…"
+            assert ui.text.plain(raw) == escaped, raw
+        assert ui.text.plain("x" * 300, max_chars=10) == "x" * 10 + "…"
 
     def test_a_hostile_model_link_shows_its_text_not_a_link_or_an_image(self):
         at = open_app(link={"model": HOSTILE_LINK})
         notices = [i.value for i in at.info if "is not available here" in i.value]
         assert notices, texts(at)
-        assert ui.plain(HOSTILE_LINK, max_chars=80) in notices[0]
+        assert ui.text.plain(HOSTILE_LINK, max_chars=80) in notices[0]
         assert not markup_in(notices[0]), notices[0]
-        assert picker(at).value == ui.DEFAULT_MODEL
+        assert picker(at).value == ui.catalogue.DEFAULT_MODEL
 
     def test_names_and_text_from_an_uploaded_checkpoint_are_shown_literally(self):
         meta = {"name": "Mine [click](http://evil)", "dataset": "<img src=http://evil/x.png>",
                 "about": "**Official** notice: go to www.evil.com"}
-        at = open_app("pages/library.py")
+        at = open_app("app_pages/library.py")
         at.file_uploader(key="checkpoint_upload").upload("[x](http://evil).pt", checkpoint_for(meta)).run()
         assert not at.exception
         shown = "\n".join(texts(at))
         for raw in (meta["name"], meta["dataset"], "**Official**", "www.evil.com", "[x](http://evil).pt"):
             assert raw not in shown, raw
-        assert ui.plain(meta["name"], 80) in shown and ui.plain(meta["about"], 400) in shown
-        assert ui.plain(meta["dataset"], 80) in shown
+        assert ui.text.plain(meta["name"], 80) in shown and ui.text.plain(meta["about"], 400) in shown
+        assert ui.text.plain(meta["dataset"], 80) in shown
 
     def test_the_name_of_an_uploaded_data_file_is_shown_literally(self):
-        at = open_app("pages/train.py")
+        at = open_app("app_pages/train.py")
         choose(at, "Data", "npz")
         name = "*bold* [x](www.evil.com) <b>.npz"
         at.file_uploader[0].upload(name, npz_bytes()).run()
         assert not at.exception and not at.error, [e.value for e in at.error]
         captions = [c.value for c in at.caption if "training and" in c.value]
-        assert captions and captions[0].startswith(ui.plain(name, 80)) and not markup_in(captions[0])
+        assert captions and captions[0].startswith(ui.text.plain(name, 80)) and not markup_in(captions[0])
 
 
 # -- finding 10: nothing in an uploaded checkpoint's metadata stops a page ---------------------------------------------
@@ -117,10 +121,10 @@ class TestHostileMetadata:
             "card": {"test_elbo": float("nan"), "mig": "high", "kl_per_dim": [1, 2, 3], "factor_per_dim": "x"},
             "label_names": {"a": 1}, "kl_per_dim": "zz", "data_spec": [1], "history": "h"}
 
-    @pytest.mark.parametrize("page", ["pages/library.py", "pages/home.py", "pages/decode.py", "pages/latent_map.py",
-                                      "pages/disentanglement.py", "pages/generate.py"])
+    @pytest.mark.parametrize("page", ["app_pages/library.py", "app_pages/home.py", "app_pages/decode.py", "app_pages/latent_map.py",
+                                      "app_pages/disentanglement.py", "app_pages/generate.py"])
     def test_a_checkpoint_with_wrongly_typed_metadata_is_shown_without_an_exception(self, page):
-        at = open_app("pages/library.py")
+        at = open_app("app_pages/library.py")
         blob = checkpoint_for(self.META)
         at.file_uploader(key="checkpoint_upload").upload("odd.pt", blob).run()
         assert not at.exception, [e.value for e in at.exception]
@@ -138,7 +142,7 @@ class TestDataOfAnUploadedModel:
         spec = load_npz(io.BytesIO(data_file), name="blobs.npz").spec
         entry_blob = checkpoint_for({"name": "Blob VAE", "dataset": "blobs.npz", "data_spec": spec})
         at = open_app()
-        use_upload(at, entry_blob, "pages/latent_map.py")
+        use_upload(at, entry_blob, "app_pages/latent_map.py")
         assert any("trained on a file of your own" in i.value and "upload that file" in i.value for i in at.info)
         assert not at.get("plotly_chart")  # nothing but the request
         uploader = at.file_uploader[0]
@@ -165,21 +169,21 @@ class TestDataOfAnUploadedModel:
         monkeypatch.setattr("builtins.open", spy_open)
         at = open_app()
         use_upload(at, checkpoint_for({"name": "Path VAE", "dataset": "blobs.npz", "data_spec": spec}),
-                   "pages/latent_map.py")
+                   "app_pages/latent_map.py")
         assert any("trained on a file of your own" in i.value for i in at.info)
         assert not opened
 
     def test_another_sessions_upload_is_not_handed_out_by_fingerprint(self):
         """Alice trains on her file; Bob uploads a checkpoint naming its fingerprint: the cache gives Bob nothing."""
         data_file = npz_bytes(n=60)
-        alice = open_app("pages/train.py")
+        alice = open_app("app_pages/train.py")
         choose(alice, "Data", "npz")
         alice.file_uploader[0].upload("secret.npz", data_file).run()
         assert not alice.error
         spec = load_npz(io.BytesIO(data_file), name="secret.npz").spec
         bob = open_app()
         use_upload(bob, checkpoint_for({"name": "Fishing", "dataset": "secret.npz", "data_spec": spec}),
-                   "pages/latent_map.py")
+                   "app_pages/latent_map.py")
         assert any("trained on a file of your own" in i.value for i in bob.info)
         assert not bob.get("plotly_chart")
 
@@ -188,9 +192,9 @@ class TestDataOfAnUploadedModel:
 class TestBadFilesCostOnce:
     def test_a_refused_data_file_is_read_once_however_often_the_page_reruns(self, monkeypatch):
         calls = []
-        real = ui.load_npz
-        monkeypatch.setattr(ui, "load_npz", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
-        at = open_app("pages/train.py")
+        real = ui.datasets.load_npz
+        monkeypatch.setattr(ui.datasets, "load_npz", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+        at = open_app("app_pages/train.py")
         choose(at, "Data", "npz")
         bad = io.BytesIO()
         np.savez(bad, x=np.full((20, 8, 8), np.nan, dtype=np.float32), nonce=np.array([uuid.uuid4().int % 2**31]))
@@ -207,7 +211,7 @@ class TestBadFilesCostOnce:
         calls = []
         real = vae_core.library.load_checkpoint
         monkeypatch.setattr(vae_core.library, "load_checkpoint", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
-        at = open_app("pages/library.py")
+        at = open_app("app_pages/library.py")
         at.file_uploader(key="checkpoint_upload").upload("junk.pt", uuid.uuid4().bytes * 64).run()
         for _ in range(3):
             at.run()
@@ -215,7 +219,7 @@ class TestBadFilesCostOnce:
         assert len(calls) == 1
 
     def test_a_session_keeps_the_bytes_of_its_latest_data_file_only(self):
-        at = open_app("pages/train.py")
+        at = open_app("app_pages/train.py")
         choose(at, "Data", "npz")
         for name in ("one.npz", "two.npz", "three.npz"):
             at.file_uploader[0].upload(name, npz_bytes()).run()
@@ -226,7 +230,7 @@ class TestBadFilesCostOnce:
 # -- finding 6: settings the app would refuse never start --------------------------------------------------------------
 class TestSettingsBeforeStart:
     def test_a_model_over_the_bounds_is_refused_while_settings_are_chosen(self):
-        at = open_app("pages/train.py")
+        at = open_app("app_pages/train.py")
         choose(at, "Data", "npz")
         at.file_uploader[0].upload("big.npz", npz_bytes(n=20, side=256, channels=3)).run()
         assert not at.error, [e.value for e in at.error]
@@ -251,20 +255,20 @@ class TestQuotas:
     def test_models_kept(self, monkeypatch, tmp_path):
         monkeypatch.setenv("LATENT_LAB_MAX_MODELS", "2")
         at = open_app()
-        seed_models(ui.USER_ROOT / "sessions" / at.session_state["session_id"], 2)
-        at.switch_page("pages/train.py").run()
+        seed_models(ui.students.USER_ROOT / "sessions" / at.session_state["session_id"], 2)
+        at.switch_page("app_pages/train.py").run()
         assert any("You keep 2 trained models" in w.value for w in at.warning)
         assert start_button(at).disabled
 
     def test_bytes_on_disk(self, monkeypatch):
         monkeypatch.setenv("LATENT_LAB_MAX_USER_MB", "1")
-        at = open_app("pages/train.py")  # MNIST through a 256-128 MLP: a 2 MB checkpoint
+        at = open_app("app_pages/train.py")  # MNIST through a 256-128 MLP: a 2 MB checkpoint
         assert any("over the 1 MB each student may keep" in w.value for w in at.warning)
         assert start_button(at).disabled
 
     def test_uploaded_models_per_session(self, monkeypatch):
         monkeypatch.setenv("LATENT_LAB_MAX_UPLOADS", "1")
-        at = open_app("pages/library.py")
+        at = open_app("app_pages/library.py")
         at.file_uploader(key="checkpoint_upload").upload("a.pt", checkpoint_for({"name": "A"})).run()
         at.file_uploader(key="checkpoint_upload").upload("b.pt", checkpoint_for({"name": "B"}, hidden=(8,))).run()
         assert any("b.pt was refused" in e.value and "the most one session may hold" in e.value for e in at.error)
@@ -272,15 +276,15 @@ class TestQuotas:
 
     def test_one_training_at_a_time_per_locker_across_tabs(self, monkeypatch):
         monkeypatch.setenv("LATENT_LAB_KEEP_MODELS", "1")
-        first = open_app("pages/train.py")
+        first = open_app("app_pages/train.py")
         choose(first, "Data", "digits")
         [s for s in first.slider if s.label == "Epochs"][0].set_value(200).run()
         start_button(first).click().run()
-        job = first.session_state["job"]
+        job = first.session_state["training_run"].job
         try:
             second = open_app()  # another tab of the same student: same locker
             second.sidebar.text_input(key="locker_input").set_value(first.session_state["locker"]).run()
-            second.switch_page("pages/train.py").run()
+            second.switch_page("app_pages/train.py").run()
             assert any("already have a training running" in w.value for w in second.warning), texts(second)
             assert start_button(second).disabled
         finally:
@@ -289,10 +293,10 @@ class TestQuotas:
 
     def test_a_file_of_yours_the_app_refuses_can_be_deleted(self):
         at = open_app()
-        folder = ui.USER_ROOT / "sessions" / at.session_state["session_id"]
+        folder = ui.students.USER_ROOT / "sessions" / at.session_state["session_id"]
         folder.mkdir(parents=True)
         (folder / "broken.pt").write_bytes(b"not a checkpoint")
-        at.switch_page("pages/library.py").run()
+        at.switch_page("app_pages/library.py").run()
         assert any("broken.pt" in m.value and "cannot be loaded" in m.value for m in at.markdown)
         [b for b in at.button if b.label == "Delete this file"][0].click().run()
         assert not (folder / "broken.pt").exists()
@@ -304,7 +308,7 @@ class TestGridBudget:
     def test_a_grid_fits_one_batch(self, shape):
         config = model_config_for(shape, 0, arch="conv")
         model = build_model(config, seed=0)
-        n = ui.grid_side_limit(model, 25)
+        n = ui.latent_space.grid_side_limit(model, 25)
         assert 4 <= n <= 25 and n * n <= max(16, max_batch_size(config))
         if shape == (1, 28, 28):
             assert n == 25  # ordinary models keep the full grid
@@ -312,12 +316,12 @@ class TestGridBudget:
     def test_the_decode_page_offers_a_smaller_grid_for_a_large_model(self):
         at = open_app()
         blob = checkpoint_bytes(build_model(model_config_for((3, 256, 256), 0, arch="conv"), seed=0), {"name": "Large"})
-        use_upload(at, blob, "pages/decode.py")
+        use_upload(at, blob, "app_pages/decode.py")
         at.session_state["decode_grid_n"] = 25  # kept from a small model: clamped, not an error
         [seg] = [w for w in at.segmented_control if w.label == "Around your point"]
         seg.set_value("Manifold grid").run()
         assert not at.exception, [e.value for e in at.exception]
         grid = [s for s in at.slider if s.label == "Tiles per side"]
         assert grid, [s.label for s in at.slider]
-        limit = ui.grid_side_limit(use_upload.__globals__["entry_from_bytes"](blob, "upload")[1], 25)
+        limit = ui.latent_space.grid_side_limit(use_upload.__globals__["entry_from_bytes"](blob, "upload")[1], 25)
         assert grid[0].max == limit < 25 and grid[0].value <= limit

@@ -15,16 +15,7 @@ CHANGED_JS = "([selector, before]) => { const i = document.querySelector(selecto
              " return !!i && i.getAttribute('src') !== before && i.complete && i.naturalWidth > 0; }"
 
 
-_ROOT_OPENED: set[str] = set()
-
-
 def open_page(page, server, path: str) -> None:
-    if server not in _ROOT_OPENED:
-        # A fresh server whose first request is a deep link runs that page alone, the old pages/-folder way, until
-        # some session has run app.py (st.navigation switches the server over): open the root once first.
-        page.goto(server)
-        wait_for_app(page)
-        _ROOT_OPENED.add(str(server))
     page.goto(f"{server}/{path}")
     wait_for_app(page)
     assert_no_exception(page)

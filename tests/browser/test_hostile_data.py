@@ -172,7 +172,7 @@ def test_links_file_names_and_model_names_show_as_plain_text(server, page, tmp_p
     no HTML, no colour, no maths, and no stray backslashes from the escaping."""
     from urllib.parse import quote
 
-    from pages._ui import WORD_JOINER
+    from ui.text import WORD_JOINER
     from vae_core.checkpoint import checkpoint_bytes
     from vae_core.config import model_config_for
     from vae_core.models import build_model

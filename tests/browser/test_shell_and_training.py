@@ -217,8 +217,7 @@ def test_every_page_renders(server, page):
     links = nav_links(page)
     paths = [urlparse(href).path for _, href in links]
     assert {"/", "/train", "/library"} <= set(paths), f"the navigation lacks a known page: {links}"
-    # The navigation must be the app's own (st.navigation), not Streamlit's automatic listing of pages/*.py,
-    # which would also offer the helper modules as pages.
+    # The navigation must be the app's own (st.navigation), listing pages only, never a helper module.
     helpers = [p for p in paths if p.strip("/") in {"app", "ui", "_ui", "figures", "_figures"}]
     assert not helpers, f"helper modules are listed as pages: {helpers}"
 

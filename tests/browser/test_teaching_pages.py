@@ -81,8 +81,8 @@ def test_compare_page(page, server):
 
 
 # -- the posterior-collapse lesson, end to end --------------------------------------------------------------------
-PAGES = {"pages/train.py": ("/train", "Train a model"), "pages/latent_map.py": ("/latent-map", "Latent map"),
-         "pages/decode.py": ("/decode", "Decode"), "pages/compare.py": ("/compare", "AE vs VAE vs β-VAE")}
+PAGES = {"app_pages/train.py": ("/train", "Train a model"), "app_pages/latent_map.py": ("/latent-map", "Latent map"),
+         "app_pages/decode.py": ("/decode", "Decode"), "app_pages/compare.py": ("/compare", "AE vs VAE vs β-VAE")}
 LESSON_TRAIN_TIMEOUT_MS = 240_000  # 30 epochs of the digits MLP: seconds alone, much longer on a loaded machine
 
 
@@ -126,7 +126,7 @@ def metric_value(page, label: str) -> str:
 def test_the_posterior_collapse_lesson_end_to_end(page, server, browser):
     from urllib.parse import parse_qs, urlparse
 
-    from pages._lesson_plans import lesson_by_id
+    from ui.lessons import lesson_by_id
     from tests.browser.test_shell_and_training import alert, stop_if_training
 
     lesson = lesson_by_id("posterior-collapse")
@@ -168,7 +168,7 @@ def test_the_posterior_collapse_lesson_end_to_end(page, server, browser):
             assert_no_exception(page)
             page.mouse.move(5, 5)  # no tooltip of the button just pressed in the picture
             screenshot(page, "lesson-posterior-collapse-step-1")
-        elif step.page == "pages/latent_map.py":
+        elif step.page == "app_pages/latent_map.py":
             page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(state="visible",
                                                                                   timeout=OPEN_TIMEOUT_MS)
         if index + 1 < len(lesson.steps):

@@ -1,5 +1,5 @@
 // The latent pad component (st.components.v2): a 2-D pad over the latent map and sliders for latent dimensions,
-// decoded in the page by decoder.js (prepended to this file by pages/_latent_pad.py).
+// decoded in the page by decoder.js (prepended to this file by ui/latent_point.py).
 //
 // Data from Python on every run (small): {decoder_id, scene_id, z, y, slider_dims} (z and y null when the page
 // already shows Python's point: then a rerun's element is unchanged and Streamlit sends a reference), plus, only when this page
