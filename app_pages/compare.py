@@ -324,21 +324,25 @@ TABLE_HELP = {
 }
 
 
+# One measure on which `worse`'s samples lose, in plain words with both numbers (w: worse's, b: better's; wp, bp: the
+# same as percentages).
+WORSE_PHRASES = {
+    "recognised": "the digit classifier recognises {wp} of the {worse}'s samples as a digit, against {bp} of the "
+                  "{better}'s",
+    "fid": "the {worse}'s samples are further from real digits: FID {w:.1f} against {b:.1f} for the {better}'s "
+           "(lower is better)",
+    "class_mix_gap": "{wp} of the {worse}'s samples would have to change class to match the real mix, against {bp} "
+                     "of the {better}'s",
+    "coverage": "a real test image lies on average {w:.2f} from the nearest {worse} sample, {b:.2f} from the nearest "
+                "{better} one",
+    "nearest": "the {worse}'s samples lie on average {w:.2f} from the nearest training image, the {better}'s {b:.2f}",
+}
+
+
 def _worse_phrase(key: str, worse: str, better: str, w: float, b: float) -> str:
     """One measure on which `worse`'s samples lose, in plain words with both numbers."""
-    if key == "recognised":
-        return (f"the digit classifier recognises {_percent(w)} of the {worse}'s samples as a digit, against "
-                f"{_percent(b)} of the {better}'s")
-    if key == "fid":
-        return (f"the {worse}'s samples are further from real digits: FID {w:.1f} against {b:.1f} for the "
-                f"{better}'s (lower is better)")
-    if key == "class_mix_gap":
-        return (f"{_percent(w)} of the {worse}'s samples would have to change class to match the real mix, against "
-                f"{_percent(b)} of the {better}'s")
-    if key == "coverage":
-        return (f"a real test image lies on average {w:.2f} from the nearest {worse} sample, {b:.2f} from the "
-                f"nearest {better} one")
-    return f"the {worse}'s samples lie on average {w:.2f} from the nearest training image, the {better}'s {b:.2f}"
+    template = WORSE_PHRASES.get(key, WORSE_PHRASES["nearest"])
+    return template.format(worse=worse, better=better, w=w, b=b, wp=_percent(w), bp=_percent(b))
 
 
 SAME_WHAT = {"class_mix_gap": "the class mix", "coverage": "how well they cover the test images",

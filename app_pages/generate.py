@@ -13,7 +13,7 @@ import torch
 from ui import figures
 from ui.catalogue import class_names, current_model
 from ui.datasets import model_data
-from ui.images import data_uri, scale_for, TILE_PX
+from ui.images import TILE_PX, data_uri, scale_for
 from ui.page import friendly_errors, page_header
 from ui.state import set_url, url_float, url_int
 from ui.text import plain

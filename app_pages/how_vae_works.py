@@ -91,15 +91,19 @@ def code_chart(ex: dict) -> go.Figure:
     return fig
 
 
+def step_intro(ex: dict, heading: str, *, autoencoder: str, vae: str) -> None:
+    """A step's heading and what it does, said for an autoencoder (no σ: one exact code) or for a VAE."""
+    st.markdown(heading)
+    st.markdown(autoencoder if ex["sigma"] is None else vae)
+
+
 def step_encoder(ex: dict) -> None:
-    st.markdown("##### 2 · The encoder: a cloud of codes")
-    if ex["sigma"] is None:
-        st.markdown("An **autoencoder**'s encoder gives one exact point per image: no spread σ, nothing random. "
-                    "The bars are that point's coordinates.")
-    else:
-        st.markdown("For each latent dimension the encoder gives a **mean μ** (the bar) and a **spread σ** (the "
-                    "error bar): the image's code is *somewhere around μ, give or take σ*. The red diamond is the "
-                    "code z drawn in step 3.")
+    step_intro(ex, "##### 2 · The encoder: a cloud of codes",
+               autoencoder="An **autoencoder**'s encoder gives one exact point per image: no spread σ, nothing "
+                           "random. The bars are that point's coordinates.",
+               vae="For each latent dimension the encoder gives a **mean μ** (the bar) and a **spread σ** (the "
+                   "error bar): the image's code is *somewhere around μ, give or take σ*. The red diamond is the "
+                   "code z drawn in step 3.")
     st.plotly_chart(code_chart(ex), width="stretch", config={"displayModeBar": False})
     if ex["sigma"] is not None:
         unused = [i for i, kl in enumerate(ex["kl_per_dim"].tolist()) if kl < UNUSED_KL]
@@ -127,15 +131,14 @@ def code_table(ex: dict) -> pd.DataFrame:
 
 
 def step_trick(ex: dict, draw: int) -> None:
-    st.markdown("##### 3 · The reparameterisation trick: z = μ + σ·ε")
-    if ex["sigma"] is None:
-        st.markdown("An autoencoder has **no σ and no ε**: its code is the point itself, z = μ, the same every "
-                    "time. There is nothing to resample.")
-    else:
-        st.markdown("To draw a code, the VAE draws a noise vector **ε** from the standard bell curve N(0, I) and "
-                    "computes **z = μ + σ·ε**. Why this detour? Training must know how nudging μ and σ changes the "
-                    "loss, and a plain random draw has no such slope; with ε drawn aside, z moves smoothly with μ "
-                    "and σ.")
+    step_intro(ex, "##### 3 · The reparameterisation trick: z = μ + σ·ε",
+               autoencoder="An autoencoder has **no σ and no ε**: its code is the point itself, z = μ, the same "
+                           "every time. There is nothing to resample.",
+               vae="To draw a code, the VAE draws a noise vector **ε** from the standard bell curve N(0, I) and "
+                   "computes **z = μ + σ·ε**. Why this detour? Training must know how nudging μ and σ changes the "
+                   "loss, and a plain random draw has no such slope; with ε drawn aside, z moves smoothly with μ "
+                   "and σ.")
+    if ex["sigma"] is not None:
         st.latex(z_formula(ex))
         if ex["latent_dim"] > MAX_WRITTEN_DIMS:
             st.caption(f"…and the same for all {ex['latent_dim']} dimensions: see the table.")

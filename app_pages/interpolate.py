@@ -10,9 +10,10 @@ import torch
 
 from ui import figures
 from ui.catalogue import current_model
+from ui.class_picker import class_picker
 from ui.datasets import require_data
 from ui.figures import map_selection
-from ui.images import data_uri, scale_for, TILE_PX
+from ui.images import picture, scale_for
 from ui.latent_space import encode_split, latent_view
 from ui.page import friendly_errors, page_header, pop_notice
 from ui.state import set_url_exact, url_floats, url_int
@@ -217,20 +218,12 @@ def end_column(side: str, end: dict, data, model, cls, n_test: int) -> None:
     title = "Start" if side == "a" else "End"
     image, caption = end_image(end, data, model, cls)
     st.markdown(f"**{title}:** {caption}")
-    show(image, 1, f"{title} image", f"ip_{side}_image", tile_px=112)
+    picture(image, 1, f"{title} image", f"ip_{side}_image", tile_px=112)
     st.session_state.setdefault(f"ip_{side}", end.get("idx", 0))
     st.session_state[f"ip_{side}"] = min(int(st.session_state[f"ip_{side}"]), n_test - 1)
     st.number_input(f"{title}: test image number", 0, n_test - 1, key=f"ip_{side}",
                     on_change=take_number, args=(side,),
                     help=f"Pick the {title.lower()} by its number among the {n_test} test images.")
-
-
-def show(images: torch.Tensor, nrow: int, caption: str, key: str, tile_px: int = TILE_PX) -> None:
-    """A crisp grid as an inline PNG (its pixels can be read back from the page), in a container with a stable
-    CSS class (st-key-<key>) for browser tests."""
-    with st.container(key=key):
-        st.image(data_uri(image_grid(images, nrow=nrow, scale=scale_for(images, tile_px))), caption=caption,
-                 width="content")
 
 
 # -- the path ----------------------------------------------------------------------------------------------------------
@@ -261,10 +254,7 @@ def path_settings(config, data) -> tuple[str, int, int | None]:
                   help="How many images the path is decoded into, both ends included.")
     cls = None
     if config.is_conditional:
-        names = data.label_names
-        st.session_state.setdefault("ip_class", 0)
-        cls = st.selectbox("Class to decode with", range(config.num_classes), key="ip_class",
-                           format_func=lambda k: names[k],
+        cls = class_picker(data.label_names, key="ip_class",
                            help="A conditional VAE is told the label: the whole path is decoded as this class, "
                                 "so it morphs the style (slant, thickness) and keeps the class.")
     return method, n, cls
@@ -286,7 +276,7 @@ def results(entry, model, data, test, view, ends, method, n, cls) -> None:
     za, zb = (tuple(float(v) for v in end_code(ends[s], test)) for s in "ab")
     result = path_result(entry.sha256, za, zb, n, method, cls, model)
     st.subheader("The path, decoded")
-    show(result["images"], n, f"{n} steps from the start (left) to the end (right)", "ip_strip",
+    picture(result["images"], n, f"{n} steps from the start (left) to the end (right)", "ip_strip",
          tile_px=strip_tile_px(n))
     d1, d2, _ = st.columns([2, 2, 3])
     d1.download_button("Download the strip (PNG)", result["png"], file_name="interpolation.png", mime="image/png",

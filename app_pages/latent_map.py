@@ -16,10 +16,11 @@ import torch
 from ui import figures
 from ui import latent_point as lp
 from ui.catalogue import current_model
+from ui.class_picker import class_picker
 from ui.datasets import require_data
 from ui.figures import map_selection
-from ui.images import data_uri, scale_for, TILE_PX
-from ui.latent_space import encode_split, grid_side_limit, latent_view, VIEW_LABELS, view_methods
+from ui.images import data_uri, picture
+from ui.latent_space import VIEW_LABELS, encode_split, grid_side_limit, latent_view, view_methods
 from ui.page import friendly_errors, page_header, pop_notice
 from ui.state import set_url_exact, url_floats, url_int
 from ui.text import plain
@@ -162,10 +163,7 @@ def controls(entry, data, methods: list[str]) -> tuple[str, int | None]:
     cls = None
     with cols[1]:
         if config.is_conditional:
-            names = data.label_names
-            st.session_state.setdefault("lm_class", 0)
-            cls = st.selectbox("Class to decode with", range(config.num_classes), key="lm_class",
-                               format_func=lambda k: names[k],
+            cls = class_picker(data.label_names, key="lm_class",
                                help="A conditional VAE is told the label, so its code keeps only the style. "
                                     "Decoded spots and the background are drawn as this class; the points are "
                                     "each encoded with their own true label.")
@@ -260,14 +258,6 @@ def mark_focus(fig: go.Figure, focus: dict | None, points: np.ndarray, indices: 
 
 
 # -- the selection panel -----------------------------------------------------------------------------------------------
-def picture(images: torch.Tensor, nrow: int, caption: str, key: str, tile_px: int = TILE_PX) -> None:
-    """A crisp grid as an inline PNG (its pixels can be read back from the page), in a container with a stable
-    CSS class (st-key-<key>) for browser tests."""
-    with st.container(key=key):
-        st.image(data_uri(image_grid(images, nrow=nrow, scale=scale_for(images, tile_px))), caption=caption,
-                 width="content")
-
-
 def show_points(model, data, test, view, indices: list[int]) -> None:
     if not indices:
         st.info("No images inside that box or lasso: try a bigger one.", icon=":material/info:")
