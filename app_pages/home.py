@@ -7,6 +7,8 @@ pointer at frame rate); its released point is the session's latent point, so the
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import streamlit as st
 import torch
@@ -17,12 +19,26 @@ from ui.datasets import model_data
 from ui.images import show_images
 from ui.latent_space import encode_split
 from ui.page import friendly_errors, page_header
+from ui.state import page_state
 from ui.text import plain
 from vae_core.latent import sample_prior
 
 PAD_KEY = "home_pad"
 IMAGE_PX = 280  # the decoded image on this page: big enough to read across a classroom (10x for 28x28 digits)
 N_SAMPLES, SAMPLE_COLUMNS, SAMPLE_PX = 16, 8, 56
+@dataclass
+class HomeState:
+    """The page's own state: whether it ran before in this session (a link's point is read on the first run)."""
+
+    ran: bool = False
+
+
+NEXT_LINKS = [  # "Where to go next": (column, page file, label, icon)
+    (0, "lessons.py", "Lessons for a class", "cast_for_education"),
+    (0, "latent_map.py", "Every test image on the map", "scatter_plot"),
+    (1, "train.py", "Train a model and watch it learn", "model_training"),
+    (1, "library.py", "Browse, upload and download models", "inventory_2"),
+]
 DIGIT_SETS = {"mnist", "digits"}  # data sets whose images are handwritten digits
 
 
@@ -88,8 +104,9 @@ def pad(entry, model) -> None:
         points = None if mu is None else view.transform(torch.from_numpy(mu)).numpy()
         # No point chosen yet for this model in this session (and no link's point, read on the session's first run
         # only): start on a clear digit, not between classes.
-        link_point = "z" in st.query_params and not st.session_state.get("_home_ran")
-        st.session_state._home_ran = True
+        state = page_state(HomeState)
+        link_point = "z" in st.query_params and not state.ran
+        state.ran = True
         z = y = None
         if mu is not None and latent_pad.shared_point(entry) is None and not link_point:
             z, y = typical_code(mu, labels, model)
@@ -129,23 +146,28 @@ def card(entry) -> None:
 
 
 # -- the page ---------------------------------------------------------------------------------------------------------
-entry, model = current_model()
-page_header("Latent Lab", lead(entry))
-st.markdown(f"##### {instruction(entry, model)}")
-pad(entry, model)
 
-st.divider()
-left, right = st.columns([1, 1], gap="large")
-with left:
-    card(entry)
-with right:
-    _, many = things(entry)
-    st.markdown(f"**{N_SAMPLES} {many} it made up** from random codes (prior samples)")
-    show_images(prior_samples(entry.key, entry.sha256), nrow=SAMPLE_COLUMNS, tile_px=SAMPLE_PX)
 
-st.subheader("Where to go next")
-links = st.columns(2)
-links[0].page_link("app_pages/lessons.py", label="Lessons for a class", icon=":material/cast_for_education:")
-links[0].page_link("app_pages/latent_map.py", label="Every test image on the map", icon=":material/scatter_plot:")
-links[1].page_link("app_pages/train.py", label="Train a model and watch it learn", icon=":material/model_training:")
-links[1].page_link("app_pages/library.py", label="Browse, upload and download models", icon=":material/inventory_2:")
+def main() -> None:
+    entry, model = current_model()
+    page_header("Latent Lab", lead(entry))
+    st.markdown(f"##### {instruction(entry, model)}")
+    pad(entry, model)
+
+    st.divider()
+    left, right = st.columns([1, 1], gap="large")
+    with left:
+        card(entry)
+    with right:
+        _, many = things(entry)
+        st.markdown(f"**{N_SAMPLES} {many} it made up** from random codes (prior samples)")
+        show_images(prior_samples(entry.key, entry.sha256), nrow=SAMPLE_COLUMNS, tile_px=SAMPLE_PX)
+
+    st.subheader("Where to go next")
+    columns = st.columns(2)
+    for column, page, label, icon in NEXT_LINKS:
+        columns[column].page_link(f"app_pages/{page}", label=label, icon=f":material/{icon}:")
+
+
+if __name__ == "__main__":
+    main()

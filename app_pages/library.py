@@ -15,13 +15,6 @@ from vae_core.errors import UserInputError
 from vae_core.latent import sample_prior
 from vae_core.library import SOURCE_LABELS
 
-page_header(
-    "Model library",
-    "Every model you can use: the **bundled** ones that ship with Latent Lab, the ones **you trained** in this "
-    "session and the ones you **uploaded**. Each card shows what the model was trained on and how well it does "
-    "(the test ELBO: higher is better). Models you train or upload are visible only to you.",
-)
-
 
 # 8 images per model file: at most 8 x 768 KiB (3x256x256 float32) per entry for the largest model the app loads,
 # forgotten after an hour unused.
@@ -125,12 +118,24 @@ def my_storage() -> None:
                 st.rerun()
 
 
-upload_box()
-my_storage()
-models = available_models()
-for source in ("zoo", "mine", "upload"):
-    group = [(e, m) for e, m in models.values() if e.source == source]
-    if group:
-        st.subheader({"zoo": "Bundled models", "mine": "Trained by you", "upload": "Uploaded by you"}[source])
-        for entry, model in group:
-            card(entry, model)
+def main() -> None:
+    page_header(
+        "Model library",
+        "Every model you can use: the **bundled** ones that ship with Latent Lab, the ones **you trained** in this "
+        "session and the ones you **uploaded**. Each card shows what the model was trained on and how well it does "
+        "(the test ELBO: higher is better). Models you train or upload are visible only to you.",
+    )
+
+    upload_box()
+    my_storage()
+    models = available_models()
+    for source in ("zoo", "mine", "upload"):
+        group = [(e, m) for e, m in models.values() if e.source == source]
+        if group:
+            st.subheader({"zoo": "Bundled models", "mine": "Trained by you", "upload": "Uploaded by you"}[source])
+            for entry, model in group:
+                card(entry, model)
+
+
+if __name__ == "__main__":
+    main()

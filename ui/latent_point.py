@@ -5,7 +5,8 @@ frame rate (an `st.components.v2` component, assets in ui/latent_pad/), with a s
     point.z, point.y          # the point the user released the pad at (or the starting point)
 
 Any page can embed it: pass the model and its entry (ui.catalogue.current_model()), a decodable 2-D view (identity
-or PCA, ui.latent_space.latent_view), the test-set points in that view with their labels (drawn faintly), and a key unique on the page.
+or PCA, ui.latent_space.latent_view), the test-set points in that view with their labels (drawn faintly), and a
+key unique on the page.
 
 How the weights travel: the decoder is exported once per model (vae_core.export) and sent to the page as base64
 float32 only on the first run that shows that model in this session; the scene (view, extent, points, slider
