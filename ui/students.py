@@ -68,11 +68,12 @@ def locker_box() -> None:
 
 def _env_int(name: str, default: int) -> int:
     """A positive whole number from the environment, else `default` (a typo must not switch a quota off)."""
+    raw = os.environ.get(name)
     try:
-        value = int(os.environ.get(name, default))
+        value = default if raw is None else int(raw)
     except ValueError:
-        log.warning("%s=%r is not a whole number: using %s", name, os.environ.get(name), default)
-        return default
+        log.warning("%s=%r is not a whole number: using %s", name, raw, default)
+        value = default
     return value if value > 0 else default
 
 
