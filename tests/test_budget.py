@@ -23,6 +23,8 @@ import torch
 
 import hostile_files as hostile
 from vae_core import data as data_module
+from vae_core.data import image_folders
+from vae_core.data import sources as data_sources
 from vae_core.budget import CPU_BUDGET_SECONDS, MEMORY_BUDGET_BYTES
 from vae_core.checkpoint import checkpoint_bytes, load_checkpoint
 from vae_core.config import (DECODE_SAMPLES_GUARANTEED, MAX_PARAMETERS, ModelConfig, activation_values,
@@ -225,9 +227,9 @@ class TestNoPathFollowed:
             raise AssertionError(f"the loader touched the filesystem: {args}")
         real_exists = os.path.exists
         checked = []
-        monkeypatch.setattr(data_module, "_open_user_data", forbidden)
-        monkeypatch.setattr(data_module, "_hash_tree", forbidden)
-        monkeypatch.setattr(data_module.os.path, "exists", lambda p: checked.append(p) or real_exists(p))
+        monkeypatch.setattr(data_sources, "_open_user_data", forbidden)
+        monkeypatch.setattr(data_sources, "_hash_tree", forbidden)
+        monkeypatch.setattr(data_sources.os.path, "exists", lambda p: checked.append(p) or real_exists(p))
         yield checked
 
     @pytest.mark.parametrize("source", ["npz", "image_folder"])
@@ -295,8 +297,8 @@ class TestNpzAndImages:
         rng = np.random.default_rng(0)
         grey16 = rng.integers(0, 65535, (300, 400), dtype=np.uint16)
         image = Image.fromarray(grey16)
-        monkeypatch.setattr(data_module, "_CONVERT_CHUNK_PIXELS", 7_777)  # many chunks, one partial
-        converted = np.asarray(data_module._to_l_or_rgb(image))
+        monkeypatch.setattr(image_folders, "_CONVERT_CHUNK_PIXELS", 7_777)  # many chunks, one partial
+        converted = np.asarray(image_folders._to_l_or_rgb(image))
         expected = np.clip(grey16.astype(np.float64) / 65535 * 255 + 0.5, 0, 255).astype(np.uint8)  # the old formula
         assert np.array_equal(converted, expected)
 

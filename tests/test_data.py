@@ -26,7 +26,8 @@ import pytest
 import torch
 from PIL import Image
 
-from vae_core import data as data_module
+from vae_core.data import mnist as mnist_module
+from vae_core.data import shapes as shapes_module
 from vae_core.data import (
     BUILTIN_SOURCES,
     MIN_IMAGES,
@@ -130,11 +131,11 @@ class OfflineNetwork:
     def assert_probed_within_the_time_out_and_never_downloaded(self, source: str) -> None:
         import torchvision.datasets
 
-        cls = getattr(torchvision.datasets, data_module._MNIST_LIKE[source])
+        cls = getattr(torchvision.datasets, mnist_module._MNIST_LIKE[source])
         mirrors = {urllib.parse.urlsplit(url).hostname for url in cls.mirrors}
         assert self.connections, "the loader did not check the network before giving up"
         assert {host for host, _ in self.connections} <= mirrors, self.connections
-        limit = data_module._NETWORK_PROBE_SECONDS
+        limit = mnist_module._NETWORK_PROBE_SECONDS
         assert all(t is not None and 0 < t <= limit for _, t in self.connections), (
             f"a network probe without a time-out of at most {limit} s: {self.connections}")
         assert self.downloads == [], "torchvision's download (no time-outs, retries every mirror) was entered"
@@ -378,18 +379,18 @@ class TestShapes:
         # sprites are drawn a chunk of _RENDER_CHUNK at a time with array operations, not one by one in Python,
         # so the work is a handful of vectorised passes and the temporaries stay bounded whatever n.
         chunks = []
-        render_chunk = data_module._render_chunk
+        render_chunk = shapes_module._render_chunk
 
         def counting(images, factors, *args):
             chunks.append(len(factors))
             return render_chunk(images, factors, *args)
 
-        monkeypatch.setattr(data_module, "_render_chunk", counting)
-        n = 2 * data_module._RENDER_CHUNK + 7
+        monkeypatch.setattr(shapes_module, "_render_chunk", counting)
+        n = 2 * shapes_module._RENDER_CHUNK + 7
         images, factors = make_shapes(n, size, seed=0)
-        assert chunks == [data_module._RENDER_CHUNK, data_module._RENDER_CHUNK, 7]
+        assert chunks == [shapes_module._RENDER_CHUNK, shapes_module._RENDER_CHUNK, 7]
         # The seams between chunks change nothing: each sprite is the one drawn alone.
-        seam = slice(data_module._RENDER_CHUNK - 3, data_module._RENDER_CHUNK + 3)
+        seam = slice(shapes_module._RENDER_CHUNK - 3, shapes_module._RENDER_CHUNK + 3)
         assert np.array_equal(np.stack([render_shapes(f[None], size)[0] for f in factors[seam]]), images[seam])
 
     @pytest.mark.parametrize("source", ["shapes", "shapes64"])
@@ -397,8 +398,8 @@ class TestShapes:
         # The app loads the set on every rerun: after the first load, others reuse the cached arrays.
         first = load_data(source, seed=0)
         calls = []
-        make = data_module.make_shapes
-        monkeypatch.setattr(data_module, "make_shapes", lambda *a, **k: calls.append(a) or make(*a, **k))
+        make = shapes_module.make_shapes
+        monkeypatch.setattr(shapes_module, "make_shapes", lambda *a, **k: calls.append(a) or make(*a, **k))
         again, other_split = load_data(source, seed=0), load_data(source, seed=1)
         assert calls == [], "the shapes set was drawn again"
         assert torch.equal(again.train.x, first.train.x) and torch.equal(again.test.factors, first.test.factors)

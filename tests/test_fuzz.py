@@ -278,9 +278,9 @@ class TestSpecPaths:
         def forbidden(*args, **kwargs):
             raise AssertionError(f"the loader touched {args}")
 
-        from vae_core import data
+        from vae_core.data import sources
 
-        with mock.patch.object(data, "_open_user_data", forbidden), mock.patch.object(data, "_hash_tree", forbidden):
+        with mock.patch.object(sources, "_open_user_data", forbidden), mock.patch.object(sources, "_hash_tree", forbidden):
             with pytest.raises(UserInputError) as err:
                 load_from_spec(spec)
         assert "\n" not in str(err.value)

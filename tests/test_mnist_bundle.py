@@ -17,12 +17,13 @@ import numpy as np
 import pytest
 import torch
 
-from vae_core import data as data_module
+import vae_core
 from vae_core import mnist_bundle
 from vae_core.checkpoint import save_checkpoint
 from vae_core.cli import main
 from vae_core.config import model_config_for
 from vae_core.data import MNIST_BUNDLE, MNIST_BUNDLE_SHA256, MNIST_COPY, load_data, load_from_spec, mnist_arrays
+from vae_core.data import mnist as mnist_module
 from vae_core.errors import DataError
 from vae_core.models import build_model
 
@@ -49,7 +50,7 @@ def mnist():
     """MNIST loaded once, from a cold cache, with the network and torchvision's datasets blocked."""
     with pytest.MonkeyPatch.context() as mp:
         _block_network(mp)
-        data_module._bundled_mnist.cache_clear()  # read and check the file inside the block
+        mnist_module._bundled_mnist.cache_clear()  # read and check the file inside the block
         return load_data("mnist")
 
 
@@ -93,7 +94,7 @@ class TestBundledMnist:
 
     def test_shipped_file_matches_its_checksum_and_licence(self):
         path = Path(MNIST_BUNDLE)
-        assert path == Path(data_module.__file__).parent / "datasets" / "mnist.npz"
+        assert path == Path(vae_core.__file__).parent / "datasets" / "mnist.npz"
         assert hashlib.sha256(path.read_bytes()).hexdigest() == MNIST_BUNDLE_SHA256
         assert path.stat().st_size <= 12_500_000
         licence = (path.parent / "MNIST-LICENSE.md").read_text()
@@ -102,7 +103,7 @@ class TestBundledMnist:
             assert needed in licence
 
     def test_missing_bundle_is_a_clear_error(self, monkeypatch, tmp_path):
-        monkeypatch.setattr(data_module, "MNIST_BUNDLE", str(tmp_path / "mnist.npz"))
+        monkeypatch.setattr(mnist_module, "MNIST_BUNDLE", str(tmp_path / "mnist.npz"))
         with pytest.raises(DataError, match="bundled MNIST copy .* is missing: restore it .*pack-mnist") as err:
             load_data("mnist")
         assert "\n" not in str(err.value)
@@ -117,7 +118,7 @@ class TestBundledMnist:
                                 x_test=np.zeros((1, 28, 28), np.uint8), y_test=np.zeros(1, np.uint8))
         else:
             bad.write_bytes(b"version https://git-lfs.github.com/spec/v1\n")
-        monkeypatch.setattr(data_module, "MNIST_BUNDLE", str(bad))
+        monkeypatch.setattr(mnist_module, "MNIST_BUNDLE", str(bad))
         with pytest.raises(DataError, match="bundled MNIST copy .* is damaged .*expected 06af5dfe73b7.*pack-mnist"):
             load_data("mnist")
 

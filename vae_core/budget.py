@@ -11,7 +11,7 @@ How each kind of file is bounded (the numbers live next to the code that reads t
 - checkpoints (vae_core/checkpoint.py): every record stored uncompressed, the pickle at most 1 MiB, the model
   settings bounded (vae_core/config.py: side, layers, widths, classes, parameters, activations per example), and
   every tensor's shape and dtype checked against the settings before the model is built;
-- .npz files (vae_core/data.py): each member's .npy header is read from the archive before its data; bzip2 and
+- .npz files (vae_core/data/npz.py): each member's .npy header is read from the archive before its data; bzip2 and
   LZMA members, non-numeric dtypes and declared sizes that do not match the directory are refused, and the
   declared bytes plus the float32 tensors they become must fit ESTIMATE_LIMIT_BYTES;
 - images (here, `check_image_header`): width x height x bytes per pixel of the decoded mode, from the header,
