@@ -90,8 +90,31 @@ def _workers_skip_main_module():
 
 
 def warm_up_workers() -> None:
-    """Start the fork server now (it imports torch: ~2 s), so the first student's Start does not wait for it."""
+    """Start the fork server now (it imports torch: ~2 s), so the first student's Start does not wait for it; with
+    LATENT_LAB_RAY_ADDRESS set, connect to the Ray cluster instead (trainings run there, see vae_core.ray_jobs)."""
+    if ray_address():
+        from vae_core.ray_jobs import connect
+
+        connect(ray_address())
+        return
     _ensure_fork_server()
+
+
+def ray_address() -> str:
+    """The Ray cluster that trains the jobs (LATENT_LAB_RAY_ADDRESS, e.g. "10.0.0.5:6379"), or "" for the embedded
+    default: local worker processes and an in-memory limiter."""
+    return os.environ.get("LATENT_LAB_RAY_ADDRESS", "").strip()
+
+
+def new_job_limiter(max_running: int | None = None) -> "JobLimiter":
+    """The server's limiter, which also decides where jobs train: this machine's worker processes (max_running at
+    once), or with LATENT_LAB_RAY_ADDRESS the Ray cluster, whose scheduler actor holds the queue and the
+    one-job-per-student rule for every replica (vae_core.ray_jobs.ClusterLimiter)."""
+    if ray_address():
+        from vae_core.ray_jobs import ClusterLimiter
+
+        return ClusterLimiter(ray_address())
+    return JobLimiter(max_running)
 
 
 def _ensure_fork_server() -> None:
@@ -171,6 +194,10 @@ class JobLimiter:
         with self._cond:
             self._running.discard(job_id)
             self._cond.notify_all()
+
+    def run(self, job: "TrainingJob") -> None:
+        """Train `job` once it holds a slot: here in a local worker process (ClusterLimiter: on Ray)."""
+        job._train()
 
     def claim(self, owner: str, job: "TrainingJob") -> None:
         """Record `job` as `owner`'s job; QuotaError if the owner's previous job has not finished (one job at a time
@@ -334,7 +361,7 @@ class TrainingJob:
                 self._set(state="cancelled", message="cancelled before it started")
                 return
             try:
-                self._train()
+                self.limiter.run(self)
             finally:
                 self.limiter.release(self.id)
         except Exception as exc:  # never die silently: the student sees the error
@@ -520,7 +547,8 @@ def _memory_message(memory_mb: int | None) -> str:
 
 
 def _worker_main(messages, cancel, model_config: ModelConfig, train_config: TrainConfig, data, preview_size: int,
-                 save_to: Path | None, name: str, threads: int, server_pid: int, memory_mb: int | None = None) -> None:
+                 save_to: Path | None, name: str, threads: int, server_pid: int | None,
+                 memory_mb: int | None = None) -> None:
     """Train in this process and report to the server through `messages` (WorkerMessage: StepReports and
     EpochReports, then one RunEnded). Tensors travel as NumPy arrays (plain pickles).
 
@@ -535,7 +563,8 @@ def _worker_main(messages, cancel, model_config: ModelConfig, train_config: Trai
         tuner = None if train_config.num_threads else ThreadTuner(threads)
         if tuner is None:
             torch.set_num_threads(train_config.num_threads)
-        threading.Thread(target=_stop_if_orphaned, args=(server_pid,), daemon=True).start()
+        if server_pid is not None:  # None on Ray, where the actor shares its driver's fate (vae_core.ray_jobs)
+            threading.Thread(target=_stop_if_orphaned, args=(server_pid,), daemon=True).start()
         messages.put(WorkerStarted())  # starts the queue's feeder thread
         torch.zeros(1 << 16).add_(1)  # and torch's thread pool (a parallel op)
         hard = _limit_memory(memory_mb)
@@ -606,6 +635,6 @@ def _previews(model, data, preview_x, preview_y) -> tuple[dict, dict]:
 
 
 __all__ = ["job_threads", "worker_memory_mb", "max_job_seconds", "warm_up_workers", "map_indices", "MAP_POINTS",
-           "JobLimiter", "TrainingJob", "JobSnapshot", "WorkerMessage", "WorkerStarted", "StepReport", "EpochReport",
+           "ray_address", "new_job_limiter", "JobLimiter", "TrainingJob", "JobSnapshot", "WorkerMessage", "WorkerStarted", "StepReport", "EpochReport",
            "RunEnded"]
 
