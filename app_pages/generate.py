@@ -6,6 +6,8 @@ Run by st.navigation (as __main__); importing the module (the tests do) defines 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import streamlit as st
 import torch
@@ -15,7 +17,7 @@ from ui.catalogue import class_names, current_model
 from ui.datasets import model_data
 from ui.images import TILE_PX, data_uri, scale_for
 from ui.page import friendly_errors, page_header
-from ui.state import set_url, url_float, url_int
+from ui.state import page_state, set_url, url_float, url_int
 from ui.text import plain
 from vae_core.latent import (image_grid, nearest_training_images, png_bytes, sample_prior, samples_per_class,
                              typical_nearest_distance)
@@ -69,13 +71,20 @@ def in_rows(images: torch.Tensor, columns: int) -> torch.Tensor:
     return torch.cat([images, filler]).reshape(-1, columns, *images.shape[1:])
 
 
+@dataclass
+class GenerateState:
+    """The page's own state: whether the link's settings were read (on the page's first run in a session)."""
+
+    link_read: bool = False
+
+
 # -- settings (the URL fills them on the first visit) -----------------------------------------------------------------
 def init_from_url(model) -> None:
     """Widget values from a shared link the first time the page is drawn in a session (garbage: defaults and a
     notice); later a missing value (another model's widgets) starts at its default, not at what the URL held for
     the model before."""
-    first = not st.session_state.get("gen_link_read")
-    st.session_state.gen_link_read = True
+    state = page_state(GenerateState)
+    first, state.link_read = not state.link_read, True
     conditional, k = model.config.is_conditional, model.config.num_classes
     wanted = {"gen_seed": (lambda: url_int("seed", 0, 2**31 - 1), 0),
               "gen_temp": (lambda: url_float("temp", 0.0, 2.0), 1.0)}

@@ -8,6 +8,7 @@ The numbers come from vae_core.explain; this file only draws them.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -18,7 +19,7 @@ from ui.catalogue import current_model
 from ui.datasets import model_data, require_data
 from ui.images import data_uri, scale_for
 from ui.page import friendly_errors, page_header
-from ui.state import set_url, url_int
+from ui.state import page_state, set_url, url_int
 from ui.text import plain
 from vae_core.explain import explain_example
 from vae_core.latent import image_grid
@@ -55,11 +56,17 @@ def init_state(n_test: int) -> None:
     if "hvw_index" not in st.session_state:
         st.session_state.hvw_index = url_int("i", 0, n_test - 1) or 0
     st.session_state.hvw_index = min(int(st.session_state.hvw_index), n_test - 1)
-    st.session_state.setdefault("hvw_draw", 0)
+
+
+@dataclass
+class HowVaeWorksState:
+    """The page's own state: how many times ε was resampled (each draw is a new seed)."""
+
+    draw: int = 0
 
 
 def resample() -> None:
-    st.session_state.hvw_draw = int(st.session_state.get("hvw_draw", 0)) + 1
+    page_state(HowVaeWorksState).draw += 1
 
 
 # -- the steps --------------------------------------------------------------------------------------------------------
@@ -234,7 +241,7 @@ def walkthrough(entry, model, data) -> None:
         "Test image", 0, n_test - 1, step=1, key="hvw_index",
         help=f"Which of the {n_test} test images (never seen in training) to follow, by number.")
     set_url(i=int(index))
-    draw = int(st.session_state.hvw_draw)
+    draw = page_state(HowVaeWorksState).draw
     with friendly_errors("Explaining this image"):
         ex = explained(entry.sha256, int(index), draw, model, data)
         names = list(data.label_names)
