@@ -1,5 +1,14 @@
 """User .npz files: x (N, H, W[, C]) with optional y and label_names, or Keras-style x_train/y_train/x_test/y_test.
-The zip directory and the .npy headers are checked before any array is decompressed."""
+The zip directory and the .npy headers are checked before any array is decompressed.
+
+With the single-x layout a file may also carry ground-truth generative factors, so the disentanglement metrics
+(MIG, DCI) and labelled traversals work for any model trained on it:
+
+    np.savez("sprites.npz", x=images, factors=factor_values, factor_names=np.array(["shape", "size", "x", "y"]))
+
+factors (N, K): one row per image, one column per factor, integers or floats (a column with more than
+MAX_FACTOR_VALUES distinct values, e.g. a continuous one, is cut into FACTOR_BINS equal-width bins); each column is
+mapped to indices 0..V-1. factor_names (K,) is optional text ("factor 0", "factor 1", ... by default)."""
 from __future__ import annotations
 
 import io
@@ -63,12 +72,18 @@ def _npz_split(
                 [y], _npz_label_names(npz, name) if "label_names" in keys else None, "y" in keys, name
             )
             y = y[0]
+            factor_info = _npz_factors(npz, len(x), name) if "factors" in keys else {}
+            if "factor_names" in keys and "factors" not in keys:
+                raise DataError(f"{name!r} has factor_names but no factors array: save factors=(N, K) values too")
             x, scale = _normalise_values(x, "x", name)
             spec = _make_spec("npz", name, seed, test_fraction, x.shape[1], _sha256(blob), path=path)
             if test_only:  # evaluation on every image of the file
-                return _given_split(x, y, x, y, names, (scale, scale), spec)
-            return _random_split(x, y, names, scale, spec)
+                return _given_split(x, y, x, y, names, (scale, scale), spec, **factor_info)
+            return _random_split(x, y, names, scale, spec, **factor_info)
         if {"x_train", "x_test"} <= keys:
+            if "factors" in keys:
+                raise DataError(f"{name!r} has factors with x_train/x_test: factors go with the single-x layout, "
+                                "np.savez(path, x=images, factors=values): the app splits both the same way")
             return _keras_split(npz, blob, path, name, seed, test_fraction, test_only=test_only)
     found = ", ".join(sorted(keys)) or "nothing"
     raise DataError(
@@ -104,7 +119,10 @@ def _keras_split(npz, blob: bytes, path: str | None, name: str, seed: int, test_
     return _given_split(x_train, y_train, x_test, y_test, names, (scale_train, scale_test), spec)
 
 
-_NPZ_KEYS = ("x", "y", "label_names", "x_train", "y_train", "x_test", "y_test")  # the members the loader reads
+_NPZ_KEYS = ("x", "y", "label_names", "x_train", "y_train", "x_test", "y_test", "factors", "factor_names")  # read
+MAX_FACTORS = 32  # columns of a factors array
+MAX_FACTOR_VALUES = 1_000  # distinct values of one factor kept as they are; more are binned
+FACTOR_BINS = 20  # equal-width bins of a factor with more distinct values (the metrics' own bin count for codes)
 
 
 _NUMERIC_KINDS = "biuf"  # bool, int, uint, float: what images may be
@@ -199,6 +217,10 @@ def _check_npz_dtype(key: str, dtype: np.dtype, name: str) -> None:
     if key.startswith("x"):
         if dtype.kind not in _NUMERIC_KINDS or dtype.itemsize > 8:
             raise DataError(f"{key} has dtype {dtype}; expected uint8 values 0-255 or floats in [0, 1]")
+        return
+    if key == "factors":
+        if dtype.kind not in _NUMERIC_KINDS or dtype.itemsize > 8:
+            raise DataError(f"factors has dtype {dtype}; expected numbers (integers or floats), one column per factor")
         return
     if dtype.kind not in _LABEL_KINDS or (dtype.kind in _NUMERIC_KINDS and dtype.itemsize > 8):
         expected = "a list of class names (text)" if key == "label_names" else "integer class labels"
@@ -307,6 +329,47 @@ def _npz_labels(npz, key: str, n: int, name: str) -> np.ndarray:
     if y.dtype.kind not in "biuUS":
         raise DataError(f"{key} has dtype {y.dtype}; expected integer class labels")
     return y
+
+
+def _npz_factors(npz, n: int, name: str) -> dict:
+    """Ground-truth factors (N, K) -> {"factors": (N, K) int64 indices, "factor_names", "factor_sizes"}."""
+    values = _npz_array(npz, "factors", name, MAX_VALUES)
+    if values.ndim == 1:
+        values = values[:, None]  # one factor
+    if values.ndim != 2 or values.shape[1] == 0:
+        raise DataError(f"factors has shape {values.shape}; expected (N, K): one row per image, one column per factor")
+    if len(values) != n:
+        raise DataError(f"factors has {len(values)} rows but there are {n} images: give one row of factors per image")
+    k = values.shape[1]
+    if k > MAX_FACTORS:
+        raise DataError(f"factors has {k} columns, over the limit of {MAX_FACTORS}: keep the factors you want to score")
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        raise DataError("factors contains NaN or inf values: give every image a finite value for every factor")
+    columns = [_factor_indices(values[:, j]) for j in range(k)]
+    names = _npz_text_list(npz, "factor_names", name, k) if "factor_names" in npz.files else None
+    return {"factors": np.stack(columns, axis=1),
+            "factor_names": tuple(names) if names else tuple(f"factor {j}" for j in range(k)),
+            "factor_sizes": tuple(int(c.max()) + 1 for c in columns)}
+
+
+def _factor_indices(column: np.ndarray) -> np.ndarray:
+    """One factor's values -> indices 0..V-1 in sorted order; over MAX_FACTOR_VALUES values, FACTOR_BINS bins."""
+    values, inverse = np.unique(column, return_inverse=True)
+    if len(values) <= MAX_FACTOR_VALUES:
+        return inverse.reshape(-1).astype(np.int64)
+    edges = np.histogram_bin_edges(column.astype(np.float64), bins=FACTOR_BINS)
+    binned = np.digitize(column.astype(np.float64), edges[:-1]) - 1  # (N,) in 0..FACTOR_BINS-1
+    return np.unique(binned, return_inverse=True)[1].reshape(-1).astype(np.int64)  # only the bins in use
+
+
+def _npz_text_list(npz, key: str, name: str, k: int) -> list[str]:
+    """A 1-D array of k names as strings (factor_names)."""
+    names = _npz_array(npz, key, name, 10_000)
+    if names.ndim != 1 or len(names) != k:
+        raise DataError(f"{key} has shape {names.shape}; expected ({k},): one name per factor column")
+    if names.dtype.kind not in "US":
+        raise DataError(f"{key} has dtype {names.dtype}; expected text, e.g. np.array(['shape', 'size'])")
+    return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in names.tolist()]
 
 
 def _npz_label_names(npz, name: str) -> list[str]:

@@ -18,7 +18,7 @@ class Dataset:
     x: torch.Tensor  # (N, C, H, W) float32 in [0, 1]
     y: torch.Tensor  # (N,) int64 class indices 0..K-1
     label_names: tuple[str, ...]  # K names
-    factors: torch.Tensor | None = None  # (N, F) int64 factor indices (shapes only)
+    factors: torch.Tensor | None = None  # (N, F) int64 factor indices (shapes, or an .npz with factors)
     factor_names: tuple[str, ...] = ()
     factor_sizes: tuple[int, ...] = ()  # number of distinct values of each factor
 
@@ -120,8 +120,11 @@ def _given_split(
     label_names: tuple[str, ...],
     scales: tuple[float, float],
     spec: dict,
+    factors: np.ndarray | None = None,
+    **factor_info,
 ) -> DataSplit:
-    """Keep a split that came with the data (MNIST, Keras-style .npz); scales: value range of each part."""
+    """Keep a split that came with the data (MNIST, Keras-style .npz); scales: value range of each part.
+    factors (with factor_names, factor_sizes): one row per image of the test part, the part metrics are read on."""
     if len(x_train) < 2 or len(x_test) < 1 or len(x_train) + len(x_test) < MIN_IMAGES:
         raise DataError(
             f"{len(x_train)} train and {len(x_test)} test images: need at least 2 train, 1 test "
@@ -129,7 +132,7 @@ def _given_split(
         )
     return DataSplit(
         train=_dataset(x_train, y_train, label_names, scales[0]),
-        test=_dataset(x_test, y_test, label_names, scales[1]),
+        test=_dataset(x_test, y_test, label_names, scales[1], factors, **factor_info),
         spec=spec,
     )
 
