@@ -6,12 +6,14 @@ import pytest
 
 from vae_core.config import model_config_for
 from vae_core.disentanglement import (
+    INACTIVE_KL_NATS,
     _completeness,
     _disentanglement,
     dci,
     discretize,
     evaluate_disentanglement,
     factor_entropies,
+    inactive_dimensions,
     most_informative_factor,
     mutual_information_matrix,
     mig,
@@ -218,3 +220,20 @@ class TestEvaluateModel:
         model = build_model(model_config_for(digits.input_shape, digits.num_classes, hidden=(16,)), seed=0)
         with pytest.raises(ValueError, match="shapes"):
             evaluate_disentanglement(model, digits.test)
+
+
+# -- inactive dimensions, for the Disentanglement lab ---------------------------------------------------------------
+class TestInactive:
+    def test_below_the_threshold_is_inactive(self):
+        assert inactive_dimensions([0.0, 0.003, INACTIVE_KL_NATS, 2.5]) == [True, True, False, False]
+
+    def test_the_bundled_shapes_models_agree_with_their_active_units(self):
+        from vae_core.zoo import list_zoo
+
+        for card in list_zoo():
+            if card["name"].startswith("shapes"):
+                assert inactive_dimensions(card["kl_per_dim"]).count(False) == card["active_units"]
+
+    def test_refuses_nan(self):
+        with pytest.raises(ValueError):
+            inactive_dimensions([0.1, float("nan")])

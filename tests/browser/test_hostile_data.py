@@ -2,7 +2,7 @@
 
 Each file goes through the page's own uploader, as a student would send it: the page names the problem in an
 error box (no exception element, no traceback), Start stays disabled, and the server keeps serving another
-student's session. The files come from the unit tests' builders (tests/test_data.py), which check the loaders'
+student's session. The files come from the unit tests' builders (tests/data/_helpers.py), which check the loaders'
 exact messages; here we check that those messages reach the student.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from playwright.sync_api import expect
 from tests.browser.conftest import (assert_no_exception, choose_training_data, health_ok, record_figure, upload,
                                     wait_for_app)
 from tests.browser.test_uploaded_data import choose_option
-from tests.test_data import huge_header_npz, images_u8, make_class_folder, write_npz, write_png, zip_tree
+from tests.data._helpers import huge_header_npz, images_u8, make_class_folder, write_npz, write_png, zip_tree
 
 pytestmark = pytest.mark.timeout(300)
 
