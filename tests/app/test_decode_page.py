@@ -430,7 +430,7 @@ class TestBrowserPad:
     def test_a_cvae_release_carries_its_class(self):
         at = open_decode("digits-cvae-2d", browser=True)
         release(at, [0.5, 0.25], y=6)
-        assert at.session_state["decode_point"]["y"] == 6 and point(at) == [0.5, 0.25]
+        assert at.session_state["page_state.DecodeState"].point["y"] == 6 and point(at) == [0.5, 0.25]
         assert at.query_params["class"] == "6"
         assert any(c.value.startswith("z = (0.50, 0.25), class 6.") for c in at.caption)
 

@@ -326,7 +326,7 @@ class TestRealTimePad:
         assert "Test image #42" in markdown_text(at)
         at.switch_page("app_pages/decode.py").run()
         assert not at.exception
-        assert at.session_state["decode_point"]["z"] == [1.5, -0.75]
+        assert at.session_state["page_state.DecodeState"].point["z"] == [1.5, -0.75]
         [decode_pad] = at.get("bidi_component")
         sent = json.loads(decode_pad.proto.json)
         assert sent["z"] == [1.5, -0.75]

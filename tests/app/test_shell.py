@@ -121,7 +121,7 @@ class TestWelcome:
         release(at, [1.5, -0.5])
         assert at.query_params["z"] == "1.5,-0.5"
         at.switch_page("app_pages/decode.py").run()
-        assert at.session_state["decode_point"]["z"] == [1.5, -0.5]
+        assert at.session_state["page_state.DecodeState"].point["z"] == [1.5, -0.5]
 
     def test_a_cvae_says_how_to_pick_the_digit(self):
         from vae_core.data import load_data
