@@ -35,9 +35,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.browser.conftest import (APP_DIR, DEFAULT_MODEL_TITLE, FIRST_PAGE_TITLE, artifacts_dir,  # noqa: E402
-                                    choose_training_data, cpu_seconds, descendants, launch_chromium, record_figure,
-                                    sidebar_picker, start_server, stop_server, tree_cpu_seconds, wait_for_app)
+from bench.harness import (APP_DIR, DEFAULT_MODEL_TITLE, FIRST_PAGE_TITLE, artifacts_dir,  # noqa: E402
+                           choose_training_data, cpu_seconds, descendants, launch_chromium, record_figure,
+                           sidebar_picker, start_server, stop_server, tree_cpu_seconds, wait_for_app)
 
 SETTINGS = dict(dataset="digits", latent_dim=2, hidden=(256, 128), batch_size=64, lr=2e-3, seed=0)
 TARGET_RATIO = 0.85
@@ -69,7 +69,7 @@ def train_in_page(browser, url: str, user_dir: Path, epochs: int, name: str, awa
     import torch
     from playwright.sync_api import expect
 
-    from tests.browser.test_shell_and_training import alert, set_model_name, set_slider, slider_value
+    from bench.harness import alert, set_model_name, set_slider, slider_value
 
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     try:

@@ -56,7 +56,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, free_port, health_ok  # noqa: E402  (the tests' server helpers)
+from bench.harness import (CHROMIUM, CHROMIUM_ARGS, IDLE_JS, cpu_seconds, descendants, free_port,  # noqa: E402
+                           health_ok, streamlit_args, tail)
 VIEWPORT = {"width": 1400, "height": 900}
 # Loopback only: Chromium resolves no host name (so no DNS query leaves the machine), and any request to a
 # non-loopback http(s) address is aborted by Playwright and recorded (a classroom may have no internet).
@@ -65,21 +66,6 @@ EXTERNAL = re.compile(r"^(https?|wss?)://(?!127\.0\.0\.1[:/])")
 
 # The explore tour, by sidebar label (the nav link's text), in order. Decode gets the slider moves.
 TOUR = ["Latent map", "Interpolate", "Decode", "Generate", "Latent pad", "Model library", "Lessons", "Welcome"]
-
-# Same idea as tests/browser/conftest.py's wait_for_app (Streamlit 1.67 marks the app root with the script state).
-IDLE_JS = """() => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  if (!app) return false;
-  if (app.getAttribute('data-test-connection-state') !== 'CONNECTED') return false;
-  if (app.getAttribute('data-test-script-state') !== 'notRunning') return false;
-  if (document.querySelector('[data-testid="stStatusWidgetRunningIcon"], [data-testid="stStatusWidgetRunningManIcon"]'))
-    return false;
-  if (document.querySelector('[data-testid="stSkeleton"], [data-testid="stSkeletonElement"], [data-testid="stAppSkeleton"]'))
-    return false;
-  if (document.querySelector('[data-testid="stElementContainer"][data-stale="true"]')) return false;
-  const main = document.querySelector('[data-testid="stMainBlockContainer"]');
-  return !!(main && main.querySelector('[data-testid="stElementContainer"]'));
-}"""
 
 # Idle, on the expected path, and the page title (first h1) is not the previous page's any more.
 NAV_DONE_JS = """([path, oldTitle]) => {
@@ -301,8 +287,7 @@ class Server:
         env = {**os.environ, "LATENT_LAB_USER_DIR": str(user_dir), "PYTHONUNBUFFERED": "1"}
         if max_jobs:
             env["LATENT_LAB_MAX_JOBS"] = str(max_jobs)
-        args = ["app.py", "--server.headless", "true", "--server.port", str(self.port), "--server.address", "127.0.0.1",
-                "--browser.gatherUsageStats", "false", "--server.disconnectedSessionTTL", str(ttl)]
+        args = streamlit_args(self.port, "--server.disconnectedSessionTTL", str(ttl))
         if probe:
             env["LOAD_TEST_PROBE_DIR"] = str(self.probe_dir)
             cmd = [sys.executable, "-c", PROBE_BOOT, *args]
@@ -348,29 +333,7 @@ class Server:
                 self.process.wait(timeout=10)
 
 
-def tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 # -- memory and threads from /proc ------------------------------------------------------------------------------------
-def _children(pid: int) -> list[int]:
-    kids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid:
-                kids.append(int(entry))
-        except (OSError, IndexError, ValueError):
-            continue
-    return kids
-
-
 def _status(pid: int) -> tuple[int, int]:
     """(VmRSS kB, Threads) of one process, (0, 0) if gone."""
     rss = threads = 0
@@ -389,23 +352,8 @@ def _status(pid: int) -> tuple[int, int]:
 def tree_usage(pid: int) -> tuple[float, int, int]:
     """(RSS MB of the process and all its descendants, threads of the process itself, number of descendants)."""
     rss, threads = _status(pid)
-    total, todo, seen = rss, _children(pid), 0
-    while todo:
-        child = todo.pop()
-        seen += 1
-        total += _status(child)[0]
-        todo.extend(_children(child))
-    return total / 1024, threads, seen
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of one process (all its threads), in seconds."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
+    below = descendants(pid)
+    return (rss + sum(_status(child)[0] for child in below)) / 1024, threads, len(below)
 
 
 class Sampler(threading.Thread):
@@ -421,10 +369,10 @@ class Sampler(threading.Thread):
         self.lock = threading.Lock()
 
     def run(self) -> None:
-        last_t, last_cpu = time.monotonic(), cpu_seconds(self.pid)
+        last_t, last_cpu = time.monotonic(), cpu_seconds(self.pid, with_reaped_children=False)
         while not self.stop_event.is_set():
             rss, threads, kids = tree_usage(self.pid)
-            now, cpu = time.monotonic(), cpu_seconds(self.pid)
+            now, cpu = time.monotonic(), cpu_seconds(self.pid, with_reaped_children=False)
             with self.lock:
                 self.samples.append((now - self.t0, rss, threads, kids))
                 if now > last_t:

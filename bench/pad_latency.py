@@ -36,7 +36,7 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser.conftest import launch_chromium, start_server, stop_server, wait_for_app  # noqa: E402
+from bench.harness import launch_chromium, start_server, stop_server, wait_for_app  # noqa: E402
 from vae_core.checkpoint import file_sha256, load_checkpoint  # noqa: E402
 
 # group -> (title, models, target p95 in ms); a bundled model not yet built is skipped.

@@ -24,8 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser.conftest import (launch_chromium, start_server, stop_server,  # noqa: E402
-                                    wait_for_app)
+from bench.harness import launch_chromium, start_server, stop_server, wait_for_app  # noqa: E402
 sys.path.insert(0, str(ROOT / "bench"))
 from pad_latency import percentile, server_presses  # noqa: E402  (the same probe the pad bench times the server with)
 

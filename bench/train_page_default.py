@@ -22,8 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.browser.conftest import (artifacts_dir, launch_chromium, record_figure, start_server,  # noqa: E402
-                                    stop_server, wait_for_app)
+from bench.harness import (artifacts_dir, launch_chromium, record_figure, start_server,  # noqa: E402
+                           stop_server, wait_for_app)
 
 MAP_TITLE = re.compile(r"Latent map of .* after epoch (\d+)")
 # Every distinct latent-map title and progress text the page shows, with the time it appeared (page clock, ms).

@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 import pytest
 from playwright.sync_api import expect
 
+from bench.harness import alert, set_model_name, set_slider
 from tests.browser.conftest import (APP_DIR, DEFAULT_MODEL_TITLE, FIRST_PAGE_TITLE, Hostile, assert_no_exception,
                                     choose_training_data, record_figure, screenshot, sidebar_picker, upload,
                                     wait_for_app)
@@ -54,47 +55,8 @@ def open_page(page, url: str) -> None:
     assert_no_exception(page)
 
 
-def slider(page, label: str):
-    """The thumb of a Streamlit slider (a visually hidden <input type=range> that takes keyboard input)."""
-    return page.locator(f'[data-testid="stSlider"] input[type="range"][aria-label="{label}"]')
-
-
-def slider_value(page, label: str):
-    """The value shown above the thumb (for a select_slider, the option itself, not its index)."""
-    thumb = page.locator(f'input[type="range"][aria-label="{label}"]')
-    return page.get_by_test_id("stSlider").filter(has=thumb).get_by_test_id("stSliderThumbValue")
-
-
-def set_slider(page, label: str, *, home: bool = False, end: bool = False, right: int = 0, expect_text: str) -> None:
-    """Drive a slider with the keyboard (Home/End then ArrowRight presses) and wait for the app to take it."""
-    thumb = slider(page, label)
-    thumb.focus()
-    if home:
-        thumb.press("Home")
-    if end:
-        thumb.press("End")
-    for _ in range(right):
-        thumb.press("ArrowRight")
-    expect(slider_value(page, label)).to_have_text(expect_text)
-    thumb.blur()
-    wait_for_app(page)
-    expect(slider_value(page, label)).to_have_text(expect_text)
-
-
-def set_model_name(page, name: str) -> None:
-    box = page.get_by_label("Model name", exact=True)
-    box.fill(name)
-    box.press("Enter")
-    wait_for_app(page)
-    expect(box).to_have_value(name)
-
-
 def progress_bar(page):
     return page.get_by_test_id("stProgress")
-
-
-def alert(page, text: str):
-    return page.get_by_test_id("stAlert").filter(has_text=text)
 
 
 def main_thread_load(page, seconds: float) -> tuple[float, float]:
