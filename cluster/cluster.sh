@@ -46,7 +46,15 @@ wait_for() {  # wait_for WHAT SECONDS TEST...
   local what=$1 seconds=$2
   shift 2
   local deadline=$((SECONDS + seconds))
+  local name pid
   until "$@" >/dev/null 2>&1; do
+    while read -r name pid; do  # a piece that died: say so at once, with its log's last lines
+      if ! kill -0 "$pid" 2>/dev/null; then
+        echo "cluster: $name exited while waiting for $what; $DIR/logs/$name.log ends:" >&2
+        tail -n 15 "$DIR/logs/$name.log" >&2
+        return 1
+      fi
+    done < "$DIR/pids"
     if [ $SECONDS -ge $deadline ]; then
       echo "cluster: $what did not come up within ${seconds}s (logs: $DIR/logs)" >&2
       return 1
@@ -112,7 +120,8 @@ up() {
     say "replica $((i + 1)) on 127.0.0.1:$port"
     start "replica-$((i + 1))" "$DIR/logs/replica-$((i + 1)).log" env \
       LATENT_LAB_RAY_ADDRESS="127.0.0.1:$RAY_PORT" LATENT_LAB_USER_DIR="$STORE" \
-      LATENT_LAB_KEEP_MODELS="${LATENT_LAB_KEEP_MODELS:-1}" PYTHONUNBUFFERED=1 STREAMLIT_SERVER_COOKIE_SECRET="$secret" \
+      LATENT_LAB_KEEP_MODELS="${LATENT_LAB_KEEP_MODELS:-1}" PYTHONUNBUFFERED=1 \
+      STREAMLIT_SERVER_COOKIE_SECRET="$secret" \
       "$PY" -m streamlit run app.py --server.headless true --server.address 127.0.0.1 --server.port "$port" \
       --browser.gatherUsageStats false
     upstreams+="        server 127.0.0.1:$port max_fails=1 fail_timeout=5s;"$'\n'
