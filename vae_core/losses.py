@@ -83,22 +83,22 @@ def elbo_terms(model, x: torch.Tensor, y: torch.Tensor | None = None, kl_weight:
     get the ramp alone. dataset_size: N of the β-TCVAE's estimator (the training set's size; default len(x)).
     """
     config = model.config
-    logits, mu, logvar, z = model(x, y, generator)
+    out = model(x, y, generator)  # ModelOutput: logits (B, C, H, W); mu, logvar, z (B, D)
     log_sigma = model.log_sigma if model.log_sigma is not None else math.log(config.gaussian_sigma)
-    recon = reconstruction_nll(logits, x, config.likelihood, log_sigma)  # (B,)
-    if logvar is None:  # the AE and the WAE: no posterior, no KL
-        kl_per_dim = torch.zeros_like(mu)
+    recon = reconstruction_nll(out.logits, x, config.likelihood, log_sigma)  # (B,)
+    if out.logvar is None:  # the AE and the WAE: no posterior, no KL
+        kl_per_dim = torch.zeros_like(out.mu)
     else:
-        kl_per_dim = kl_normal(mu, logvar)  # (B, D)
+        kl_per_dim = kl_normal(out.mu, out.logvar)  # (B, D)
     weight = config.beta if kl_weight is None else kl_weight
     ramp = weight / config.beta if config.beta > 0 else 1.0  # the warm-up's share of β
     penalties: dict[str, torch.Tensor] = {}
     if config.kind == "wae":
-        prior_z = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)  # (B, D) ~ p(z)
-        penalties["mmd"] = mmd_imq(z, prior_z)
+        prior_z = torch.randn(out.z.shape, generator=generator, device=out.z.device, dtype=out.z.dtype)  # (B, D) ~ p(z)
+        penalties["mmd"] = mmd_imq(out.z, prior_z)
         loss = recon.mean() + ramp * config.mmd_weight * penalties["mmd"]
     elif config.kind == "tcvae":
-        penalties.update(tc_decomposition(z, mu, logvar, dataset_size or len(x)))
+        penalties.update(tc_decomposition(out.z, out.mu, out.logvar, dataset_size or len(x)))
         loss = recon.mean() + ramp * penalties["mi"] + weight * penalties["tc"] + ramp * penalties["dwkl"]
     else:
         loss = (recon + weight * kl_per_dim.sum(1)).mean()

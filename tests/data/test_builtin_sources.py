@@ -1,10 +1,4 @@
-"""Built-in sources (vae_core.data.builtin, .mnist): digits, shapes, MNIST bundled, Fashion-MNIST offline.
-
-Everything runs offline on small data made here (tmp_path). No mocks of our own code; a few checks spy on the
-standard library (a socket that refuses or never answers stands for an offline machine, a counter on
-zipfile.ZipFile.open for "nothing was unpacked") to assert what a wall-clock limit used to stand for: a test
-asserts behaviour, timings belong in bench/.
-"""
+"""Built-in sources (vae_core.data.builtin, .mnist): digits, shapes, MNIST bundled, Fashion-MNIST offline."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,10 +1,4 @@
-"""Image folders and .zip files (vae_core.data.image_folders).
-
-Everything runs offline on small data made here (tmp_path). No mocks of our own code; a few checks spy on the
-standard library (a socket that refuses or never answers stands for an offline machine, a counter on
-zipfile.ZipFile.open for "nothing was unpacked") to assert what a wall-clock limit used to stand for: a test
-asserts behaviour, timings belong in bench/.
-"""
+"""Image folders and .zip files (vae_core.data.image_folders)."""
 from __future__ import annotations
 
 import io

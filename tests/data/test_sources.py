@@ -1,10 +1,4 @@
-"""The entry points (vae_core.data.sources): load_from_spec round trips.
-
-Everything runs offline on small data made here (tmp_path). No mocks of our own code; a few checks spy on the
-standard library (a socket that refuses or never answers stands for an offline machine, a counter on
-zipfile.ZipFile.open for "nothing was unpacked") to assert what a wall-clock limit used to stand for: a test
-asserts behaviour, timings belong in bench/.
-"""
+"""The entry points (vae_core.data.sources): load_from_spec round trips."""
 from __future__ import annotations
 
 import json
