@@ -31,9 +31,9 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import (APP_DIR, assert_no_exception, choose_training_data, launch_chromium,
-                                    record_figure, screenshot, upload, wait_for_app)
-from tests.browser.test_classroom import alert, set_batch_size, set_epochs
+from bench.harness import APP_DIR, alert, choose_training_data, launch_chromium, record_figure, wait_for_app
+from tests.browser.conftest import assert_no_exception, screenshot, upload
+from tests.browser.test_classroom import set_batch_size, set_epochs
 
 pytestmark = pytest.mark.timeout(300)
 
