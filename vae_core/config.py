@@ -12,7 +12,9 @@ KINDS = ("ae", "vae", "cvae", "wae", "tcvae")
 DETERMINISTIC_KINDS = ("ae", "wae")  # the encoder gives one code per input: no posterior q(z|x), no ELBO
 # λ of the WAE-MMD. Tolstikhin et al. use λ = 10 on MNIST with a squared error scaled by 0.05, about 0.5-1 per
 # image; our reconstruction is a Bernoulli NLL summed over the pixels (about 60-100 nats on MNIST), ~100x larger,
-# so the paper's balance needs a λ about 100x larger.
+# so the paper's balance needs a λ about 100x larger. Measured on MNIST (MLP 512-256, z = 8, 5 epochs, seed 0; 1,000
+# prior samples judged by the shipped classifier, vae_core.judge): λ = 10 recon 89.1 nats, 38% recognised, FID 224;
+# λ = 100 recon 92.1, 46%, FID 185; λ = 1000 recon 103.9, 47%, FID 191. λ = 100 gives the best samples for 3 nats.
 DEFAULT_MMD_WEIGHT = 100.0
 ARCHS = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
