@@ -2,6 +2,8 @@
 upload one (checked safely), or delete your own."""
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 import torch
 
@@ -26,10 +28,32 @@ def card_samples(model_key: str, sha: str) -> torch.Tensor:
     return sample_prior(model, 8, seed=0, y=y)[1]
 
 
+SHAPE_HELP = ("Only for a model trained elsewhere whose input is not a square greyscale image (784 inputs are read "
+              "as 1×28×28): the image's channels, height and width, e.g. 3, 32, 32.")
+
+
+def image_shape(text: str) -> tuple[int, int, int] | None:
+    """(C, H, W) from what the user typed ("3, 32, 32", "3x32x32", "(3, 32, 32)"); None if empty; UserInputError if
+    it is not three positive whole numbers."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    parts = [p for p in re.split(r"[\s,x×()\[\]]+", text.lower()) if p]
+    if len(parts) != 3 or not all(p.isdigit() and 0 < int(p) <= 4096 for p in parts):
+        raise UserInputError(f"“{plain(text, 40)}” is not an image shape: give three whole numbers, channels, height "
+                             "and width, e.g. 3, 32, 32.")
+    return tuple(int(p) for p in parts)
+
+
 def upload_box() -> None:
     upload = st.file_uploader("Upload a checkpoint (.pt)", type=["pt"], key="checkpoint_upload",
-                              help="A model saved by Latent Lab. Files are checked before use; a file that "
-                                   "would run code when loaded is refused.")
+                              help="A model saved by Latent Lab, or the state_dict of a PyTorch VAE you trained "
+                                   "yourself (`torch.save(model.state_dict(), \"my_vae.pt\")`: pytorch/examples' VAE "
+                                   "or an MLP VAE with fc_mu / fc_logvar heads). Files are checked before use, read as "
+                                   "weights only: nothing in them is run, and a file that would run code when loaded "
+                                   "is refused.")
+    shape_text = st.text_input("Image shape (C, H, W)", key="import_shape", placeholder="optional, e.g. 3, 32, 32",
+                               help=SHAPE_HELP)
     if upload is None:
         return
     name = plain(upload.name, 80)  # a file name is the user's text: never Markdown
@@ -38,9 +62,11 @@ def upload_box() -> None:
                  f"checkpoint (at most {MAX_CHECKPOINT_BYTES / 1e6:.0f} MB).", icon=":material/gpp_bad:")
         return
     try:
-        entry, is_new = add_upload(upload.getvalue(), upload.name)
+        entry, is_new = add_upload(upload.getvalue(), upload.name, image_shape(shape_text))
     except UserInputError as exc:  # refused (CheckpointError) or over this session's uploads (QuotaError)
-        st.error(f"**{name} was refused.** {plain(exc, 1000)}", icon=":material/gpp_bad:")
+        retry = " Type it in “Image shape (C, H, W)” above and the file is read again." if "image shape" in str(exc) \
+            else ""
+        st.error(f"**{name} was refused.** {plain(exc, 1000)}{retry}", icon=":material/gpp_bad:")
         return
     except Exception as exc:  # never a traceback in a classroom: whatever else a file can cause is a refusal too
         log.exception("unexpected error loading an uploaded checkpoint")
@@ -60,6 +86,9 @@ def card(entry, model) -> None:
             st.markdown(f"**{plain(entry.title, 80)}**  \n:gray[{SOURCE_LABELS[entry.source]} · trained on "
                         f"{plain(entry.dataset, 80)}]")
             st.caption(plain(entry.about, 400) if entry.about else entry.config.label)
+            imported = entry.meta.get("imported")
+            if imported:
+                imported_note(imported, entry)
             metrics = entry.card
             elbo = metrics.get("test_elbo")
             st.markdown(
@@ -80,6 +109,17 @@ def card(entry, model) -> None:
                                                                      help="Remove this model of yours."):
             delete(entry)
             st.rerun()
+
+
+def imported_note(imported: dict, entry) -> None:
+    """Where a model trained elsewhere came from, which of its layers became what, and what the file could not say."""
+    layers = " → ".join(plain(n, 40) for n in [*imported.get("encoder", []), "(" + plain(imported.get("mean", "?"), 40)
+                                                 + " | " + plain(imported.get("logvar", "?"), 40) + ")",
+                                                 *imported.get("decoder", [])])
+    c, h, w = entry.config.input_shape
+    st.markdown(f":material/input: **Imported** from a PyTorch state_dict: {plain(imported.get('layout', ''), 200)}. "
+                f"Layers {layers}; images {c}×{h}×{w}.  \n**Assumed** (a state_dict holds weights, not code): "
+                f"{plain(imported.get('assumed', ''), 300)}. Nothing in the file was run.")
 
 
 def download_bytes(entry) -> bytes:

@@ -7,6 +7,7 @@ tutorial class with Sequential stacks and fc_mu / fc_logvar heads); each is save
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 import torch
@@ -145,3 +146,28 @@ def test_a_given_image_shape_is_used_for_a_non_square_input():
     x = torch.rand(4, 3, 10, 10)
     with torch.no_grad():
         torch.testing.assert_close(model.encode(x)[0], original.encode(x.flatten(1))[0], atol=1e-6, rtol=1e-5)
+
+
+def test_the_import_command_writes_a_checkpoint_and_refuses_in_one_line(tmp_path):
+    from tests.test_cli import cli
+
+    torch.manual_seed(3)
+    original = ExamplesVAE().eval()
+    (tmp_path / "my_vae.pt").write_bytes(saved(original))
+    proc = cli("import", tmp_path / "my_vae.pt", "--out", tmp_path / "ll.pt", "--json")
+    result = json.loads(proc.stdout)
+    assert result["name"] == "my_vae (imported, z=20)" and "pytorch/examples" in result["imported"]["layout"]
+    model, meta = load_checkpoint(tmp_path / "ll.pt")
+    assert meta["imported"]["assumed"] and model.config.latent_dim == 20
+    z = torch.randn(4, 20)
+    with torch.no_grad():
+        torch.testing.assert_close(model.decode_mean(z).flatten(1), original.decode(z), atol=1e-6, rtol=1e-5)
+
+    (tmp_path / "rgb.pt").write_bytes(saved(TutorialVAE(input_dim=300)))
+    refused = cli("import", tmp_path / "rgb.pt", "--out", tmp_path / "x.pt", check_code=2)
+    assert len(refused.stderr.strip().splitlines()) == 1 and "give the image shape" in refused.stderr
+    cli("import", tmp_path / "rgb.pt", "--out", tmp_path / "rgb-ll.pt", "--input-shape", 3, 10, 10, "--name", "RGB")
+    model, meta = load_checkpoint(tmp_path / "rgb-ll.pt")
+    assert model.config.input_shape == (3, 10, 10) and meta["name"] == "RGB"
+    again = cli("import", tmp_path / "ll.pt", "--out", tmp_path / "y.pt", check_code=2)
+    assert "already a Latent Lab checkpoint" in again.stderr and not (tmp_path / "y.pt").exists()

@@ -120,6 +120,9 @@ def clean_upload_meta(meta: dict, config) -> dict:
             out[key] = _clean_card(meta[key], config.latent_dim)
     if _numbers(meta.get("kl_per_dim"), config.latent_dim) is not None:
         out["kl_per_dim"] = list(meta["kl_per_dim"])
+    imported = _clean_imported(meta.get("imported"))
+    if imported:
+        out["imported"] = imported
     names = meta.get("label_names")
     if isinstance(names, list) and len(names) <= 1000:
         out["label_names"] = [str(n)[:60] for n in names]
@@ -131,10 +134,26 @@ def clean_upload_meta(meta: dict, config) -> dict:
     return out
 
 
-def add_upload(data: bytes, file_name: str) -> tuple[ModelEntry, bool]:
+def _clean_imported(value) -> dict:
+    """What the importer recognised in a state_dict trained elsewhere (vae_core.importers), as short strings."""
+    if not isinstance(value, dict):
+        return {}
+    out = {}
+    for key in ("layout", "mean", "logvar", "assumed"):
+        if isinstance(value.get(key), str):
+            out[key] = value[key][:300]
+    for key in ("encoder", "decoder"):
+        if isinstance(value.get(key), list) and len(value[key]) <= 64:
+            out[key] = [str(v)[:80] for v in value[key]]
+    return out
+
+
+def add_upload(data: bytes, file_name: str, input_shape: tuple[int, int, int] | None = None
+               ) -> tuple[ModelEntry, bool]:
     """Check and keep an uploaded checkpoint for this session: (entry, whether it is new); CheckpointError if
     refused, QuotaError if the session already holds max_uploads() uploads. Only the model is kept, not the file's
-    bytes (a download writes the checkpoint again from the model)."""
+    bytes (a download writes the checkpoint again from the model). input_shape (C, H, W): the image shape of a
+    state_dict trained elsewhere whose input is not a square greyscale image (a refusal asks for it)."""
     from vae_core.checkpoint import file_sha256
     from vae_core.errors import CheckpointError
 
@@ -143,18 +162,21 @@ def add_upload(data: bytes, file_name: str) -> tuple[ModelEntry, bool]:
     if f"upload/{sha[:12]}" in uploads:  # the uploader keeps the file across reruns: load it once
         return uploads[f"upload/{sha[:12]}"][0], False
     refused = st.session_state.get("refused_upload", {})
-    if sha in refused:  # a refused file is refused once, not on every rerun while it sits in the uploader
-        raise CheckpointError(refused[sha])
+    attempt = f"{sha}:{input_shape}"  # the same file with an image shape given is a new attempt
+    if attempt in refused:  # a refused file is refused once, not on every rerun while it sits in the uploader
+        raise CheckpointError(refused[attempt])
     if len(uploads) >= max_uploads():
         raise QuotaError(f"You have {len(uploads)} uploaded models, the most one session may hold on this server: "
                          "delete one of them below, then upload this one again.")
     try:
-        entry, model = entry_from_bytes(data, "upload", fallback_title=Path(file_name).stem)
+        entry, model = entry_from_bytes(data, "upload", fallback_title=Path(file_name).stem, input_shape=input_shape)
     except CheckpointError as exc:
-        st.session_state.refused_upload = {sha: str(exc)}  # the latest refusal only
+        st.session_state.refused_upload = {attempt: str(exc)}  # the latest refusal only
         raise
     meta = clean_upload_meta(entry.meta, model.config)
     title = str(meta.get("name") or Path(file_name).stem[:200] or model.config.label)
+    if meta.get("imported") and Path(file_name).stem:  # "Imported VAE, z=2" says less than the user's own file name
+        title = f"{Path(file_name).stem[:80]} (imported, z={model.config.latent_dim})"
     entry = dataclasses.replace(entry, meta=meta, title=title)
     uploads[entry.key] = (entry, model)
     return entry, True

@@ -22,8 +22,8 @@ from vae_core.training_run import train_and_save
 def register(sub: argparse._SubParsersAction) -> None:
     from vae_core.mnist_bundle import add_data  # `data pack-mnist`: rebuilds the bundled MNIST copy
 
-    for add in (add_train, add_evaluate, add_info, add_sample, add_grid, add_traverse, add_interpolate, add_zoo,
-                add_data):
+    for add in (add_train, add_evaluate, add_info, add_import, add_sample, add_grid, add_traverse, add_interpolate,
+                add_zoo, add_data):
         add(sub)
 
 
@@ -144,6 +144,46 @@ def add_info(sub) -> None:
 def run_info(args) -> dict:
     model, meta = load_checkpoint(args.checkpoint)
     return {"model_config": model.config.to_dict(), **meta}
+
+
+# -- import ------------------------------------------------------------------------------------------------------
+def add_import(sub) -> None:
+    p = sub.add_parser("import", help="convert a VAE trained elsewhere (a bare PyTorch state_dict) into a checkpoint",
+                       description="Reads FILE, written by `torch.save(model.state_dict(), FILE)`, as weights only "
+                                   "(nothing in it runs), recognises pytorch/examples' VAE (fc1, fc21, fc22, fc3, fc4) "
+                                   "or an MLP VAE with fc_mu / fc_logvar heads, and writes a Latent Lab checkpoint. "
+                                   "Assumed: ReLU between layers, a Bernoulli likelihood (a decoder ending in a "
+                                   "sigmoid).")
+    p.add_argument("file", help="the state_dict (.pt)")
+    p.add_argument("--out", required=True, help="checkpoint file to write (.pt)")
+    p.add_argument("--input-shape", type=int, nargs=3, metavar=("C", "H", "W"), default=None,
+                   help="the image shape, when the input size is not a square greyscale image (784 -> 1 28 28)")
+    p.add_argument("--name", default=None, help="the model's name in the app (default: from FILE)")
+    _add_output_flags(p)
+    p.set_defaults(handler=run_import)
+
+
+def run_import(args) -> dict:
+    from vae_core.checkpoint import save_checkpoint
+
+    shape = tuple(args.input_shape) if args.input_shape else None
+    if shape is not None and not all(0 < v <= 4096 for v in shape):
+        raise UserInputError(f"--input-shape must be three positive sizes C H W, got {' '.join(map(str, shape))}")
+    from vae_core.checkpoint import _load_payload, _read_bytes, imported_payload, model_from_payload
+    from vae_core.importers import is_bare_state_dict
+
+    payload = _load_payload(_read_bytes(args.file))  # weights only, after the size and archive checks
+    if not is_bare_state_dict(payload):
+        model_from_payload(payload)  # a damaged or foreign file says why; a good one is already ours
+        raise UserInputError(f"{args.file} is already a Latent Lab checkpoint: nothing to import")
+    model, meta = model_from_payload(imported_payload(payload, shape))
+    out = Path(args.out)
+    if out.is_dir():
+        raise UserInputError(f"--out {out} is a folder: give a file name such as {out / 'model.pt'}")
+    meta["name"] = args.name or f"{Path(args.file).stem} (imported, z={model.config.latent_dim})"
+    save_checkpoint(out, model, meta)
+    return {"checkpoint": str(out), "name": meta["name"], "model_config": model.config.to_dict(),
+            "imported": meta["imported"], "about": meta["about"]}
 
 
 # -- pictures: sample, grid, traverse, interpolate -----------------------------------------------------------------

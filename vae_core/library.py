@@ -46,9 +46,11 @@ class ModelEntry:
 
 
 def entry_from_bytes(data: bytes, source: str, *, key: str | None = None, path: Path | None = None,
-                     fallback_title: str = "") -> tuple[ModelEntry, object]:
-    """(entry, model) for a checkpoint's bytes; CheckpointError if it is refused."""
-    model, meta = load_checkpoint(data)
+                     fallback_title: str = "", input_shape: tuple[int, int, int] | None = None
+                     ) -> tuple[ModelEntry, object]:
+    """(entry, model) for a checkpoint's bytes; CheckpointError if it is refused. input_shape (C, H, W): the image
+    shape of a model imported from a bare state_dict whose input size is not a square greyscale image."""
+    model, meta = load_checkpoint(data, input_shape=input_shape)
     sha = file_sha256(data)
     title = str(meta.get("name") or fallback_title or model.config.label)
     key = key or f"upload/{sha[:12]}"

@@ -64,3 +64,39 @@ class TestUploads:
         at = open_app("app_pages/library.py")
         _upload(at, "junk.pt", os.urandom(2048))
         assert any("junk.pt was refused" in e.value for e in at.error)
+
+
+class TestImportedModels:
+    """A state_dict saved by someone's own training script (`torch.save(model.state_dict(), path)`), uploaded as is."""
+
+    def test_the_examples_vae_opens_and_its_card_says_where_it_came_from(self):
+        from tests.test_importers import ExamplesVAE, saved
+
+        torch.manual_seed(0)
+        at = open_app("app_pages/library.py")
+        _upload(at, "my_vae.pt", saved(ExamplesVAE()))
+        assert any("Loaded **my" in s.value and "vae (imported, z=20)**" in s.value for s in at.success)
+        (key,) = at.session_state["uploads"]
+        entry, model = at.session_state["uploads"][key]
+        assert model.config.input_shape == (1, 28, 28) and model.config.latent_dim == 20
+        notes = [m.value for m in at.markdown if "**Imported**" in m.value]
+        assert len(notes) == 1 and "pytorch/examples" in notes[0] and "fc21" in notes[0]
+        assert "**Assumed**" in notes[0] and "Bernoulli" in notes[0] and "Nothing in the file was run" in notes[0]
+        assert any("Imported from a PyTorch state_dict" in c.value for c in at.caption)
+        at.button(key=f"use-{key}").click().run()
+        assert picker(at).value == key and not at.exception
+
+    def test_a_non_square_input_asks_for_the_shape_and_a_retry_with_it_opens(self):
+        from tests.test_importers import TutorialVAE, saved
+
+        at = open_app("app_pages/library.py")
+        _upload(at, "rgb.pt", saved(TutorialVAE(input_dim=300, latent_dim=3)))
+        (error,) = [e.value for e in at.error]
+        assert "rgb.pt was refused" in error and "give the image shape" in error and "Image shape (C, H, W)" in error
+        at.text_input(key="import_shape").input("3, ten, 10").run()
+        assert any("is not an image shape" in e.value for e in at.error)
+        at.text_input(key="import_shape").input("(3, 10, 10)").run()
+        assert not at.exception and not at.error
+        (entry, model), = at.session_state["uploads"].values()
+        assert model.config.input_shape == (3, 10, 10) and model.config.latent_dim == 3
+        assert any("images 3×10×10" in m.value for m in at.markdown if "**Imported**" in m.value)
