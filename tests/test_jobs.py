@@ -80,6 +80,18 @@ class TestJobs:
         _, meta = load_checkpoint(snap.checkpoint)
         assert meta["status"] == "done" and len(meta["history"]) == 2
 
+    @pytest.mark.parametrize("kind, terms, absent", [("wae", {"mmd"}, {"mi", "tc", "dwkl"}),
+                                                     ("tcvae", {"mi", "tc", "dwkl"}, {"mmd"})])
+    def test_steps_relay_the_objectives_own_terms(self, digits, kind, terms, absent):
+        config = model_config_for(digits.input_shape, digits.num_classes, kind=kind, latent_dim=2, hidden=(32,))
+        job = TrainingJob(config, TrainConfig(epochs=1, batch_size=64, steps_per_event=5), digits, JobLimiter(1)).start()
+        assert job.join(120)
+        steps = job.snapshot().steps
+        assert steps and all(terms <= set(s) and not absent & set(s) for s in steps)
+        assert all(isinstance(s[k], float) for s in steps for k in terms)
+        if kind == "wae":  # no ELBO for a deterministic WAE: relayed as None, not as -recon
+            assert all(s["elbo"] is None and s["kl"] is None for s in steps)
+
     def test_the_cap_queues_the_second_job(self, digits, tmp_path):
         limiter = JobLimiter(1)
         first = _job(digits, limiter, **LONG_RUN).start()

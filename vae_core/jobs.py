@@ -47,6 +47,8 @@ from vae_core.training_run import train_and_save
 
 MAX_STEP_POINTS = 2000  # step metrics kept for the live curve; older ones are thinned
 STEP_KEYS = ("loss", "recon", "kl", "elbo")
+# the objective's own terms, relayed when the model has them: the WAE's MMD, the β-TCVAE's MI, TC and dimension-wise KL
+STEP_EXTRA_KEYS = ("mmd", "mi", "tc", "dwkl")
 MAP_POINTS = 2000  # test images on the live latent map: a fixed sample beyond that (MNIST's 10,000 would slow it)
 # A worker's data memory (RLIMIT_DATA: heap and private mappings, which is where tensors live), torch's own ~0.8 GB
 # after the fork included. 4 GB holds the largest model the settings admit (16 M parameters: weights, gradients and
@@ -62,6 +64,12 @@ _PROCESSES.set_forkserver_preload(["vae_core.jobs"])
 
 
 _START_LOCK = threading.Lock()
+
+
+def step_metrics(metrics: dict) -> dict:
+    """The step metrics the Train page plots: STEP_KEYS (kl and elbo None for the WAE) and the objective's own terms
+    present in this model's events (STEP_EXTRA_KEYS)."""
+    return {**{k: metrics.get(k) for k in STEP_KEYS}, **{k: metrics[k] for k in STEP_EXTRA_KEYS if k in metrics}}
 
 
 @contextlib.contextmanager
@@ -426,7 +434,7 @@ class TrainingJob:
         if isinstance(message, StepReport):
             m = message.metrics
             with self._lock:
-                self._steps.append({"step": message.step, "epoch": message.epoch, **{k: m[k] for k in STEP_KEYS}})
+                self._steps.append({"step": message.step, "epoch": message.epoch, **step_metrics(m)})
                 if len(self._steps) > MAX_STEP_POINTS:
                     self._steps = self._steps[::2]
                 self._progress, self._samples_per_s, self._epoch = m["progress"], m["samples_per_s"], message.epoch
@@ -467,7 +475,7 @@ class WorkerStarted:
 class StepReport:
     step: int  # global mini-batch count
     epoch: int
-    metrics: dict  # STEP_KEYS, "progress" and "samples_per_s"
+    metrics: dict  # step_metrics (STEP_KEYS and those of STEP_EXTRA_KEYS present), "progress" and "samples_per_s"
 
 
 @dataclass(frozen=True)
@@ -578,7 +586,8 @@ def _worker_main(messages, cancel, model_config: ModelConfig, train_config: Trai
                 if tuner is not None:
                     tuner.step(event.step)
                 messages.put(StepReport(event.step, event.epoch,
-                                        {k: m[k] for k in (*STEP_KEYS, "progress", "samples_per_s")}))
+                                        {**step_metrics(m), "progress": m["progress"],
+                                         "samples_per_s": m["samples_per_s"]}))
             elif event.kind == "epoch":
                 messages.put(EpochReport(event.epoch, m, *_previews(model, data, preview_x, preview_y)))
             elif event.kind == "failed" and _out_of_memory(event.message):
