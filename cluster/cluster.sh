@@ -27,9 +27,16 @@ STORE="$(realpath -m "${LATENT_LAB_USER_DIR:-$ROOT/user_models}")"
 NODE_CPUS="${LATENT_LAB_RAY_NODE_CPUS:-1}"
 OBJECT_STORE_MB="${LATENT_LAB_RAY_OBJECT_STORE_MB:-256}"
 RAY_TMP="/tmp/latent-lab-ray-$RAY_PORT"  # short: Ray's unix sockets live under it (108-byte path limit)
+# nginx's temp folders: where its workers (nobody, when started as root) can reach them whatever the run folder's
+# parents allow (a mkdtemp folder is 0700)
+NGINX_TMP="/tmp/latent-lab-nginx-$HTTP_PORT"
 COOKIE="latentlab_replica"
 export LATENT_LAB_CLUSTER_ID="$DIR"
 export RAY_USAGE_STATS_ENABLED=0
+# Ray 2.60 turns token authentication on for a head that finds a token in ~/.ray (any local ray.init() leaves one)
+# but not for a node joining it: decided here, the same for every piece. Off by default for this loopback-only
+# cluster; across machines set RAY_AUTH_MODE=token and give every machine the token (README, "Serving a large course").
+export RAY_AUTH_MODE="${RAY_AUTH_MODE:-disabled}"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"  # Ray's workers import vae_core from this checkout
 
 say() { echo "==> $*"; }
@@ -93,7 +100,7 @@ up() {
     exit 1
   fi
   rm -rf "$DIR"
-  mkdir -p "$DIR/logs" "$DIR/tmp" "$STORE"
+  mkdir -p "$DIR/logs" "$STORE"
   : > "$DIR/pids"
   local t0=$SECONDS
   local mb=$((OBJECT_STORE_MB * 1024 * 1024))
@@ -133,16 +140,17 @@ up() {
   say "nginx on port $HTTP_PORT"
   local max_body user_line=""
   max_body=$(sed -n 's/^maxUploadSize *= *\([0-9]*\).*/\1/p' .streamlit/config.toml | head -1)
-  mkdir -p "$DIR/tmp/body" "$DIR/tmp/proxy" "$DIR/tmp/fastcgi" "$DIR/tmp/uwsgi" "$DIR/tmp/scgi"
+  rm -rf "$NGINX_TMP"
+  mkdir -p "$NGINX_TMP/body" "$NGINX_TMP/proxy" "$NGINX_TMP/fastcgi" "$NGINX_TMP/uwsgi" "$NGINX_TMP/scgi"
   if [ "$(id -u)" -eq 0 ]; then  # nginx's workers drop to nobody: only its temp folders need to be theirs
     user_line="user nobody nogroup;"
-    chown -R nobody:nogroup "$DIR/tmp"
+    chown -R nobody:nogroup "$NGINX_TMP"
   fi
-  UPSTREAMS="$upstreams" "$PY" - "$DIR" "$HTTP_PORT" "${max_body:-200}" "$COOKIE" "$user_line" <<'PYEOF'
+  UPSTREAMS="$upstreams" "$PY" - "$DIR" "$HTTP_PORT" "${max_body:-200}" "$COOKIE" "$user_line" "$NGINX_TMP" <<'PYEOF'
 import os, sys
-d, port, body, cookie, user = sys.argv[1:6]
+d, port, body, cookie, user, tmp = sys.argv[1:7]
 text = open("cluster/nginx.conf.template").read()
-for key, value in {"DIR": d, "LISTEN": port, "MAX_BODY": body, "COOKIE": cookie, "USER": user,
+for key, value in {"DIR": d, "LISTEN": port, "MAX_BODY": body, "COOKIE": cookie, "USER": user, "TMP": tmp,
                    "UPSTREAMS": os.environ["UPSTREAMS"].rstrip("\n")}.items():
     text = text.replace(f"@{key}@", value)
 open(os.path.join(d, "nginx.conf"), "w").write(text)
@@ -197,7 +205,7 @@ down() {
   fi
   left=$(cluster_pids)
   rm -f "$DIR/pids"
-  rm -rf "$RAY_TMP"
+  rm -rf "$RAY_TMP" "$NGINX_TMP"
   if [ -n "$left" ]; then
     echo "cluster: could not stop: $left" >&2
     exit 1

@@ -296,6 +296,9 @@ def test_uploads_and_training_through_nginx_with_two_replicas(cluster, students,
     student = students[first_port][0]
     student.start_training("cluster upload model", epochs=2, batch_size="16", npz=upload_file)
     student.wait_finished()
+    student.visit("Latent map")  # a chart page: Plotly's 4.7 MB of code through nginx
+    expect(student.page.locator(".js-plotly-plot").first).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+    assert_no_exception(student.page)
     assert student.replica() == first_port  # every request of this student, upload and websocket included
     log = cluster.access_log()
     uploads = re.findall(r'"(?:PUT|POST) /_stcore/upload_file/\S+ HTTP/1\.1" (\d+)', log)
@@ -408,6 +411,9 @@ def test_a_lost_ray_node_fails_its_training_clearly_and_nothing_else(cluster, st
 
 def test_cluster_down_leaves_no_process(cluster):
     assert cluster.processes(), "the cluster's processes should be running before down"
+    errors = (cluster.run_dir / "logs" / "nginx-error.log").read_text(errors="replace")
+    serious = [line for line in errors.splitlines() if re.search(r"\[(crit|alert|emerg)\]", line)]
+    assert not serious, f"nginx logged {len(serious)} serious error(s): {serious[:3]}"
     down = cluster.run("down", timeout=120)
     assert down.returncode == 0, down.stdout + down.stderr
     left = cluster.processes()
