@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/load_test.py [--sessions 30 --browsers 5 --trainers 10]
         [--epochs 5] [--ramp 15] [--ttl 15] [--timeout 900] [--out test-artifacts/load_test.json]
+    .venv/bin/python bench/load_test.py --cluster 2 --sessions 60 --trainers 20 --out test-artifacts/load_test_cluster.json
+        the same class through nginx to 2 replicas training on Ray (`./run.sh cluster up`, bench/cluster_server.py)
 
 What it does (loopback only: the server listens on 127.0.0.1 and nothing else is contacted):
 
@@ -1163,6 +1165,9 @@ def parse_args(argv=None):
     ap.add_argument("--no-tour", action="store_true", help="skip the warm-up tour baseline before the class")
     ap.add_argument("--keep", action="store_true", help="keep the temporary user folder (trained models)")
     ap.add_argument("--no-probe", action="store_true", help="plain `streamlit run` (no in-server memory probe)")
+    ap.add_argument("--cluster", type=int, default=0, metavar="N",
+                    help="through nginx to N replicas training on Ray: `./run.sh cluster up --replicas N` on free "
+                         "ports (bench/cluster_server.py); 0 (default): one `streamlit run` as above")
     # The app tree: this checkout, or LATENT_LAB_APP_DIR (as tests/browser/conftest.py) for a patched copy.
     ap.add_argument("--root", type=Path, default=Path(os.environ.get("LATENT_LAB_APP_DIR", ROOT)),
                     help="the app's folder (default: $LATENT_LAB_APP_DIR or this checkout)")
@@ -1170,6 +1175,8 @@ def parse_args(argv=None):
     args = ap.parse_args(argv)
     args.browsers = min(args.browsers, args.sessions)
     args.trainers = min(args.trainers, args.sessions)
+    if args.cluster:
+        args.no_probe = True  # the probe lives in one server process; the cluster is measured from outside
     return args
 
 
@@ -1197,9 +1204,24 @@ def main(argv=None) -> int:
                   "the browsers run on the same machine as the server: their CPU use competes with the server's, "
                   "so interaction times are pessimistic"],
     }
-    server = Server(args.root, user_dir, log_path, args.ttl, args.max_jobs, probe=not args.no_probe)
+    if args.cluster:
+        from bench.cluster_server import ClusterServer
+
+        server = ClusterServer(args.root, user_dir, log_path, args.ttl, args.cluster)
+        cap = server.capacity  # the Ray cluster's CPUs: the scheduler actor admits that many trainings at once
+        report["config"]["job_cap"] = cap
+        report["notes"][1] = (f"trainings on Ray: at most {cap} at once (the cluster's CPUs), "
+                              "LATENT_LAB_MAX_JOBS unused")
+        report["notes"].append(f"cluster mode: nginx -> {args.cluster} replicas, Ray head + 1 node, all on this "
+                               "machine with the browsers; the server-side figures below are replica-1's, the "
+                               "'cluster' section has every replica and Ray node")
+    else:
+        server = Server(args.root, user_dir, log_path, args.ttl, args.max_jobs, probe=not args.no_probe)
     sampler = Sampler(server.process.pid, server.started)
     sampler.start()
+    pieces = {name: Sampler(pid, server.started) for name, pid in getattr(server, "pids", {}).items()}
+    for piece in pieces.values():
+        piece.start()
 
     def on_signal(signum, frame):  # hard timeout or SIGTERM: `finally` stops the server and writes the report
         raise SystemExit(f"stopped by signal {signum} (SIGALRM = the hard timeout of {args.timeout:.0f} s)")
@@ -1255,6 +1277,10 @@ def main(argv=None) -> int:
     finally:
         signal.alarm(0)
         sampler.stop_event.set()
+        if pieces:
+            report["cluster"] = cluster_figures(server, pieces, phases)
+            for piece in pieces.values():
+                piece.stop_event.set()
         server.stop()
         try:
             if students:
@@ -1273,6 +1299,25 @@ def main(argv=None) -> int:
                 if server.probe_dir:
                     shutil.rmtree(server.probe_dir, ignore_errors=True)
     return exit_code
+
+
+def cluster_figures(server, pieces: dict, phases: dict) -> dict:
+    """Memory (RSS of each piece's process tree, MB) before the class, at its peak and at the end, per replica
+    and Ray node, and nginx's view: websocket sessions per replica, HTTP statuses."""
+    start, closed = phases.get("class_start"), phases.get("closed")
+    out = {}
+    for name, piece in pieces.items():
+        before = [r for _, r, _, _ in piece.window(max(0.0, (start or piece.now()) - 5), start)]
+        during = [r for _, r, _, _ in piece.window(start or 0, closed)]
+        end = [r for _, r, _, _ in piece.window(piece.now() - 5)]
+        cpu = piece.cpu_window(start or 0, phases.get("class_end"))
+        out[name] = {"rss_mb_idle": round(statistics.median(before), 1) if before else None,
+                     "rss_mb_peak": round(max(during), 1) if during else None,
+                     "rss_mb_end": round(statistics.median(end), 1) if end else None,
+                     "cpu_cores_mean_during_class": round(statistics.mean(cpu), 2) if cpu else None}
+    return {"pieces": out, "nginx": server.nginx_summary(), "load_average_at_end": os.getloadavg(),
+            "note": "RSS of each process tree (the Ray nodes' trees hold their training actors); CPU of the "
+                    "piece's own top process only"}
 
 
 def analyse(report: dict, students: list[Student], phases: dict, state: dict, sampler: Sampler, user_dir: Path,
