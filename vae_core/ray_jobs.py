@@ -67,13 +67,14 @@ def actor_name(job: TrainingJob) -> str:
 
 
 # -- the cluster's scheduler ------------------------------------------------------------------------------------------
-@ray.remote(num_cpus=0, max_restarts=-1)
-class Scheduler:
+class SchedulerState:
     """The cluster's queue and ledger, shared by every replica: FIFO, at most `capacity()` running, one
-    unfinished job per owner. Every entry is a lease renewed by its replica (admit, touch)."""
+    unfinished job per owner. Every entry is a lease renewed by its replica (admit, touch). A plain class (tested
+    without a cluster); the actor is `Scheduler` below."""
 
-    def __init__(self, max_running: int | None = None):
+    def __init__(self, max_running: int | None = None, lease_s: float = LEASE_S):
         self.max_running = max_running  # None: the cluster's CPUs
+        self.lease_s = lease_s
         self.queue: list[str] = []
         self.running: set[str] = set()
         self.jobs: dict[str, dict] = {}  # job id -> {"owner", "name", "seen"}
@@ -92,7 +93,7 @@ class Scheduler:
     def _expire(self) -> None:
         now = time.monotonic()
         for job_id, entry in list(self.jobs.items()):
-            if now - entry["seen"] > LEASE_S:
+            if now - entry["seen"] > self.lease_s:
                 self.release(job_id)
 
     def enqueue(self, job_id: str, owner: str | None, name: str) -> str | None:
@@ -148,6 +149,9 @@ class Scheduler:
         self._expire()
         return {"capacity": self.capacity(), "running": len(self.running), "waiting": len(self.queue),
                 "started": self.started, "owners": len(self.owners)}
+
+
+Scheduler = ray.remote(num_cpus=0, max_restarts=-1)(SchedulerState)
 
 
 def scheduler(max_running: int | None = None):
@@ -403,5 +407,5 @@ def actor_node(job: TrainingJob) -> dict | None:
         return None
 
 
-__all__ = ["connect", "ClusterLimiter", "Scheduler", "scheduler", "TrainingActor", "actor_name", "actor_node",
+__all__ = ["connect", "ClusterLimiter", "SchedulerState", "Scheduler", "scheduler", "TrainingActor", "actor_name", "actor_node",
            "LOST_MESSAGE", "NAMESPACE", "SCHEDULER_NAME"]
