@@ -192,11 +192,11 @@ down() {
       done < "$DIR/pids"
     done
   fi
-  local deadline=$((SECONDS + 20))
+  local deadline=$((SECONDS + 10))
   while [ -n "$(cluster_pids)" ] && [ $SECONDS -lt $deadline ]; do sleep 0.5; done
   left=$(cluster_pids)
   if [ -n "$left" ]; then
-    echo "cluster: $(echo "$left" | wc -l) process(es) still running after 20 s: killing them:" >&2
+    echo "cluster: $(echo "$left" | wc -l) process(es) still running 10 s after SIGTERM: killing them:" >&2
     # shellcheck disable=SC2086
     ps -o pid=,args= -p "$(echo $left | tr ' ' ',')" | cut -c1-100 >&2 || true
     # shellcheck disable=SC2086
