@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -99,3 +100,7 @@ class ClusterServer:
             out.write(f"\n== cluster down ==\n{summary}\n")
             for path in sorted((self.run_dir / "logs").glob("replica-*.log")):
                 out.write(f"\n== {path.name} ==\n{path.read_text(errors='replace')}")
+            nginx_log = self.run_dir / "logs" / "nginx-error.log"
+            if nginx_log.exists():
+                out.write(f"\n== nginx-error.log ==\n{nginx_log.read_text(errors='replace')}")
+        shutil.rmtree(self.run_dir.parent, ignore_errors=True)
