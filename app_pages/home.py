@@ -13,6 +13,7 @@ import numpy as np
 import streamlit as st
 import torch
 
+from ui import draw_digit
 from ui import latent_point as latent_pad
 from ui.catalogue import available_models, current_model
 from ui.datasets import model_data
@@ -124,6 +125,22 @@ def pad(entry, model) -> None:
         st.caption(f"{dots}Between the dots it draws {many} nobody wrote: that is what makes it a generator.")
 
 
+def draw(entry, model) -> None:
+    """Draw a digit: the encoder places it on the map as you draw (28x28 greyscale models)."""
+    if not draw_digit.drawable(entry):
+        return
+    st.markdown("##### Or draw one yourself")
+    st.caption("Draw a digit in the black square. On every stroke the **encoder** turns your drawing into a code: "
+               "the red ellipse is where it lands on the map (its centre is the mean μ, its size one standard "
+               "deviation σ: how unsure the encoder is), and the **decoder** redraws the digit from μ. Let go and "
+               "the latent pad above moves to your code.")
+    with friendly_errors("The drawing box"):
+        data = model_data(entry)
+        encoded = encode_split(entry.sha256, "test", model, data) if data is not None else None
+        draw_digit.draw_digit(model, entry, key="home_draw", mu=None if encoded is None else encoded["mu"],
+                              labels=None if encoded is None else encoded["y"])
+
+
 def card(entry) -> None:
     """The model in brief: its name, what it is for and three numbers."""
     st.subheader(plain(entry.title, 80))  # an uploaded checkpoint's name and text are the user's: never Markdown
@@ -153,6 +170,7 @@ def main() -> None:
     page_header("Latent Lab", lead(entry))
     st.markdown(f"##### {instruction(entry, model)}")
     pad(entry, model)
+    draw(entry, model)
 
     st.divider()
     left, right = st.columns([1, 1], gap="large")

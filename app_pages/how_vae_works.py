@@ -15,9 +15,11 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
+from ui import draw_digit
 from ui.catalogue import current_model
 from ui.datasets import model_data, require_data
 from ui.images import data_uri, scale_for
+from ui.latent_space import encode_split
 from ui.page import friendly_errors, page_header
 from ui.state import page_state, set_url, url_int
 from ui.text import plain
@@ -259,6 +261,32 @@ def walkthrough(entry, model, data) -> None:
             step_loss(ex)
 
 
+def your_own_digit(entry, model, data) -> None:
+    """The same steps on a digit the reader draws: the encoder runs in the browser on every stroke."""
+    if not draw_digit.drawable(entry):
+        return
+    st.subheader("Try it with a digit of your own")
+    st.caption("Draw a digit in the black square. On every stroke the encoder (running in your browser) gives its μ "
+               "and σ: the red ellipse on the map is μ ± σ, the cloud of codes your drawing could have; the decoder "
+               "redraws the digit from μ. Let go and the numbers below are computed for your drawing.")
+    with friendly_errors("The drawing box"):
+        test = encode_split(entry.sha256, "test", model, data)
+        code = draw_digit.draw_digit(model, entry, key="hvw_draw", mu=test["mu"], labels=test["y"])
+        if code is None:
+            return
+        mu = torch.tensor(code.mu, dtype=torch.float64)
+        shown = ", ".join(f"{v:.2f}" for v in code.mu[:MAX_WRITTEN_DIMS]) + (", …" if len(code.mu) > MAX_WRITTEN_DIMS
+                                                                              else "")
+        if code.logvar is None:
+            st.markdown(f"Your drawing's code: z = ({shown}). This model (an AE or a WAE) gives one exact code: no cloud.")
+            return
+        logvar = torch.tensor(code.logvar, dtype=torch.float64)
+        sigma = ", ".join(f"{v:.2f}" for v in torch.exp(0.5 * logvar)[:MAX_WRITTEN_DIMS].tolist())
+        kl = float(0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum())
+        st.markdown(f"Your drawing: μ = ({shown}), σ = ({sigma}{', …' if len(code.mu) > MAX_WRITTEN_DIMS else ''}). "
+                    f"Its KL term, the price of this cloud against the prior N(0, I), is **{kl:.2f} nats**.")
+
+
 def main() -> None:
     entry, model = current_model()
     data = model_data(entry)
@@ -270,6 +298,7 @@ def main() -> None:
         st.info("This model's data set has no test images to follow.", icon=":material/info:")
         return
     walkthrough(entry, model, data)
+    your_own_digit(entry, model, data)
 
 
 if __name__ == "__main__":

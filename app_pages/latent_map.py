@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from ui import figures
+from ui import draw_digit, figures
 from ui import latent_point as lp
 from ui.catalogue import current_model
 from ui.class_picker import class_picker
@@ -403,6 +403,19 @@ def main() -> None:
         extent = view_extent(view, torch.from_numpy(test["mu"]))
         explore(entry, model, data, test, view, extent, cls)
         walk(entry, model, data, test, method, cls)
+        draw(entry, model, test)
+
+
+def draw(entry, model, test) -> None:
+    """Draw a digit and watch where the encoder puts it on this map (28x28 greyscale models)."""
+    if not draw_digit.drawable(entry):
+        return
+    st.subheader("Draw a digit and watch it land")
+    st.caption("Draw in the black square: on every stroke the encoder, running in your browser, places your drawing "
+               "on the map (the red ellipse: its mean μ and one standard deviation σ"
+               + ("" if entry.config.latent_dim == 2 else "; shown in the two dimensions that carry the most "
+                  "information") + ") and the decoder redraws it from μ. Let go and the pad above moves to your code.")
+    draw_digit.draw_digit(model, entry, key="lm_draw", mu=test["mu"], labels=test["y"])
 
 
 main()

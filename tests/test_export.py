@@ -189,3 +189,26 @@ def test_the_javascript_decoder_matches_torch_on_odd_architectures(tmp_path):
                             timeout=120, check=True)
     for got, want in zip(json.loads(result.stdout), wants):
         np.testing.assert_allclose(np.asarray(got), want, atol=1e-5)
+
+
+# -- the encoder (the drawing box) ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("settings", [dict(kind="vae"), dict(kind="vae", arch="conv"), dict(kind="cvae"),
+                                      dict(kind="ae"), dict(kind="cvae", arch="conv", latent_dim=5)])
+def test_the_encoder_exports_and_the_reference_matches_torch(settings):
+    from vae_core.export import encoder_payload, export_encoder, reference_encode
+
+    settings = {"latent_dim": 3, **settings}
+    model = build_model(model_config_for((1, 28, 28), 10, **settings), seed=0).eval()
+    exported = export_encoder(model)
+    x, y = torch.rand(3, 1, 28, 28), torch.tensor([1, 2, 3])
+    with torch.no_grad():
+        mu, logvar = model.encode(x, y if model.config.is_conditional else None)
+    got_mu, got_logvar = reference_encode(exported, x.numpy(), y.numpy())
+    np.testing.assert_allclose(got_mu, mu.numpy(), atol=1e-5)
+    assert (got_logvar is None) == (logvar is None)
+    if logvar is not None:
+        np.testing.assert_allclose(got_logvar, logvar.numpy(), atol=1e-5)
+    payload = json.loads(json.dumps(encoder_payload(exported)))
+    assert payload["format"] == "latent-lab-encoder" and payload["n_parameters"] == exported.n_parameters
+    assert [L["type"] for L in payload["conv"]] == (["conv2d", "relu", "conv2d", "relu", "flatten"]
+                                                    if settings.get("arch") == "conv" else [])

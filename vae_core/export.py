@@ -223,3 +223,135 @@ def _conv_transpose_scatter(x: np.ndarray, layer: dict) -> np.ndarray:
         for ix in range(w):
             full[:, iy * sh: iy * sh + kh, ix * sw: ix * sw + kw] += contrib[iy, ix]
     return (full[:, ph: ph + out_h, pw: pw + out_w] + layer["bias"][:, None, None]).astype(np.float32)
+
+
+# -- the encoder (the drawing box encodes in the browser) -----------------------------------------------------------
+ENCODER_FORMAT = "latent-lab-encoder"
+
+
+@dataclass(eq=False)
+class ExportedEncoder:
+    """An encoder as data: image (C, H, W) -> `conv` layers (Conv2d, ReLU, Flatten; empty for an MLP, which takes
+    the flattened pixels) -> [+ one-hot (K,)] -> `body` (Linear, ReLU) -> the heads `mu` and `logvar` (Linear;
+    logvar None for a deterministic model)."""
+
+    input_shape: tuple[int, int, int]
+    latent_dim: int
+    num_classes: int
+    conv: list[dict] = field(repr=False)
+    body: list[dict] = field(repr=False)
+    mu: dict = field(repr=False)
+    logvar: dict | None = field(repr=False)
+
+    @property
+    def n_parameters(self) -> int:
+        layers = [*self.conv, *self.body, self.mu, *([self.logvar] if self.logvar else [])]
+        return sum(v.size for layer in layers for v in layer.values() if isinstance(v, np.ndarray))
+
+
+def export_encoder(model) -> ExportedEncoder:
+    """The encoder of a `LatentVariableModel` as data; UnsupportedExport if a layer cannot be exported."""
+    config, encoder = getattr(model, "config", None), getattr(model, "encoder", None)
+    if config is None or encoder is None or not hasattr(encoder, "body"):
+        raise UnsupportedExport(f"{type(model).__name__} is not a Latent Lab model (no config or encoder)")
+    n_classes = config.num_classes if config.is_conditional else 0
+    shape: tuple[int, ...] = tuple(int(v) for v in config.input_shape)
+    conv: list[dict] = []
+    if encoder.conv is not None:
+        for index, module in enumerate(encoder.conv):
+            where = f"encoder conv layer {index} ({type(module).__name__})"
+            if type(module) is nn.Conv2d:
+                layer, shape = _export_conv(module, shape, where)
+            elif type(module) is nn.ReLU:
+                layer = {"type": "relu"}
+            elif type(module) is nn.Flatten:
+                layer, shape = {"type": "flatten"}, (int(np.prod(shape)),)
+            else:
+                raise UnsupportedExport(f"{where} is not supported by the browser encoder")
+            conv.append(layer)
+    else:
+        shape = (int(np.prod(shape)),)
+    if len(shape) != 1:
+        raise UnsupportedExport(f"the encoder's features must be flat, got shape {shape}")
+    shape = (shape[0] + n_classes,)
+    body = []
+    for index, module in enumerate(encoder.body):
+        layer, shape = _export_layer(module, shape, f"encoder layer {index} ({type(module).__name__})")
+        if layer["type"] not in ("linear", "relu"):
+            raise UnsupportedExport(f"encoder layer {index} is not Linear or ReLU")
+        body.append(layer)
+    mu, _ = _export_layer(encoder.mu, shape, "the mean head")
+    logvar = _export_layer(encoder.logvar, shape, "the log-variance head")[0] if encoder.logvar is not None else None
+    exported = ExportedEncoder(tuple(int(v) for v in config.input_shape), int(config.latent_dim), int(n_classes),
+                               conv, body, mu, logvar)
+    if exported.n_parameters > MAX_EXPORT_PARAMETERS:
+        raise UnsupportedExport(f"the encoder has {exported.n_parameters:,} parameters, more than the "
+                                f"{MAX_EXPORT_PARAMETERS:,} a browser encoder takes")
+    return exported
+
+
+def _export_conv(m: nn.Conv2d, shape: tuple[int, ...], where: str) -> tuple[dict, tuple[int, ...]]:
+    if len(shape) != 3 or shape[0] != m.in_channels:
+        raise UnsupportedExport(f"{where} takes {m.in_channels} channels but gets shape {shape}")
+    if m.groups != 1 or tuple(m.dilation) != (1, 1) or m.padding_mode != "zeros" or isinstance(m.padding, str):
+        raise UnsupportedExport(f"{where}: groups, dilation, string padding and padding modes other than zeros are "
+                                "not supported")
+    (kh, kw), (sh, sw), (ph, pw) = m.kernel_size, m.stride, m.padding
+    _, h, w = shape
+    out = (m.out_channels, (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1)
+    if out[1] < 1 or out[2] < 1:
+        raise UnsupportedExport(f"{where} would produce an empty image from shape {shape}")
+    bias = m.bias if m.bias is not None else torch.zeros(m.out_channels)
+    return ({"type": "conv2d", "in": m.in_channels, "out": m.out_channels, "kernel": [kh, kw], "stride": [sh, sw],
+             "padding": [ph, pw], "in_shape": list(shape), "out_shape": list(out), "weight": _weights(m.weight),
+             "bias": _weights(bias)}, out)
+
+
+def encoder_payload(exported: ExportedEncoder) -> dict:
+    """JSON-able form of an encoder export: arrays as base64 little-endian float32 (flattened, C order)."""
+    def pack(layer):
+        return None if layer is None else {k: (_b64(v) if isinstance(v, np.ndarray) else v) for k, v in layer.items()}
+
+    return {"format": ENCODER_FORMAT, "version": FORMAT_VERSION, "input_shape": list(exported.input_shape),
+            "latent_dim": exported.latent_dim, "num_classes": exported.num_classes,
+            "n_parameters": exported.n_parameters, "conv": [pack(L) for L in exported.conv],
+            "body": [pack(L) for L in exported.body], "mu": pack(exported.mu), "logvar": pack(exported.logvar)}
+
+
+def reference_encode(exported: ExportedEncoder, x, y=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(mu, logvar) (N, D) from images x (N, C, H, W) [and labels y for a CVAE], computed with NumPy the browser
+    encoder's way: Conv2d as a gather over the kernel window, Linear as dot products."""
+    x = np.asarray(x, dtype=np.float32).reshape(-1, *exported.input_shape)
+    mus, logvars = [], []
+    for i, image in enumerate(x):
+        h = image.astype(np.float64)
+        for layer in exported.conv:
+            if layer["type"] == "conv2d":
+                h = _conv_gather(h, layer)
+            elif layer["type"] == "relu":
+                h = np.maximum(h, 0)
+            else:
+                h = h.reshape(-1)
+        h = h.reshape(-1)
+        if exported.num_classes:
+            label = int(np.broadcast_to(np.asarray(y), (len(x),))[i])
+            h = np.concatenate([h, np.eye(exported.num_classes)[label]])
+        for layer in exported.body:
+            h = layer["weight"] @ h + layer["bias"] if layer["type"] == "linear" else np.maximum(h, 0)
+        mus.append(exported.mu["weight"] @ h + exported.mu["bias"])
+        if exported.logvar is not None:
+            logvars.append(exported.logvar["weight"] @ h + exported.logvar["bias"])
+    return np.asarray(mus, np.float32), (np.asarray(logvars, np.float32) if exported.logvar is not None else None)
+
+
+def _conv_gather(x: np.ndarray, layer: dict) -> np.ndarray:
+    (kh, kw), (sh, sw), (ph, pw) = layer["kernel"], layer["stride"], layer["padding"]
+    c_out, out_h, out_w = layer["out_shape"]
+    padded = np.pad(x, ((0, 0), (ph, ph), (pw, pw)))
+    weight = layer["weight"].astype(np.float64)  # (Co, Ci, kh, kw)
+    out = np.empty((c_out, out_h, out_w))
+    for oy in range(out_h):
+        for ox in range(out_w):
+            window = padded[:, oy * sh: oy * sh + kh, ox * sw: ox * sw + kw]
+            out[:, oy, ox] = np.einsum("oikl,ikl->o", weight, window)
+    return out + layer["bias"][:, None, None]

@@ -273,14 +273,14 @@ class TestLinks:
 # -- the real-time pad below the map -------------------------------------------------------------------------------
 def pad_data(at: AppTest) -> dict:
     """The data the page sent to the latent pad component on the last run."""
-    [element] = at.get("bidi_component")
+    [element] = [e for e in at.get("bidi_component") if e.proto.component_name == "latent_pad"]
     assert element.proto.component_name == "latent_pad"
     return json.loads(element.proto.json)
 
 
 def release_pad(at: AppTest, z, y=None) -> AppTest:
     """What the browser sends when the pad is released at (z, y): the component's `point` state, then a run."""
-    [element] = at.get("bidi_component")
+    [element] = [e for e in at.get("bidi_component") if e.proto.component_name == "latent_pad"]
     states = at._tree.get_widget_states()
     states.widgets.append(WidgetState(id=element.proto.id, json_value=json.dumps(
         {"point": {"decoder_id": pad_data(at)["decoder_id"], "scene_id": "any", "z": list(z), "y": y,

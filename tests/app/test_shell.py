@@ -56,7 +56,7 @@ class TestPickerFollowsTheUser:
 
 
 def pad_data(at) -> dict:
-    [element] = at.get("bidi_component")
+    [element] = [e for e in at.get("bidi_component") if e.proto.component_name == "latent_pad"]
     assert element.proto.component_name == "latent_pad"
     return json.loads(element.proto.json)
 
@@ -65,7 +65,7 @@ def release(at, z) -> None:
     """What the browser sends when the pad is released at z: the component's `point` state, then a run."""
     from streamlit.proto.WidgetStates_pb2 import WidgetState
 
-    [element] = at.get("bidi_component")
+    [element] = [e for e in at.get("bidi_component") if e.proto.component_name == "latent_pad"]
     states = at._tree.get_widget_states()
     states.widgets.append(WidgetState(id=element.proto.id, json_value=json.dumps(
         {"point": {"decoder_id": pad_data(at)["decoder_id"], "scene_id": "any", "z": list(z), "y": None,
