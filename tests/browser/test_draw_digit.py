@@ -142,3 +142,15 @@ def test_on_the_how_page_a_drawing_gets_its_own_numbers(page, server):
     mu = page.evaluate("() => Array.from(window.__latentDraw.active.mu)")
     expect(page.get_by_text(f"μ = ({mu[0]:.2f}, {mu[1]:.2f})")).to_be_visible()
     assert_no_exception(page)
+
+    # the eraser takes ink away (the input and the code change); Clear empties the box and the reconstruction
+    drawn = page.evaluate("() => window.__latentDraw.input()")
+    page.locator(".draw-root button[data-tool='eraser']").click()
+    stroke(page, [(0.3, 0.5), (0.7, 0.5)], steps=10)
+    erased = page.evaluate("() => window.__latentDraw.input()")
+    assert erased != drawn and sum(erased) > 0
+    assert page.evaluate("() => Array.from(window.__latentDraw.active.mu)") != mu
+    page.locator(".draw-root button.clear").click()
+    assert sum(page.evaluate("() => window.__latentDraw.input()")) == 0
+    recon = page.evaluate(RECON_JS)
+    assert set(recon[0::4]) == {0} and page.evaluate("() => window.__latentDraw.active.mu") is None
