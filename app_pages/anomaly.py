@@ -196,8 +196,9 @@ def controls(data, model, choices: dict) -> tuple[str, str]:
     score = c2.radio("Anomaly score", list(SCORES), format_func=SCORES.get, key="an_score", horizontal=True,
                      help=SCORE_HELP)
     if not model.config.is_variational:
-        st.caption("This is a plain autoencoder: no KL term and no random code, so its −ELBO is just its "
-                   "reconstruction error and both scores agree.")
+        what = "a WAE" if model.config.kind == "wae" else "a plain autoencoder"
+        st.caption(f"This is {what}: one exact code per image, no KL term and no random code, so its −ELBO is "
+                   "just its reconstruction error and both scores agree.")
     if model.config.is_conditional:
         st.caption(f"This CVAE is told each image's class. The {plain(noun(data), 80)} are scored with their true "
                    "class; the "

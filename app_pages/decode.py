@@ -205,8 +205,8 @@ def test_image_start(entry, model, data) -> None:
 
 
 def default_range(model, encoded) -> int:
-    """±3σ for a VAE; an AE's range covers its test codes (it has no prior scale)."""
-    if not model.config.is_variational and encoded is not None:
+    """±3σ for a generator (VAE, WAE...); an AE's range covers its test codes (it has no prior scale)."""
+    if not model.config.is_generative and encoded is not None:
         radius = code_radius(torch.from_numpy(encoded["mu"]))
         return next((r for r in RANGES if r >= radius), RANGES[-1])
     return 3
@@ -218,7 +218,7 @@ def range_control(entry, model, encoded) -> int:
         "Slider range (± σ)", RANGES, value=default_range(model, encoded), key=f"decode_range_{entry.sha256[:10]}",
         help="How far the sliders reach either side of 0, in prior standard deviations (σ). A VAE's codes rarely "
              "go beyond ±3, so its decoder has seldom seen codes out there." +
-             (AE_HELP if not model.config.is_variational else ""))
+             (AE_HELP if not model.config.is_generative else ""))
 
 
 # -- the decoder (a fragment: a slider move or a release of the pad reruns this alone) --------------------------------
@@ -374,7 +374,7 @@ def manifold_section(entry, model, z, y, rng: int) -> None:
     n = c3.slider("Tiles per side", 3, top, min(15, top), key="decode_grid_n",
                   help="The grid has this many images a side." + ("" if top == 25 else
                        f" At most {top} for this model: its images are large."))
-    extent = c4.select_slider("Extent (± σ)", SPANS, value=min(3, rng) if model.config.is_variational else rng,
+    extent = c4.select_slider("Extent (± σ)", SPANS, value=min(3, rng) if model.config.is_generative else rng,
                               key=f"decode_extent_{key}",
                               help="How far the square reaches either side of 0, in prior standard deviations (σ).")
     if dx == dy:
@@ -415,7 +415,7 @@ def main() -> None:
     data = model_data(entry)
     encoded = None  # the pad draws the test codes; the server sliders need them only for an AE (to size them)
     with friendly_errors("Encoding the test images"):
-        if data is not None and (in_browser or not model.config.is_variational):
+        if data is not None and (in_browser or not model.config.is_generative):
             encoded = encode_split(entry.sha256, "test", model, data)
     with friendly_errors("Setting up the start points"):
         rng = start_controls(entry, model, data, encoded, in_browser)

@@ -201,7 +201,7 @@ def main() -> None:
         "trained to follow) and decode it. Each tile below is one such code. Change the seed for other codes, "
         "the temperature for tamer or wilder ones.",
     )
-    if not model.config.is_variational:
+    if not model.config.is_generative:  # a WAE is: its MMD pulls the codes towards the prior
         st.warning("An autoencoder is not trained to follow the prior, so random codes often land where it has "
                    "never put an image: one reason a plain autoencoder is not a generator.", icon=":material/info:")
     settings = controls(entry, model)

@@ -304,7 +304,8 @@ def results(entry, model, data, test, view, ends, method, n, cls) -> None:
                                                 else "ELBO (nats)"), width="stretch", key="ip_elbo")
         st.caption("Each decoded image is fed back through the model and scored (one sample, fixed seed). A dip in "
                    "the middle means the path crosses a region whose images the model finds unlikely."
-                   + (" An autoencoder has no KL term, so this is minus the reconstruction error only."
+                   + (" This model gives one exact code per image (an AE or a WAE) and has no KL term, so this is "
+                      "minus the reconstruction error only."
                       if no_kl else ""))
 
 

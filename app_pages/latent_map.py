@@ -178,7 +178,8 @@ def option_toggles(entry, method: str) -> None:
     variational = entry.config.is_variational
     st.toggle("Encoder uncertainty (μ ± σ)", key="lm_sigma", disabled=tsne or not variational,
               help=no_map if tsne else
-              "An autoencoder gives one exact code per image: it has no uncertainty to draw." if not variational else
+              "This model (an AE or a WAE) gives one exact code per image: it has no uncertainty to draw."
+              if not variational else
               f"For {ELLIPSE_SAMPLE} of the images, an ellipse one standard deviation (σ) around the code (μ): "
               "the encoder is unsure where in it the image belongs. Big ellipses mean a vague code. In a PCA "
               "view the ellipse is the encoder's spread within the view's plane; spread along the directions "

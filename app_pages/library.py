@@ -79,6 +79,22 @@ def upload_box() -> None:
                icon=":material/check_circle:")
 
 
+def card_figures(config, metrics: dict) -> str:
+    """The card's line of figures: the test ELBO and KL, or for a WAE (no posterior, so no ELBO) its reconstruction
+    and MMD; the sample quality where the card has it."""
+    elbo, recon, mmd = metrics.get("test_elbo"), metrics.get("test_recon"), metrics.get("test_mmd")
+    if elbo is not None:
+        text = (f"{config.label} · test ELBO **{elbo:.2f}** nats · KL {metrics.get('test_kl', 0):.2f} · "
+                f"active units {metrics.get('active_units', 'n/a')}")
+    elif recon is not None and mmd is not None:
+        text = (f"{config.label} · test reconstruction **{recon:.2f}** nats · MMD {mmd:.4f} · no ELBO (a WAE's "
+                "code is deterministic: no KL)")
+    else:
+        return config.label
+    recognised = (metrics.get("samples") or {}).get("recognised")
+    return text + (f" · samples recognised {recognised:.0%}" if recognised is not None and elbo is None else "")
+
+
 def card(entry, model) -> None:
     with st.container(border=True):
         top = st.columns([3, 2])
@@ -90,10 +106,7 @@ def card(entry, model) -> None:
             if imported:
                 imported_note(imported, entry)
             metrics = entry.card
-            elbo = metrics.get("test_elbo")
-            st.markdown(
-                f"{entry.config.label} · test ELBO **{elbo:.2f}** nats · KL {metrics.get('test_kl', 0):.2f} · "
-                f"active units {metrics.get('active_units', 'n/a')}" if elbo is not None else entry.config.label)
+            st.markdown(card_figures(entry.config, metrics))
             if "mig" in metrics:
                 st.markdown(f"MIG **{metrics['mig']:.3f}** · DCI disentanglement {metrics['dci_disentanglement']:.3f}")
         with top[1]:

@@ -19,7 +19,7 @@ from ui.page import friendly_errors, page_header
 from ui.text import plain
 from ui.job_view import job_status
 from ui.training import TrainingRun, current_job, current_run, start_training_job, training_refusal
-from vae_core.config import TrainConfig, model_config_for
+from vae_core.config import DEFAULT_MMD_WEIGHT, TrainConfig, model_config_for
 from vae_core.data import load_data
 from vae_core.errors import UserInputError
 from vae_core.jobs import TrainingJob
@@ -34,7 +34,30 @@ DATA_CHOICES = {  # the first one is the page's default
     "zip": "My own images: a .zip with one folder per class",
 }
 BUNDLED = ("mnist", "digits", "shapes")  # shipped with the app: no network needed
-KINDS = {"VAE": ("vae", 1.0), "β-VAE": ("vae", None), "AE": ("ae", 1.0), "CVAE": ("cvae", 1.0)}
+KINDS = {"VAE": ("vae", 1.0), "β-VAE": ("vae", None), "AE": ("ae", 1.0), "CVAE": ("cvae", 1.0),
+         "WAE": ("wae", 1.0), "β-TCVAE": ("tcvae", None)}
+# One line per kind for a newcomer, shown under the choice.
+KIND_NOTES = {
+    "VAE": "The variational autoencoder: each image becomes a small cloud of codes, kept near the prior N(0, I) by "
+           "the KL term, so random codes decode to new images.",
+    "β-VAE": "A VAE whose KL term counts β times: β > 1 gives a smoother, more prior-like code and blurrier images.",
+    "AE": "A plain autoencoder: one code per image and no KL term, so nothing keeps the codes near the prior and "
+          "it is not a generator.",
+    "CVAE": "A VAE that is also told each image's label: the code keeps the style, the label chooses the class.",
+    "WAE": "A Wasserstein autoencoder: one code per image like an AE, but a penalty λ × MMD pulls the cloud of all "
+           "codes towards the prior, so it is a generator without a KL term.",
+    "β-TCVAE": "A VAE whose KL is split into three parts; β weighs only the total correlation, pushing each latent "
+               "dimension to hold a separate factor of the images.",
+}
+BETA_DEFAULTS = {"β-VAE": 2.0, "β-TCVAE": 6.0}
+MMD_WEIGHTS = [1.0, 10.0, 30.0, 100.0, 300.0, 1000.0]  # the λ choices; DEFAULT_MMD_WEIGHT is one of them
+# The WAE's live curves and metrics, and why it shows no ELBO.
+WAE_NO_ELBO = ("A WAE has **no ELBO**: its encoder gives one code per image, not a distribution q(z|x), so there is "
+               "no KL term to add to the reconstruction. Instead the MMD measures how far the cloud of all codes "
+               "is from the prior; with the reconstruction it is what the WAE minimises.")
+TCVAE_SHIFT = ("The three parts are estimated from each mini-batch (minibatch-weighted sampling), which shifts each by "
+               "a constant of about log N: read how they **change**, not how far they are from zero. β presses the "
+               "total correlation down, so the dimensions become independent.")
 HIDDEN_PRESETS = {"256, 128": (256, 128), "400 (the classic MNIST VAE)": (400,), "512, 256": (512, 256), "128": (128,)}
 POLL_SECONDS = 1.0  # the progress bar and the numbers
 CHARTS_SECONDS = 2.0  # the charts: measured, redrawing them every second took CPU from the training on 2 cores
@@ -119,14 +142,12 @@ def choose_settings(data, disabled: bool) -> tuple[dict, dict, str]:
     """Model and training widgets; returns (model settings, train settings, model name)."""
     c1, c2, c3 = st.columns(3)
     kind_label = c1.radio("Model", list(KINDS), horizontal=True, disabled=disabled,
-                          help="AE: a plain autoencoder (no KL). VAE: the variational autoencoder. β-VAE: a VAE "
-                               "with a heavier (or lighter) KL weight β. CVAE: a VAE that is also told the label.")
+                          help=" ".join(f"{k}: {v}" for k, v in KIND_NOTES.items()))
+    c1.caption(KIND_NOTES[kind_label])
     kind, beta = KINDS[kind_label]
     first = defaults_for(data)
-    if beta is None:
-        beta = c1.slider("β (KL weight)", 0.1, 10.0, 2.0, 0.1, disabled=disabled,
-                         help="β > 1 pushes the codes towards the prior: smoother map, blurrier images; "
-                              "too large and the code carries nothing (posterior collapse).")
+    beta = beta if beta is not None else beta_control(c1, kind_label, disabled)
+    mmd_weight = mmd_control(c1, disabled) if kind == "wae" else DEFAULT_MMD_WEIGHT
     arch = c2.radio("Network", ["mlp", "conv"], horizontal=True, disabled=disabled,
                     format_func={"mlp": "fully connected (MLP)", "conv": "convolutional"}.get,
                     help="MLP: dense layers, fast on small images. Conv: convolutions, better on larger images.")
@@ -145,7 +166,8 @@ def choose_settings(data, disabled: bool) -> tuple[dict, dict, str]:
     with st.expander("More settings"):
         m1, m2, m3 = st.columns(3)
         warmup = m1.slider("KL warm-up (epochs)", 0, 50, 0, disabled=disabled or kind == "ae",
-                           help="Raise the KL weight from 0 to β over this many epochs: helps avoid collapse.")
+                           help="Raise the KL weight from 0 to β over this many epochs: helps avoid collapse. "
+                                "For a WAE it raises the MMD's weight from 0 to λ.")
         likelihood = m2.radio("Likelihood", ["bernoulli", "gaussian"], disabled=disabled,
                               help="How reconstruction error is scored: Bernoulli (binary cross-entropy) suits "
                                    "images in [0, 1]; Gaussian uses squared error with σ = 0.1.")
@@ -154,9 +176,30 @@ def choose_settings(data, disabled: bool) -> tuple[dict, dict, str]:
     default_name = f"{data.name if data else 'data'} {kind_label} z={latent_dim}"
     name = st.text_input("Model name", default_name, max_chars=60, disabled=disabled,
                          help="How the model is listed in the picker.")
-    model_settings = dict(kind=kind, arch=arch, latent_dim=latent_dim, hidden=hidden, beta=beta, likelihood=likelihood)
+    model_settings = dict(kind=kind, arch=arch, latent_dim=latent_dim, hidden=hidden, beta=beta, likelihood=likelihood,
+                          mmd_weight=mmd_weight)
     train_settings = dict(epochs=epochs, batch_size=batch_size, lr=lr, seed=int(seed), kl_warmup_epochs=float(warmup))
     return model_settings, train_settings, name
+
+
+def beta_control(column, kind_label: str, disabled: bool) -> float:
+    """β of the β-VAE (on the whole KL) or of the β-TCVAE (on the total correlation only)."""
+    if kind_label == "β-TCVAE":
+        return column.slider("β (total-correlation weight)", 1.0, 10.0, BETA_DEFAULTS[kind_label], 0.5,
+                             disabled=disabled,
+                             help="How hard the dimensions are pushed to be independent of each other. β = 1 is the "
+                                  "plain VAE; Chen et al. use about 6.")
+    return column.slider("β (KL weight)", 0.1, 10.0, BETA_DEFAULTS[kind_label], 0.1, disabled=disabled,
+                         help="β > 1 pushes the codes towards the prior: smoother map, blurrier images; "
+                              "too large and the code carries nothing (posterior collapse).")
+
+
+def mmd_control(column, disabled: bool) -> float:
+    """λ of the WAE: the weight of the MMD between the codes and the prior."""
+    return column.select_slider("λ (MMD weight)", MMD_WEIGHTS, value=DEFAULT_MMD_WEIGHT, disabled=disabled,
+                                format_func=lambda v: f"{v:g}",
+                                help="How hard the cloud of codes is pulled towards the prior. Measured on MNIST: "
+                                     "100 gave the best samples; 10 rebuilds images a little better, 1000 worse.")
 
 
 def settings_problem(data, model_settings: dict) -> str | None:
@@ -183,7 +226,7 @@ def live_progress(run: TrainingRun) -> None:
     snap = job_status(run, name_in_text=False, done_note="The model is saved and selected in the sidebar.",
                       kept_note="listed in the sidebar", select_new_model=True, key="train")
     if snap.history or snap.steps:
-        metrics_row(snap)
+        metrics_row(snap, run.job.model_config)
 
 
 def live_charts(job: TrainingJob) -> None:
@@ -199,22 +242,69 @@ def live_charts(job: TrainingJob) -> None:
         steps_per_epoch = math.ceil(len(job.data.train) / job.train_config.batch_size)
         st.plotly_chart(figures.loss_curves(snap.steps, snap.history, steps_per_epoch), width="stretch",
                         key="loss_chart")
+        objective_terms(job.model_config, snap, steps_per_epoch)
     with right:
         latent_map(job, snap)
     recon_and_kl(job, snap)
 
 
-def metrics_row(snap) -> None:
+# (label, key of the epoch record, help) of the numbers above the charts, by what the model has
+ELBO_METRICS = [
+    ("Test ELBO", "test_elbo", "Evidence lower bound per test image, in nats: higher is better."),
+    ("Reconstruction", "test_recon", "How badly test images are rebuilt: −log p(x|z) in nats, summed over pixels."),
+    ("KL", "test_kl", "How far the codes are from the prior N(0, I), in nats: the information the code carries."),
+    ("Active units", "active_units", "Latent dimensions whose mean varies across images (variance > 0.01)."),
+]
+WAE_METRICS = [
+    ("Reconstruction", "test_recon", "How badly test images are rebuilt: −log p(x|z) in nats, summed over pixels."),
+    ("MMD to the prior", "test_mmd", "Maximum mean discrepancy between the test images' codes and samples of the "
+                                     "prior N(0, I): 0 when they match. A squared distance, with no unit."),
+    ("Active units", "active_units", "Latent dimensions whose code varies across images (variance > 0.01)."),
+]
+TC_METRIC = ("Total correlation", "test_tc", "How much the latent dimensions depend on each other, in nats (shifted "
+                                             "by a constant, see below): the β-TCVAE presses it down.")
+
+
+def metric_specs(config) -> list[tuple[str, str, str]]:
+    """The numbers the model has: no ELBO or KL for a WAE, the total correlation too for a β-TCVAE."""
+    if config.kind == "wae":
+        return WAE_METRICS
+    return ELBO_METRICS + [TC_METRIC] if config.kind == "tcvae" else ELBO_METRICS
+
+
+def metric_text(last: dict | None, key: str) -> str:
+    if last is None:
+        return "…"
+    value = last.get(key)
+    if value is None:
+        return "n/a"
+    if isinstance(value, int):
+        return f"{value}"
+    return f"{value:.4f}" if key == "test_mmd" else f"{value:.2f}"
+
+
+def metrics_row(snap, config) -> None:
     last = snap.history[-1] if snap.history else None
-    cols = st.columns(4)
-    cols[0].metric("Test ELBO", f"{last['test_elbo']:.2f}" if last else "…",
-                   help="Evidence lower bound per test image, in nats: higher is better.")
-    cols[1].metric("Reconstruction", f"{last['test_recon']:.2f}" if last else "…",
-                   help="How badly test images are rebuilt: −log p(x|z) in nats, summed over pixels.")
-    cols[2].metric("KL", f"{last['test_kl']:.2f}" if last else "…",
-                   help="How far the codes are from the prior N(0, I), in nats: the information the code carries.")
-    cols[3].metric("Active units", f"{last['active_units']}" if last else "…",
-                   help="Latent dimensions whose mean varies across images (variance > 0.01).")
+    specs = metric_specs(config)
+    for col, (label, key, help_text) in zip(st.columns(len(specs)), specs):
+        col.metric(label, metric_text(last, key), help=help_text)
+    if config.kind == "wae":
+        st.caption(WAE_NO_ELBO)
+
+
+def objective_terms(config, snap, steps_per_epoch: int) -> None:
+    """The objective's own terms over training: the β-TCVAE's three parts of the KL, the WAE's MMD."""
+    if config.kind == "tcvae":
+        st.markdown("**The KL's three parts** (nats): index-code mutual information, total correlation, "
+                    "dimension-wise KL")
+        terms = [("mi", "mutual information"), ("tc", "total correlation"), ("dwkl", "dimension-wise KL")]
+        fig = figures.term_curves(snap.steps, snap.history, steps_per_epoch, terms, "nats per example (shifted)")
+        st.plotly_chart(fig, width="stretch", key="terms_chart")
+        st.caption(TCVAE_SHIFT)
+    elif config.kind == "wae":
+        st.markdown("**MMD between the codes and the prior** (lower: the codes look more like N(0, I))")
+        fig = figures.term_curves(snap.steps, snap.history, steps_per_epoch, [("mmd", "MMD")], "MMD² (no unit)")
+        st.plotly_chart(fig, width="stretch", key="terms_chart")
 
 
 def latent_map(job: TrainingJob, snap) -> None:

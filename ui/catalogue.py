@@ -80,7 +80,8 @@ def available_models() -> dict[str, tuple[ModelEntry, torch.nn.Module]]:
 
 
 _CARD_NUMBERS = ("test_elbo", "test_recon", "test_kl", "nll", "active_units", "mig", "dci_disentanglement",
-                 "dci_completeness", "dci_informativeness", "train_seconds", "nll_samples", "nll_examples")
+                 "dci_completeness", "dci_informativeness", "train_seconds", "nll_samples", "nll_examples",
+                 "test_mmd", "test_mi", "test_tc", "test_dwkl")  # the WAE's MMD, the β-TCVAE's parts of the KL
 
 
 def _finite(value) -> bool:

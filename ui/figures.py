@@ -58,22 +58,44 @@ def prior_contours(fig: go.Figure, center=(0.0, 0.0), scale=(1.0, 1.0), sigmas=(
 
 
 def loss_curves(steps: list[dict], history: list[dict], steps_per_epoch: int) -> go.Figure:
-    """Training loss by mini-batch and test loss by epoch, with their reconstruction and KL parts (nats)."""
+    """Training loss by mini-batch and test loss by epoch, with their reconstruction and KL parts (nats). A term
+    the model does not have (a WAE's KL and ELBO are None) is left out rather than drawn as zero."""
     fig = go.Figure()
     if steps:
         x = np.array([s["step"] for s in steps]) / steps_per_epoch
         for key, name, color in (("loss", "train loss", "#4f46e5"), ("recon", "train reconstruction", "#0891b2"),
                                  ("kl", "train KL", "#d97706")):
-            fig.add_trace(go.Scatter(x=x, y=[s[key] for s in steps], mode="lines", name=name,
-                                     line=dict(color=color, width=1.5)))
+            values = [s.get(key) for s in steps]
+            if all(v is not None for v in values):
+                fig.add_trace(go.Scatter(x=x, y=values, mode="lines", name=name, line=dict(color=color, width=1.5)))
     if history:
         epochs = [h["epoch"] for h in history]
         for key, name, color in (("test_elbo", "test −ELBO", "#e11d48"), ("test_recon", "test reconstruction", "#059669"),
                                  ("test_kl", "test KL", "#7c3aed")):
-            values = [-h[key] if key == "test_elbo" else h[key] for h in history]
-            fig.add_trace(go.Scatter(x=epochs, y=values, mode="lines+markers", name=name,
-                                     line=dict(color=color, dash="dot")))
+            values = [h.get(key) for h in history]
+            if all(v is not None for v in values):
+                fig.add_trace(go.Scatter(x=epochs, y=[-v if key == "test_elbo" else v for v in values],
+                                         mode="lines+markers", name=name, line=dict(color=color, dash="dot")))
     return _layout(fig, "epoch", "nats per example", 360)
+
+
+def term_curves(steps: list[dict], history: list[dict], steps_per_epoch: int, terms: list[tuple[str, str]],
+                y_title: str, height: int = 300) -> go.Figure:
+    """Terms of the objective over training: each (key, name) of `terms` by mini-batch (train, solid) and by epoch
+    (test, dotted, from the history's test_<key>), e.g. the β-TCVAE's MI, TC and dimension-wise KL."""
+    fig = go.Figure()
+    x = np.array([s["step"] for s in steps]) / steps_per_epoch if steps else np.array([])
+    for k, (key, name) in enumerate(terms):
+        color = PALETTE[(k + 1) % len(PALETTE)]
+        values = [s.get(key) for s in steps]
+        if steps and all(v is not None for v in values):
+            fig.add_trace(go.Scatter(x=x, y=values, mode="lines", name=f"train {name}", legendgroup=key,
+                                     line=dict(color=color, width=1.5)))
+        tested = [(h["epoch"], h.get(f"test_{key}")) for h in history if h.get(f"test_{key}") is not None]
+        if tested:
+            fig.add_trace(go.Scatter(x=[e for e, _ in tested], y=[v for _, v in tested], mode="lines+markers",
+                                     name=f"test {name}", legendgroup=key, line=dict(color=color, dash="dot")))
+    return _layout(fig, "epoch", y_title, height)
 
 
 def kl_per_dimension(kl: list[float], threshold: float | None = None) -> go.Figure:

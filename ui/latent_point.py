@@ -200,11 +200,12 @@ def pad_extent(view: LatentView, mu: np.ndarray | None) -> tuple[float, float, f
 
 
 def slider_ranges(entry, mu: np.ndarray | None) -> list[list[float]]:
-    """Per dimension: ±3 for a VAE (the prior's ±3σ), grown to the data's 0.5-99.5% range plus a margin."""
+    """Per dimension: ±3 for a generator (VAE, WAE: the prior's ±3σ), grown to the data's 0.5-99.5% range plus a
+    margin."""
     d = entry.config.latent_dim
     out = []
     for i in range(d):
-        lo, hi = (-3.0, 3.0) if entry.config.is_variational or mu is None or len(mu) < 2 else (math.inf, -math.inf)
+        lo, hi = (-3.0, 3.0) if entry.config.is_generative or mu is None or len(mu) < 2 else (math.inf, -math.inf)
         if mu is not None and len(mu) > 1:
             q_lo, q_hi = np.quantile(mu[:, i], [0.005, 0.995])
             margin = 0.15 * max(q_hi - q_lo, 1e-3)

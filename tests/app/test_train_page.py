@@ -64,6 +64,74 @@ class TestControls:
         model_radio.set_value("β-VAE").run()
         assert [s for s in at.slider if s.label.startswith("β")]
 
+    def test_the_wae_gets_a_lambda_and_the_tcvae_a_beta_each_explained(self):
+        from app_pages.train import KIND_NOTES
+
+        at = open_app("app_pages/train.py")
+        model_radio = widget(at.radio, "Model")
+        assert {"WAE", "β-TCVAE"} <= set(model_radio.options)
+        assert not [s for s in at.select_slider if s.label.startswith("λ")]
+        model_radio.set_value("WAE").run()
+        assert widget(at.select_slider, "λ (MMD weight)").value == 100.0  # vae_core's measured default
+        assert not [s for s in at.slider if s.label.startswith("β")]
+        assert any(c.value == KIND_NOTES["WAE"] for c in at.caption)
+        widget(at.radio, "Model").set_value("β-TCVAE").run()
+        assert widget(at.slider, "β (total-correlation weight)").value == 6.0
+        assert not [s for s in at.select_slider if s.label.startswith("λ")]
+        assert any(c.value == KIND_NOTES["β-TCVAE"] for c in at.caption)
+
+
+def chart_traces(at, key: str) -> tuple[list[str], dict]:
+    """(trace names, layout) of the page's Plotly chart with this key."""
+    import json
+
+    [chart] = [c for c in at.get("plotly_chart") if c.proto.id.endswith(key) or key in c.proto.id]
+    spec = json.loads(chart.proto.spec)
+    return [t.get("name") for t in spec["data"]], spec["layout"]
+
+
+class TestNewKinds:
+    """The WAE shows reconstruction and MMD (no ELBO, and says why); the β-TCVAE its KL's three parts."""
+
+    def _train(self, kind: str, epochs: int = 2):
+        at = open_app("app_pages/train.py")
+        choose_data(at, "digits")
+        widget(at.radio, "Model").set_value(kind).run()
+        widget(at.slider, "Epochs").set_value(epochs).run()
+        [b for b in at.button if b.label == "Start training"][0].click().run()
+        job = at.session_state["training_run"].job
+        assert job.join(HANG_GUARD_S), "training did not finish"
+        at.run()
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert job.state == "done"
+        return at, job
+
+    def test_a_wae_shows_reconstruction_and_mmd_and_no_elbo(self):
+        at, job = self._train("WAE")
+        assert job.model_config.kind == "wae" and job.model_config.mmd_weight == 100.0
+        labels = [m.label for m in at.metric]
+        assert "Reconstruction" in labels and "MMD to the prior" in labels
+        assert "Test ELBO" not in labels and "KL" not in labels
+        assert any("no ELBO" in c.value for c in at.caption)
+        names, layout = chart_traces(at, "loss_chart")
+        assert "train reconstruction" in names and not any("KL" in n or "ELBO" in n for n in names)
+        names, layout = chart_traces(at, "terms_chart")
+        assert names == ["train MMD", "test MMD"]
+        assert layout["xaxis"]["title"]["text"] == "epoch" and "MMD" in layout["yaxis"]["title"]["text"]
+
+    def test_a_tcvae_shows_the_three_parts_of_its_kl_live(self):
+        at, job = self._train("β-TCVAE", epochs=1)
+        assert (job.model_config.kind, job.model_config.beta) == ("tcvae", 6.0)
+        steps = job.snapshot().steps
+        assert steps and all({"mi", "tc", "dwkl"} <= set(s) for s in steps)
+        names, layout = chart_traces(at, "terms_chart")
+        for part in ("mutual information", "total correlation", "dimension-wise KL"):
+            assert f"train {part}" in names and f"test {part}" in names
+        assert layout["xaxis"]["title"]["text"] == "epoch" and "nats" in layout["yaxis"]["title"]["text"]
+        assert any("log N" in c.value for c in at.caption)  # read the change, not the distance to zero
+        assert "Total correlation" in [m.label for m in at.metric]
+
 
 class TestTraining:
     def test_a_digits_model_trains_and_appears_in_the_picker(self):
