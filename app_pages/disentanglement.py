@@ -175,8 +175,9 @@ def chosen_model(entry, model, data) -> None:
                "uncertainty the dimension removes). A greyed-out row is an **inactive** dimension: it carries "
                "under 0.1 nats of information, so the decoder ignores it.")
     if not model.config.is_variational:
-        st.caption("An autoencoder has no KL and no prior: no row is marked inactive, and ±3 may reach past "
-                   "where its codes lie.")
+        st.caption("A WAE has no KL (one exact code per image): no row is marked inactive." if model.config.is_generative
+                   else "An autoencoder has no KL and no prior: no row is marked inactive, and ±3 may reach past "
+                        "where its codes lie.")
     base, y = traversal_centre(entry, model, data)
     left, right = st.columns([5, 2], gap="large")
     with left:
@@ -195,8 +196,9 @@ def needs_factors(entry, data) -> None:
     else:
         st.info(f"**{plain(entry.title, 80)}** was trained on {plain(entry.dataset, 80)}, which has no "
                 "ground-truth factors: there is "
-                "nothing to check its dimensions against. Disentanglement is measured on the **shapes** data set, "
-                "where every image is made from known factors (shape, scale, orientation, position).",
+                "nothing to check its dimensions against. To measure disentanglement, use the **shapes** set "
+                "(every image made from known factors: shape, scale, orientation, position) or upload an .npz with "
+                "a **factors** array (N, K) and, optionally, **factor_names**, and train a model on it.",
                 icon=":material/info:")
     if BETA_VAE in available_models():
         st.button("Switch to the bundled shapes β-VAE", icon=":material/swap_horiz:", on_click=select_model,
