@@ -64,6 +64,14 @@ case "${1:-}" in
     echo "==> Latent Lab: open http://localhost:8501"
     exec "$PY" -m streamlit run app.py --server.headless true --server.port 8501
     ;;
+  test-cluster)
+    ensure_venv
+    ensure_chromium
+    ensure_cluster_tools
+    mkdir -p "$ARTIFACTS"
+    shift
+    LATENT_LAB_ARTIFACTS="$ARTIFACTS" "$PY" -m pytest -m cluster tests/cluster "$@"
+    ;;
   test)
     ensure_venv
     ensure_chromium
@@ -83,7 +91,7 @@ case "${1:-}" in
     exec bash cluster/cluster.sh "$@"
     ;;
   *)
-    echo "usage: ./run.sh app | ./run.sh test [pytest args] | ./run.sh cluster up [--replicas N] | down | status" >&2
+    echo "usage: ./run.sh app | ./run.sh test [pytest args] | ./run.sh test-cluster | ./run.sh cluster up [--replicas N] | down | status" >&2
     exit 2
     ;;
 esac

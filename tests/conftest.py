@@ -31,6 +31,26 @@ def trained_digits_vae(digits):
     return model.eval()
 
 
+@pytest.fixture(scope="session")
+def browser():
+    """One Chromium for the whole session, shared by tests/browser and tests/cluster: Playwright's sync API runs
+    one event loop per thread, so a second sync_playwright() while this one is open would fail."""
+    from pathlib import Path
+
+    from playwright.sync_api import sync_playwright
+
+    from bench.harness import CHROMIUM, launch_chromium
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (./run.sh test does it)")
+    with sync_playwright() as p:
+        b = launch_chromium(p)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
 @pytest.fixture(autouse=True)
 def _deterministic_threads():
     torch.set_num_threads(2)

@@ -48,20 +48,6 @@ def upload(page, path: Path) -> None:
 
 # -- fixtures -------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (./run.sh test does it)")
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-@pytest.fixture(scope="session")
 def server(browser, tmp_path_factory):
     """The app server. Its very first page load is timed here, whatever test asks for the server first, so the
     open-time figure is always a cold open (fresh process, empty caches): see server.first_open."""
