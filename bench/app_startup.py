@@ -16,6 +16,10 @@
 --also-away adds, each round, a page run where the browser leaves the Train page once training runs: the gap
 between it and the normal page run is what drawing the live view costs the training.
 
+Here Chromium shares the server's cores, which a student's browser does not: on 2 cores its drawing takes CPU the
+training would have (page/CLI 0.48-0.72 measured, and as noisy). bench/worker_vs_cli.py measures the server's
+training path without a browser. --browser-nice N runs Chromium at that nice level.
+
 Uses Debian's /usr/bin/chromium (no `playwright install`), one server and one browser. Figures are also merged
 into $LATENT_LAB_ARTIFACTS/figures.json (default test-artifacts/). LATENT_LAB_APP_DIR runs another checkout.
 """
@@ -155,15 +159,18 @@ def main() -> int:
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--also-away", action="store_true",
                         help="each round also trains from the page and then leaves it (no live view drawn)")
+    parser.add_argument("--browser-nice", type=int, default=0,
+                        help="nice level of Chromium (0: it competes with the training for this machine's cores; "
+                             "a student's browser runs on the student's own computer)")
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
 
-    print(f"app: {APP_DIR}   load average at start: {load_average()}")
+    print(f"app: {APP_DIR}   load average at start: {load_average()}   Chromium at nice {args.browser_nice}")
     figures: dict = {}
     with tempfile.TemporaryDirectory(prefix="latent_lab_bench_") as tmp, sync_playwright() as p:
         tmp = Path(tmp)
-        browser = launch_chromium(p)
+        browser = launch_chromium(p, niceness=args.browser_nice)
         server = start_server(tmp / "user_models", artifacts_dir() / "bench-server.log")
         try:
             health = server.healthy_at - server.started_at

@@ -17,6 +17,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -191,8 +192,17 @@ def tree_cpu_seconds(root: int) -> float:
 
 
 # -- the browser and the page -------------------------------------------------------------------------------------
-def launch_chromium(playwright):
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+def launch_chromium(playwright, niceness: int = 0):
+    """Debian's Chromium, headless. niceness > 0 runs it (and every process it starts) at that nice level, so on a
+    machine it shares with the server it draws in the CPU time the server leaves: a bench's stand-in for the
+    student's browser running on the student's own computer."""
+    executable = CHROMIUM
+    if niceness:
+        wrapper = Path(tempfile.mkdtemp(prefix="nice-chromium-")) / "chromium"
+        wrapper.write_text(f'#!/bin/sh\nexec nice -n {int(niceness)} {CHROMIUM} "$@"\n')
+        wrapper.chmod(0o755)
+        executable = str(wrapper)
+    return playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
 
 
 def wait_for_app(page, timeout_ms: int = APP_IDLE_TIMEOUT_MS) -> None:
