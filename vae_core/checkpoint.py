@@ -75,7 +75,7 @@ def checkpoint_bytes(model: LatentVariableModel, meta: dict | None = None) -> by
 
 
 def checkpoint_payload(model: LatentVariableModel, meta: dict | None) -> dict:
-    return {
+    payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "model_config": model.config.to_dict(),
@@ -83,6 +83,11 @@ def checkpoint_payload(model: LatentVariableModel, meta: dict | None) -> dict:
         # A JSON round trip turns numpy scalars and tuples into primitives the safe loader accepts.
         "meta": json.loads(json.dumps(meta or {}, default=_json_default)),
     }
+    if getattr(model, "onnx_files", None):  # an imported ONNX pair: its graphs are its weights
+        from vae_core.onnx_import import stored_files
+
+        payload["onnx"] = stored_files(model)
+    return payload
 
 
 def load_checkpoint(source: str | os.PathLike | bytes | BinaryIO,
@@ -156,6 +161,8 @@ def model_from_payload(payload: object) -> tuple[LatentVariableModel, dict]:
     except Exception as exc:  # a value no check foresaw: still one clear message
         raise CheckpointError(f"the checkpoint's model config is invalid ({type(exc).__name__}: {_first_line(exc)})"
                               ) from None
+    if config.arch == "onnx":
+        return _onnx_model(payload, config, state_dict), meta
     weights = _check_weights_fit(config, state_dict)
     try:
         with torch.device("meta"):
@@ -166,6 +173,16 @@ def model_from_payload(payload: object) -> tuple[LatentVariableModel, dict]:
                               f"{_first_line(exc)}): the file was edited or is damaged") from None
     model.eval()
     return model, meta
+
+
+def _onnx_model(payload: dict, config: ModelConfig, state_dict: dict):
+    """The model of a checkpoint holding an ONNX encoder and decoder pair (vae_core.onnx_import), checked again."""
+    from vae_core.onnx_import import model_from_stored
+
+    if state_dict:
+        raise CheckpointError("the checkpoint holds an ONNX pair and PyTorch weights at once: the file was edited or "
+                              "is damaged")
+    return model_from_stored(payload.get("onnx"), config).eval()
 
 
 def imported_payload(state_dict: dict, input_shape: tuple[int, int, int] | None = None) -> dict:

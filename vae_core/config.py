@@ -16,7 +16,9 @@ DETERMINISTIC_KINDS = ("ae", "wae")  # the encoder gives one code per input: no 
 # prior samples judged by the shipped classifier, vae_core.judge): λ = 10 recon 89.1 nats, 38% recognised, FID 224;
 # λ = 100 recon 92.1, 46%, FID 185; λ = 1000 recon 103.9, 47%, FID 191. λ = 100 gives the best samples for 3 nats.
 DEFAULT_MMD_WEIGHT = 100.0
-ARCHS = ("mlp", "conv")
+# "onnx": a model imported as an ONNX encoder and decoder pair (vae_core.onnx_import): its layers are its graphs,
+# run by ONNX Runtime; it has no PyTorch weights and is never built or trained here.
+ARCHS = ("mlp", "conv", "onnx")
 LIKELIHOODS = ("bernoulli", "gaussian")
 
 # Upper bounds on a model's settings. A checkpoint is untrusted input: these are checked (ModelConfig validation)
@@ -221,6 +223,8 @@ def _check_model_cost(config: ModelConfig) -> None:
 def state_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     """The shape of every tensor in the model's state_dict, by name, computed from the settings alone (no model
     is built; vae_core/models.py builds exactly these, which tests/test_budget.py checks)."""
+    if config.arch == "onnx":
+        return {}  # its weights are inside its ONNX graphs, bounded when they are read (vae_core.onnx_import)
     c, h, w = config.input_shape
     n_cls = config.num_classes if config.is_conditional else 0
     shapes: dict[str, tuple[int, ...]] = {}
@@ -272,6 +276,8 @@ def activation_values(config: ModelConfig) -> tuple[int, int]:
     c, h, w = config.input_shape
     n_cls = config.num_classes if config.is_conditional else 0
     heads = 2 * config.latent_dim
+    if config.arch == "onnx":  # the graphs' own activations are bounded from their inferred shapes on import
+        return config.input_size + heads, config.latent_dim + 2 * config.input_size
     if config.arch == "mlp":
         layers = 2 * sum(config.hidden)  # Linear and ReLU outputs
         encoder = config.input_size + n_cls + layers + heads
