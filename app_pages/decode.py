@@ -1,10 +1,11 @@
 """Decode: pick a latent code and the decoder draws its image; below, the traversal (one dimension at a time) or
 the manifold grid (two dimensions at once) around the same point.
 
-Two ways to move the point. By default ("Decode in the browser") the latent pad (ui/latent_point.py): a 2-D pad
-over the test codes plus sliders, decoded in the browser at frame rate; the point it is released at becomes the
-page's point. With the toggle off, with `?decoder=server` in the link, or for a model whose decoder the browser
-cannot run: one Streamlit slider per dimension, each move decoded on the server.
+The point moves with the latent pad (ui/latent_point.py), the one latent-point component of the app. By default
+("Decode in the browser") a 2-D pad over the test codes plus sliders, decoded in the browser at frame rate; the
+point it is released at becomes the page's point. With the toggle off, with `?decoder=server` in the link, or for a
+model whose decoder the browser cannot run: the pad's server path, one Streamlit slider per dimension, each move
+decoded on the server. Both take their slider ranges from the one rule, latent_point.slider_ranges.
 
 The controls, the image and the grid form one fragment: a slider move or a release reruns only that, and only the
 grid on show is drawn. The point and the class live in the URL with full float32 precision, so a copied link
@@ -13,10 +14,8 @@ runs nothing.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-import numpy as np
 import streamlit as st
 import torch
 
@@ -29,20 +28,14 @@ from ui.latent_space import encode_split, grid_side_limit
 from ui.page import friendly_errors, page_header, queue_notice
 from ui.state import bad_link_value, page_state, set_url_exact, url_floats, url_int
 from ui.text import plain
-from vae_core.latent import (code_radius, decode, encode_dataset, image_grid, manifold_grid, nearest_index,
-                             sample_prior, traverse)
+from vae_core.latent import encode_dataset, image_grid, manifold_grid, nearest_index, sample_prior, traverse
 
 MAX_SLIDERS = 6  # larger latents get this many sliders at first, and a multiselect for the others
 MAX_TRAVERSAL_ROWS = 10  # up to this latent size the traversal shows every dimension
-STEP = 0.05
-RANGES = [1, 2, 3, 5, 10, 20]  # slider ranges offered, in prior σ
 SPANS = [0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 10, 20]  # traversal span / manifold extent, in prior σ
 DECODED_PX = 256  # the decoded image is shown about this big
 GRID_PX = 540  # the grids are drawn about this wide
 GRIDS = ("Traversal", "Manifold grid")
-LATENT_HELP = ("A latent dimension is one of the numbers of the code the decoder turns into an image. 0 is the "
-               "centre of the prior (the bell curve the codes were trained to follow) and 1 is one prior standard "
-               "deviation (σ), so the codes of real images mostly lie within ±3.")
 AE_HELP = " An autoencoder has no prior, so here the range is set to where its test images' codes lie."
 CONFIG = {"displayModeBar": False}
 BROWSER_KEY = "decode_in_browser"  # the toggle; DecodeState.browser_choice keeps it while other pages show
@@ -53,18 +46,7 @@ BROWSER_HELP = ("On: drag a point over a map of the test images' codes (or move 
                 "each picture takes a moment.")
 
 
-# -- pure helpers (also called by the tests) --------------------------------------------------------------------------
-def decoded_picture(model, z, y: int | None) -> np.ndarray:
-    """The image the decoder draws for one code z (D floats) as a crisp (H, W, 3) uint8 picture ~DECODED_PX a side."""
-    images = decode(model, torch.tensor([list(z)], dtype=torch.float32), y)  # (1, C, H, W)
-    return image_grid(images, nrow=1, scale=scale_for(images, DECODED_PX))
-
-
-def slider_range(chosen: int, z) -> int:
-    """The chosen range, widened to the next whole σ when the point lies beyond it (a link, an AE's code)."""
-    return max(chosen, math.ceil(max((abs(v) for v in z), default=0)))
-
-
+# -- pure helpers --------------------------------------------------------------------------------------------------
 def fmt_point(z) -> str:
     return "(" + ", ".join(f"{v:.2f}" for v in z) + ")"
 
@@ -72,8 +54,9 @@ def fmt_point(z) -> str:
 @dataclass
 class DecodeState:
     """The page's own state. point: {"z": D floats, "y": class, "gen": generation}, the code on show (None before
-    the first visit); pad_synced: the (model, generation) the pad was last moved to; browser_choice: the toggle's
-    last value, kept while other pages show (Streamlit forgets a widget's key when its page is left)."""
+    the first visit); pad_synced: the (model, generation, in the browser) the pad was last moved to;
+    browser_choice: the toggle's last value, kept while other pages show (Streamlit forgets a widget's key when its
+    page is left)."""
 
     point: dict | None = None
     pad_synced: tuple | None = None
@@ -145,10 +128,7 @@ def decoder_choice(entry, model) -> bool:
     on = st.toggle("Decode in the browser", key=BROWSER_KEY, help=BROWSER_HELP)
     state().browser_choice = on
     set_url_exact(decoder=None if on else "server")
-    reason = lp.browser_support(model, entry) if on else None
-    if reason is not None:
-        st.info(lp.fallback_notice(reason), icon=":material/dns:")
-    return on and reason is None
+    return on and lp.browser_support(model, entry) is None  # if not, the pad's server path says why
 
 
 # -- start points and the slider range (full reruns: they change the sliders) ------------------------------------------
@@ -169,11 +149,12 @@ def start_controls(entry, model, data, encoded, in_browser: bool) -> int:
                                           "on the Generate page.")
     with test:
         test_image_start(entry, model, data)
-    if in_browser:  # the pad's sliders have their own ranges; the manifold grid's extent still starts from this
-        return slider_range(default_range(model, encoded), state().point["z"])
+    mu = None if encoded is None else encoded["mu"]
+    if in_browser:  # the pad's sliders keep the default reach; the manifold grid's extent starts from it too
+        return lp.reach_to(lp.default_reach(entry, mu), state().point["z"])
     with span:
-        chosen = range_control(entry, model, encoded)
-        rng = slider_range(chosen, state().point["z"])
+        chosen = range_control(entry, model, mu)
+        rng = lp.reach_to(chosen, state().point["z"])
         if rng > chosen:
             st.caption(f"Widened to ±{rng} to reach your point.")
         return rng
@@ -204,18 +185,10 @@ def test_image_start(entry, model, data) -> None:
               help="The point goes to this image's code (and, for a CVAE, the class to its label).")
 
 
-def default_range(model, encoded) -> int:
-    """±3σ for a generator (VAE, WAE...); an AE's range covers its test codes (it has no prior scale)."""
-    if not model.config.is_generative and encoded is not None:
-        radius = code_radius(torch.from_numpy(encoded["mu"]))
-        return next((r for r in RANGES if r >= radius), RANGES[-1])
-    return 3
-
-
-def range_control(entry, model, encoded) -> int:
-    """The slider range the user picks (σ)."""
+def range_control(entry, model, mu) -> int:
+    """The slider range the user picks (σ), from the latent pad's reaches and its default."""
     return st.select_slider(
-        "Slider range (± σ)", RANGES, value=default_range(model, encoded), key=f"decode_range_{entry.sha256[:10]}",
+        "Slider range (± σ)", lp.REACHES, value=lp.default_reach(entry, mu), key=f"decode_range_{entry.sha256[:10]}",
         help="How far the sliders reach either side of 0, in prior standard deviations (σ). A VAE's codes rarely "
              "go beyond ±3, so its decoder has seldom seen codes out there." +
              (AE_HELP if not model.config.is_generative else ""))
@@ -225,31 +198,35 @@ def range_control(entry, model, encoded) -> int:
 @st.fragment
 def decoder(entry, model, rng: int, in_browser: bool, data, encoded) -> None:
     with friendly_errors("Decoding"):  # inside: a fragment rerun does not pass through main()
-        if in_browser:
-            pad_body(entry, model, rng, data, encoded)
-        else:
-            decoder_body(entry, model, rng)
+        pad_body(entry, model, rng, in_browser, data, encoded)
 
 
-def pad_body(entry, model, rng: int, data, encoded) -> None:
-    """The latent pad over the Latent map's view of the test codes; its released point is the page's point."""
+def pad_body(entry, model, rng: int, in_browser: bool, data, encoded) -> None:
+    """The latent pad (in the browser, or its server path) over the Latent map's view of the test codes; the point
+    it is released at, or its sliders moved to, is the page's point."""
     point = state().point
     conditional = model.config.is_conditional
     dims = slider_dims(entry, model)
     mu = None if encoded is None else encoded["mu"]
     view, about = lp.plane_view(entry, mu)
-    points = None if mu is None else view.transform(torch.from_numpy(mu)).numpy()
-    labels = None if encoded is None else encoded["y"]
-    names = None if data is None else list(data.label_names)
-    st.caption(about + " Drag the point (or use the arrow keys on the pad) and the image follows as you move; "
-               "the grids below follow when you let go.")
-    # Move the pad to the page's point when a start button changed it (gen), the model changed, or the pad was not
-    # on show; otherwise the pad keeps the point it was released at (also on another page: it is shared).
-    synced = (entry.sha256, point["gen"])
+    if in_browser:
+        points = None if mu is None else view.transform(torch.from_numpy(mu)).numpy()
+        labels = None if encoded is None else encoded["y"]
+        names = None if data is None else list(data.label_names)
+        st.caption(about + " Drag the point (or use the arrow keys on the pad) and the image follows as you move; "
+                   "the grids below follow when you let go.")
+    else:
+        points = labels = names = None
+    # Move the pad to the page's point when a start button changed it (gen), the model or the way of decoding
+    # changed, or the pad was not on show; otherwise the pad keeps the point it was released at (also on another
+    # page: it is shared).
+    synced = (entry.sha256, point["gen"], in_browser)
     push = state().pad_synced != synced
     got = lp.latent_pad(model, entry, view, points, labels, names, key=PAD_KEY,
                         z=point["z"] if push else None, y=point["y"] if push and conditional else None,
-                        slider_dims=dims, mu=mu, url=False)
+                        slider_dims=dims, mu=mu, reach=rng, browser=in_browser, url=False, image_px=DECODED_PX,
+                        own_fragment=False,  # this fragment: the grids below follow the server's sliders
+                        image_key="decoded")  # .st-key-decoded: where the benches and browser tests wait
     state().pad_synced = synced
     point["z"] = [float(v) for v in got.z]
     y = None
@@ -258,32 +235,6 @@ def pad_body(entry, model, rng: int, data, encoded) -> None:
     label = f", class {plain(class_names(entry, model)[y], 80)}" if conditional else ""
     st.caption(f"z = {fmt_point(point['z'])}{label}. The page address holds this point: copy it to share the view.")
     set_url_exact(z=point["z"], **{"class": y})
-    grids(entry, model, point["z"], y, rng, dims)
-
-
-def decoder_body(entry, model, rng: int) -> None:
-    state().pad_synced = None  # the pad, when back, starts at the sliders' point
-    point = state().point
-    before = (list(point["z"]), point["y"])
-    token = f"{entry.sha256[:10]}_{rng}_{point['gen']}"  # new sliders (starting at the point) when any changes
-    conditional = model.config.is_conditional
-    controls, shown = st.columns([3, 2], gap="large")
-    with controls:
-        y = class_control(entry, model, point, token) if conditional else None
-        dims = slider_dims(entry, model)
-        for i in dims:
-            point["z"][i] = st.slider(
-                f"z[{i}]", -float(rng), float(rng), value=float(point["z"][i]), step=STEP, format="%.2f",
-                key=f"decode_z{i}_{token}", help=LATENT_HELP)
-    with shown:
-        with st.container(key="decoded"):  # first out: the image is what a slider move is waiting for
-            st.image(data_uri(decoded_picture(model, point["z"], y)), width="content",
-                     caption="The decoder's image for this code" +
-                             (f", class {plain(class_names(entry, model)[y], 80)}" if conditional else ""))
-        st.caption(f"z = {fmt_point(point['z'])}. The page address holds this point: copy it to share the view.")
-    set_url_exact(z=point["z"], **{"class": y})
-    if (point["z"], point["y"]) != before:  # a slider moved: the other pages follow
-        lp.share_point(entry, point["z"], y)
     grids(entry, model, point["z"], y, rng, dims)
 
 
@@ -296,16 +247,6 @@ def grids(entry, model, z, y, rng: int, dims) -> None:
         manifold_section(entry, model, z, y, rng)
     else:
         traversal_section(entry, model, z, y, dims)
-
-
-def class_control(entry, model, point: dict, token: str) -> int:
-    names = class_names(entry, model)
-    y = st.radio("Class", range(len(names)), index=point["y"], format_func=lambda i: plain(names[i], 40),
-                 horizontal=True,
-                 key=f"decode_class_{token}",
-                 help="A conditional VAE is told the class: the same code drawn as each class keeps its style.")
-    point["y"] = int(y)
-    return int(y)
 
 
 def slider_dims(entry, model) -> list[int]:

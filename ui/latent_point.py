@@ -36,13 +36,21 @@ from ui.images import data_uri, scale_for
 from ui.latent_space import latent_view
 from ui.figures import PALETTE  # the latent map's colours, so a class looks the same on every page
 from ui.state import set_url_exact, url_floats, url_int
+from ui.text import plain
 from vae_core.export import UnsupportedExport, browser_payload, export_decoder
-from vae_core.latent import IdentityView, LatentView, PCAView, decode, grid_extent, image_grid, view_extent
+from vae_core.latent import (IdentityView, LatentView, PCAView, code_radius, decode, grid_extent, image_grid,
+                             view_extent)
 
 ASSETS = Path(__file__).resolve().parent / "latent_pad"
 MAX_SLIDERS = 8  # sliders shown by default for a larger latent: the most active dimensions
 MAX_POINTS = 2000  # test-set points drawn on the pad (a deterministic subsample beyond that)
 IMAGE_PX = 200  # the decoded image is drawn about this big (a whole multiple of its pixels)
+REACHES = (1, 2, 3, 5, 10, 20)  # how far the sliders may reach either side of 0, in prior σ
+SLIDER_STEP = 0.05  # the server's sliders, in σ
+SLIDER_HELP = ("A latent dimension is one of the numbers of the code the decoder turns into an image. 0 is the "
+               "centre of the prior (the bell curve the codes were trained to follow) and 1 is one prior standard "
+               "deviation (σ), so the codes of real images mostly lie within ±3.")
+CLASS_HELP = "A conditional VAE is told the class: the same code drawn as each class keeps its style."
 SHARED_KEY = "latent_point"  # st.session_state: {"sha", "model", "z", "y"}, the point every page follows
 _SENT_KEY = "_latent_pad_sent"  # st.session_state: ids of the decoders and scenes this session's page holds
 
@@ -199,22 +207,32 @@ def pad_extent(view: LatentView, mu: np.ndarray | None) -> tuple[float, float, f
     return tuple(float(v) for v in grid_extent(view, mode="prior"))
 
 
-def slider_ranges(entry, mu: np.ndarray | None) -> list[list[float]]:
-    """Per dimension: ±3 for a generator (VAE, WAE: the prior's ±3σ), grown to the data's 0.5-99.5% range plus a
-    margin."""
-    d = entry.config.latent_dim
-    out = []
-    for i in range(d):
-        lo, hi = (-3.0, 3.0) if entry.config.is_generative or mu is None or len(mu) < 2 else (math.inf, -math.inf)
-        if mu is not None and len(mu) > 1:
-            q_lo, q_hi = np.quantile(mu[:, i], [0.005, 0.995])
-            margin = 0.15 * max(q_hi - q_lo, 1e-3)
-            lo, hi = min(lo, q_lo - margin), max(hi, q_hi + margin)
-        out.append([round(float(lo), 3), round(float(hi), 3)])
-    return out
+def default_reach(entry, mu: np.ndarray | None = None) -> int:
+    """How far the sliders reach either side of 0, in prior σ (one of REACHES): ±3 for a generator (VAE, WAE: the
+    codes of real images mostly lie within ±3σ of the prior); an autoencoder has no prior scale, so the smallest
+    reach that covers its codes `mu` (N, D) (vae_core.latent.code_radius), ±3 without them."""
+    if not entry.config.is_generative and mu is not None and len(mu):
+        radius = code_radius(torch.from_numpy(np.asarray(mu, dtype=np.float32)))
+        return next((r for r in REACHES if r >= radius), REACHES[-1])
+    return 3
 
 
-def _scene(entry, view, points, labels, label_names, extent, mu) -> dict:
+def reach_to(reach: int, z) -> int:
+    """The reach, widened to the next whole σ when the point z lies beyond it (a link, an AE's code): a Streamlit
+    slider cannot hold a value outside its range."""
+    return max(int(reach), math.ceil(max((abs(float(v)) for v in z), default=0)))
+
+
+def slider_ranges(entry, mu: np.ndarray | None, reach: int | None = None, z=None) -> list[list[float]]:
+    """The one slider-range rule, for the browser's sliders and the server's: every dimension from -reach to
+    +reach σ (default_reach when None), widened to reach the point z when one is given."""
+    reach = default_reach(entry, mu) if reach is None else int(reach)
+    if z is not None:
+        reach = reach_to(reach, z)
+    return [[-float(reach), float(reach)]] * entry.config.latent_dim
+
+
+def _scene(view, points, labels, label_names, extent, ranges) -> dict:
     pts = None
     if points is not None and len(points):
         points = np.asarray(points, dtype=np.float64)
@@ -225,7 +243,7 @@ def _scene(entry, view, points, labels, label_names, extent, mu) -> dict:
                "label": None if labels is None else np.asarray(labels)[idx].astype(int).tolist()}
     return {"view": _view_maps(view), "extent": list(extent), "points": pts,
             "label_names": None if label_names is None else [str(n) for n in label_names],
-            "palette": PALETTE, "ranges": slider_ranges(entry, mu)}
+            "palette": PALETTE, "ranges": ranges}
 
 
 def _digest(obj) -> str:
@@ -239,17 +257,22 @@ def _sent() -> dict[str, set]:
 # -- the public function --------------------------------------------------------------------------------------------
 def latent_pad(model, entry, view: LatentView, points=None, labels=None, label_names=None, *, key: str,
                z=None, y: int | None = None, slider_dims: list[int] | None = None, mu: np.ndarray | None = None,
-               extent: tuple[float, float, float, float] | None = None, browser: bool = True,
-               url: bool = True, image_px: int = IMAGE_PX) -> PadPoint:
+               extent: tuple[float, float, float, float] | None = None, reach: int | None = None,
+               browser: bool = True, url: bool = True, image_px: int = IMAGE_PX,
+               own_fragment: bool = True, image_key: str | None = None) -> PadPoint:
     """Draw the latent pad and return the current point (the released one once the user has touched it).
 
     model, entry: current_model(). view: a decodable LatentView of this model (identity or PCA). points (N, 2):
     the test set in that view, labels (N,) and label_names for their colours (all optional). key: unique on the
     page. z, y: move the pad to this point now (e.g. after a "random" button); None keeps the shared point.
     slider_dims: the dimensions that get a slider (default: default_slider_dims). mu (N, D): the codes behind
-    `points`, for the pad's extent and the slider ranges. extent: the pad's plane (default pad_extent). browser=False forces the server
-    path. url: keep `z` (and `class`) in the URL. image_px: the decoded image is drawn about this many pixels a
-    side, at a whole multiple of its size (nearest neighbour: every pixel a crisp block of the same size).
+    `points`, for the pad's extent and the slider ranges. extent: the pad's plane (default pad_extent). reach:
+    how far the sliders go either side of 0, in prior σ (default default_reach; see slider_ranges). browser=False
+    forces the server path. url: keep `z` (and `class`) in the URL. image_px: the decoded image is drawn about this
+    many pixels a side, at a whole multiple of its size (nearest neighbour: every pixel a crisp block of the same
+    size). own_fragment: the server path reruns alone on a slider move; False when the caller's own fragment holds
+    the pad and more that should follow the sliders (the Decode page's grids). image_key: the key of the server
+    path's image container (default `<key>_server_image`; its CSS class .st-key-<image_key> is what benches find).
     """
     if view.latent_dim_ != entry.config.latent_dim:
         raise ValueError(f"the view is for D = {view.latent_dim_} but the model has D = {entry.config.latent_dim}")
@@ -260,10 +283,12 @@ def latent_pad(model, entry, view: LatentView, points=None, labels=None, label_n
     payload, reason = _decoder_payload(entry.sha256, model)
     if payload is None or not browser:
         notice = None if payload is not None else fallback_notice(reason)
-        point = _server_pad(model, entry, view, start, dims, slider_ranges(entry, mu), key=key, notice=notice)
-    else:
-        point = _browser_pad(payload, entry, view, points, labels, label_names, start, dims, mu, extent, key=key,
-                             image_px=image_px)
+        ranges = slider_ranges(entry, mu, reach, z=start.z)  # a Streamlit slider must hold the point
+        point = _server_pad(model, entry, start, dims, ranges, key=key, notice=notice, url=url, image_px=image_px,
+                            own_fragment=own_fragment, image_key=image_key or f"{key}_server_image")
+    else:  # the browser's sliders are not widened to the point: a release there would resend the scene
+        point = _browser_pad(payload, entry, view, points, labels, label_names, start, dims, mu, extent,
+                             slider_ranges(entry, mu, reach), key=key, image_px=image_px)
     if url:
         set_url_exact(z=point.z, **{"class": point.y})
     return point
@@ -275,10 +300,10 @@ def image_size(entry, image_px: int = IMAGE_PX) -> int:
     return max(1, round(image_px / width)) * width
 
 
-def _browser_pad(payload, entry, view, points, labels, label_names, start: PadPoint, dims, mu, extent, *,
+def _browser_pad(payload, entry, view, points, labels, label_names, start: PadPoint, dims, mu, extent, ranges, *,
                  key: str, image_px: int = IMAGE_PX) -> PadPoint:
     extent = pad_extent(view, mu) if extent is None else tuple(float(v) for v in extent)
-    scene = _scene(entry, view, points, labels, label_names, extent, mu)
+    scene = _scene(view, points, labels, label_names, extent, ranges)
     scene_id = f"{entry.sha256[:12]}-{_digest(scene)}"
     sent = _sent()
 
@@ -314,42 +339,52 @@ def _browser_pad(payload, entry, view, points, labels, label_names, start: PadPo
 
 
 # -- the server path --------------------------------------------------------------------------------------------------
-def _server_pad(model, entry, view, start: PadPoint, dims: list[int], ranges, *, key: str,
-                notice: str | None) -> PadPoint:
-    """Streamlit sliders and a PyTorch decode in a fragment: each change is a round trip to the server."""
+def _server_pad(model, entry, start: PadPoint, dims: list[int], ranges, *, key: str, notice: str | None,
+                url: bool, image_px: int, own_fragment: bool, image_key: str) -> PadPoint:
+    """Streamlit sliders (and a CVAE's class) and a PyTorch decode: each change is a round trip to the server."""
     if notice:
         st.info(notice, icon=":material/dns:")
     else:
         st.caption("Decoding on the server: every change travels to the server, which decodes the image with "
                    "PyTorch and sends the picture back.")
+    body = st.fragment(_server_body) if own_fragment else _server_body
+    body(model, entry, start, dims, ranges, key, url, image_px, image_key)
+    return shared_point(entry) or start
+
+
+def _server_body(model, entry, start: PadPoint, dims: list[int], ranges, key: str, url: bool, image_px: int,
+                 image_key: str) -> None:
     config = entry.config
     k = config.num_classes if config.is_conditional else 0
-    prefix = f"{key}_server_{entry.sha256[:12]}"
-
-    @st.fragment
-    def body() -> None:
-        point = shared_point(entry) or start
-        z = list(point.z)
-        left, right = st.columns([3, 2])
-        with left:
-            y = point.y
-            if k:
-                names = class_names(entry, model)
-                y = st.selectbox("Class", list(range(k)), index=point.y or 0, format_func=lambda i: names[i],
-                                 key=f"{prefix}_y")
-            for d in dims:
-                lo, hi = ranges[d]
-                wkey = f"{prefix}_z{d}"
-                if wkey not in st.session_state:
-                    st.session_state[wkey] = float(min(max(z[d], lo), hi))
-                z[d] = st.slider(f"z[{d}]", float(lo), float(hi), step=round((hi - lo) / 200, 4), key=wkey)
-        if z != point.z or y != point.y:
-            share_point(entry, z, y)
+    prefix = f"{key}_server_{entry.sha256[:12]}_{_digest(ranges)[:6]}"  # other ranges: other sliders
+    point = shared_point(entry) or start
+    # The sliders start at the shared point, and again whenever it moved elsewhere (a page's start button, the
+    # browser's pad, another page): their own last values are what they were built from.
+    moved = st.session_state.get(f"{prefix}_at") != (point.z, point.y)
+    z, y = list(point.z), point.y
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        if k:
+            names = class_names(entry, model)
+            if moved or f"{prefix}_y" not in st.session_state:
+                st.session_state[f"{prefix}_y"] = point.y or 0
+            y = int(st.radio("Class", range(k), format_func=lambda i: plain(names[i], 40), horizontal=True,
+                             key=f"{prefix}_y", help=CLASS_HELP))
+        for d in dims:
+            lo, hi = ranges[d]
+            wkey = f"{prefix}_z{d}"
+            if moved or wkey not in st.session_state:
+                st.session_state[wkey] = float(min(max(z[d], lo), hi))
+            z[d] = st.slider(f"z[{d}]", float(lo), float(hi), step=SLIDER_STEP, format="%.2f", key=wkey,
+                             help=SLIDER_HELP)
+    if z != point.z or y != point.y:  # a slider moved: the other pages follow
+        share_point(entry, z, y)
+        if url:
             set_url_exact(z=z, **{"class": y})
-        with right, st.container(key=f"{key}_server_image"):  # .st-key-<key>_server_image: found by the bench
-            images = decode(model, torch.tensor([z], dtype=torch.float32), y)  # (1, C, H, W)
-            picture = image_grid(images, nrow=1, scale=scale_for(images, 200))
-            st.image(data_uri(picture), caption="Decoded on the server", width="content")
-
-    body()
-    return shared_point(entry) or start
+    st.session_state[f"{prefix}_at"] = (z, y)
+    with right, st.container(key=image_key):
+        images = decode(model, torch.tensor([z], dtype=torch.float32), y)  # (1, C, H, W)
+        picture = image_grid(images, nrow=1, scale=scale_for(images, image_px))
+        shown = f", class {plain(class_names(entry, model)[y], 80)}" if k else ""
+        st.image(data_uri(picture), caption=f"The decoder's image for this code{shown} (decoded on the server)",
+                 width="content")

@@ -49,7 +49,7 @@ def pad_data(at: AppTest) -> dict:
 
 
 def server_image(at: AppTest) -> np.ndarray:
-    [image] = [i for i in at.image if i.captions and i.captions[0] == "Decoded on the server"]
+    [image] = [i for i in at.image if i.captions and i.captions[0].endswith("(decoded on the server)")]
     header, data = image.value[0].split(",", 1)
     assert header == "data:image/png;base64"
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
@@ -133,7 +133,7 @@ def test_the_server_path_when_the_browser_decoder_is_off():
 def test_a_cvae_on_the_server_path_has_a_class_choice():
     at = open_pad("digits-cvae-2d")
     at.toggle(key="pad_in_browser").set_value(False).run()
-    [cls] = [s for s in at.selectbox if s.label == "Class"]
+    [cls] = [s for s in at.radio if s.label == "Class"]
     cls.set_value(4).run()
     assert not at.exception
     model = load_checkpoint(ROOT / "checkpoints" / "digits-cvae-2d.pt")[0]
