@@ -46,7 +46,7 @@ MNIST_IWAE = (1000, 1000)  # K = 1000 importance samples on the first 1,000 test
 SHAPES_TRAIN = {"epochs": 12, "batch_size": 64, "lr": 1e-3, "seed": 0}
 
 ZOO: tuple[ZooModel, ...] = (
-    # Real 28x28 MNIST: the app opens on the first one. The AE, β-VAE and CVAE are its twins (same network, seed
+    # Real 28x28 MNIST: the app opens on the first one. The AE, β-VAE, WAE and CVAE are its twins (same network, seed
     # and budget), so the lessons compare like with like; the conv VAE is the sharp one.
     ZooModel("mnist-vae-2d", "MNIST VAE (2-D latent)", "mnist", {"kind": "vae", "latent_dim": 2, **MNIST_MLP},
              MNIST_TRAIN, "Handwritten digits in a 2-D latent space you can see whole: drag through it.",
@@ -57,6 +57,10 @@ ZOO: tuple[ZooModel, ...] = (
     ZooModel("mnist-betavae-2d", "MNIST β-VAE (β = 4, 2-D)", "mnist",
              {"kind": "vae", "latent_dim": 2, "beta": 4.0, **MNIST_MLP}, MNIST_TRAIN,
              "A heavier KL weight: a smoother, more prior-like map with blurrier digits.", iwae=MNIST_IWAE),
+    ZooModel("mnist-wae-2d", "MNIST WAE (λ = 100, 2-D)", "mnist",
+             {"kind": "wae", "latent_dim": 2, "mmd_weight": 100.0, **MNIST_MLP}, MNIST_TRAIN,
+             "The KL term swapped for an MMD between all codes and the prior: a deterministic code that still "
+             "fills the prior, so it samples; no ELBO.", iwae=MNIST_IWAE),
     ZooModel("mnist-cvae-2d", "MNIST CVAE (2-D)", "mnist", {"kind": "cvae", "latent_dim": 2, **MNIST_MLP},
              MNIST_TRAIN, "Told the digit class: the latent space keeps only the style (slant, width, stroke).",
              iwae=MNIST_IWAE),
