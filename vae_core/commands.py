@@ -148,13 +148,20 @@ def run_info(args) -> dict:
 
 # -- import ------------------------------------------------------------------------------------------------------
 def add_import(sub) -> None:
-    p = sub.add_parser("import", help="convert a VAE trained elsewhere (a bare PyTorch state_dict) into a checkpoint",
+    p = sub.add_parser("import", help="convert a VAE trained elsewhere (a bare PyTorch state_dict, or an ONNX encoder "
+                                      "and decoder pair) into a checkpoint",
                        description="Reads FILE, written by `torch.save(model.state_dict(), FILE)`, as weights only "
                                    "(nothing in it runs), recognises pytorch/examples' VAE (fc1, fc21, fc22, fc3, fc4) "
                                    "or an MLP VAE with fc_mu / fc_logvar heads, and writes a Latent Lab checkpoint. "
                                    "Assumed: ReLU between layers, a Bernoulli likelihood (a decoder ending in a "
-                                   "sigmoid).")
-    p.add_argument("file", help="the state_dict (.pt)")
+                                   "sigmoid). Or, with --encoder and --decoder instead of FILE, reads two ONNX graphs "
+                                   "exported from any framework (image -> mu, logvar or one code; z -> image) as data "
+                                   "and keeps them, run with ONNX Runtime.")
+    p.add_argument("file", nargs="?", default=None, help="the state_dict (.pt)")
+    p.add_argument("--encoder", default=None, help="the encoder's ONNX file (image -> mu, logvar, or one code)")
+    p.add_argument("--decoder", default=None, help="the decoder's ONNX file (z -> image)")
+    p.add_argument("--decoder-output", choices=("auto", "probabilities", "logits"), default="auto",
+                   help="what the ONNX decoder gives (auto: probabilities when it ends in a Sigmoid, else logits)")
     p.add_argument("--out", required=True, help="checkpoint file to write (.pt)")
     p.add_argument("--input-shape", type=int, nargs=3, metavar=("C", "H", "W"), default=None,
                    help="the image shape, when the input size is not a square greyscale image (784 -> 1 28 28)")
@@ -164,11 +171,27 @@ def add_import(sub) -> None:
 
 
 def run_import(args) -> dict:
-    from vae_core.checkpoint import save_checkpoint
+    from vae_core.checkpoint import model_from_payload, save_checkpoint
 
     shape = tuple(args.input_shape) if args.input_shape else None
     if shape is not None and not all(0 < v <= 4096 for v in shape):
         raise UserInputError(f"--input-shape must be three positive sizes C H W, got {' '.join(map(str, shape))}")
+    onnx_pair = args.encoder is not None or args.decoder is not None
+    if onnx_pair == (args.file is not None) or (onnx_pair and not (args.encoder and args.decoder)):
+        raise UserInputError("give either a state_dict FILE or both --encoder E.onnx and --decoder D.onnx")
+    out = Path(args.out)
+    if out.is_dir():
+        raise UserInputError(f"--out {out} is a folder: give a file name such as {out / 'model.pt'}")
+    payload = _onnx_import_payload(args, shape) if onnx_pair else _state_dict_import_payload(args, shape)
+    model, meta = model_from_payload(payload)
+    source = Path(args.encoder if onnx_pair else args.file)
+    meta["name"] = args.name or f"{source.stem} (imported, z={model.config.latent_dim})"
+    save_checkpoint(out, model, meta)
+    return {"checkpoint": str(out), "name": meta["name"], "model_config": model.config.to_dict(),
+            "imported": meta["imported"], "about": meta["about"]}
+
+
+def _state_dict_import_payload(args, shape) -> dict:
     from vae_core.checkpoint import _load_payload, _read_bytes, imported_payload, model_from_payload
     from vae_core.importers import is_bare_state_dict
 
@@ -176,14 +199,25 @@ def run_import(args) -> dict:
     if not is_bare_state_dict(payload):
         model_from_payload(payload)  # a damaged or foreign file says why; a good one is already ours
         raise UserInputError(f"{args.file} is already a Latent Lab checkpoint: nothing to import")
-    model, meta = model_from_payload(imported_payload(payload, shape))
-    out = Path(args.out)
-    if out.is_dir():
-        raise UserInputError(f"--out {out} is a folder: give a file name such as {out / 'model.pt'}")
-    meta["name"] = args.name or f"{Path(args.file).stem} (imported, z={model.config.latent_dim})"
-    save_checkpoint(out, model, meta)
-    return {"checkpoint": str(out), "name": meta["name"], "model_config": model.config.to_dict(),
-            "imported": meta["imported"], "about": meta["about"]}
+    payload = imported_payload(payload, shape)
+    payload["meta"]["imported"]["files"] = [Path(args.file).name]
+    return payload
+
+
+def _onnx_import_payload(args, shape) -> dict:
+    from vae_core.onnx_import import MAX_ONNX_BYTES, onnx_payload
+
+    files = []
+    for flag, name in (("--encoder", args.encoder), ("--decoder", args.decoder)):
+        path = Path(name)
+        if not path.is_file():
+            raise UserInputError(f"{flag} {path}: no such file")
+        if path.stat().st_size > MAX_ONNX_BYTES:  # checked before a byte is read
+            raise UserInputError(f"{flag} {path.name} is {path.stat().st_size / 2**20:.0f} MB; an ONNX file is at "
+                                 f"most {MAX_ONNX_BYTES // 2**20} MB here")
+        files.append(path.read_bytes())
+    return onnx_payload(*files, file_names=(Path(args.encoder).name, Path(args.decoder).name), input_shape=shape,
+                        decoder_output=args.decoder_output)
 
 
 # -- pictures: sample, grid, traverse, interpolate -----------------------------------------------------------------

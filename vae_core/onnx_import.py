@@ -163,7 +163,6 @@ def graph_info(model, role: str) -> GraphInfo:
 
     weights = {t.name for t in model.graph.initializer}
     inputs = tuple(_port(v, role) for v in model.graph.input if v.name not in weights)
-    outputs = tuple(_port(v, role) for v in model.graph.output)
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     for v in probe.graph.input:
@@ -176,7 +175,8 @@ def graph_info(model, role: str) -> GraphInfo:
     except Exception as exc:
         raise CheckpointError(f"the {role} graph's shapes cannot be worked out: {_first_line(exc)}") from None
     values = 0
-    for v in [*inferred.graph.value_info, *inferred.graph.output]:
+    for v in [*(i for i in inferred.graph.input if i.name not in weights), *inferred.graph.value_info,
+              *inferred.graph.output]:
         dims = v.type.tensor_type.shape.dim
         if not all(d.HasField("dim_value") for d in dims):
             raise CheckpointError(f"the size of the {role}'s tensor '{v.name}' cannot be read from the graph, so its "
@@ -185,18 +185,28 @@ def graph_info(model, role: str) -> GraphInfo:
     if values > MAX_ACTIVATION_VALUES:
         raise CheckpointError(f"the {role} holds {values:,} values per image on its way through, over the limit of "
                               f"{MAX_ACTIVATION_VALUES:,}: use smaller images or layers")
+    # An exporter may name an output's sizes it could not tell ("Transpose10_dim_1"): the inferred ones replace them.
+    outputs = tuple(_port(v, role, rest=_dims(inferred_v)[1:])
+                    for v, inferred_v in zip(model.graph.output, inferred.graph.output))
     producers = {o: n.op_type for n in model.graph.node for o in n.output}
     return GraphInfo(inputs, outputs, producers, values)
 
 
-def _port(value, role: str) -> Port:
+def _dims(value) -> list[int | str]:
+    """A value's declared dimensions: sizes, or names (or "?") where the graph gives none."""
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in value.type.tensor_type.shape.dim]
+
+
+def _port(value, role: str, rest: list | None = None) -> Port:
     from onnx import TensorProto
 
     tensor = value.type.tensor_type
     if not value.type.HasField("tensor_type") or tensor.elem_type != TensorProto.FLOAT:
         kind = TensorProto.DataType.Name(tensor.elem_type) if value.type.HasField("tensor_type") else "not a tensor"
         raise CheckpointError(f"the {role}'s '{value.name}' is {kind}: inputs and outputs must be float32 tensors")
-    dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor.shape.dim]
+    dims = _dims(value)
+    if dims and rest is not None and len(rest) == len(dims) - 1:
+        dims = [dims[0], *rest]
     if not dims:
         raise CheckpointError(f"the {role}'s '{value.name}' has no shape: export with a batch dimension")
     batch = dims[0] if isinstance(dims[0], int) else None
@@ -265,23 +275,27 @@ def recognise_pair(encoder, decoder, *, input_shape: tuple[int, int, int] | None
     layout = image_layout(enc.inputs[0].dims, input_shape,
                           f"the encoder's input {enc.inputs[0].describe()}")
     mean, logvar, latent = _heads(enc)
+    try:  # the image and code sizes against the server's limits, before the decoder is looked at
+        config = ModelConfig(kind="vae" if logvar else "ae", arch="onnx", input_shape=layout.image,
+                             latent_dim=latent)
+    except UserInputError as exc:
+        raise CheckpointError(f"recognised an encoder ({enc.describe()}) that Latent Lab cannot hold: {exc}") from None
     if len(dec.inputs) != 1 or len(dec.inputs[0].dims) != 1 or dec.inputs[0].dims[0] != latent:
         raise CheckpointError(f"the decoder has {dec.describe()}; a decoder must take one input of shape [N, {latent}]"
                               f" (the encoder's code has {latent} numbers)")
     if len(dec.outputs) != 1:
         raise CheckpointError(f"the decoder has {dec.describe()}; a decoder must give one output, the image")
-    out_layout = image_layout(dec.outputs[0].dims, layout.image if len(dec.outputs[0].dims) == 1 else None,
-                              f"the decoder's output {dec.outputs[0].describe()}")
+    out = dec.outputs[0]
+    flat = len(out.dims) == 1
+    if flat and out.dims[0] != math.prod(layout.image):
+        raise CheckpointError(f"the decoder gives {out.describe()} but the encoder takes images of {layout.image} "
+                              f"(C, H, W; {math.prod(layout.image)} values): they are not a pair")
+    out_layout = image_layout(out.dims, layout.image if flat else None, f"the decoder's output {out.describe()}")
     if out_layout.image != layout.image:
         raise CheckpointError(f"the decoder gives images of {out_layout.image} (C, H, W) but the encoder takes "
                               f"{layout.image}: they are not a pair")
     last = dec.producers.get(dec.outputs[0].name, "?")
     probabilities = decoder_output == "probabilities" or (decoder_output == "auto" and last == "Sigmoid")
-    try:
-        config = ModelConfig(kind="vae" if logvar else "ae", arch="onnx", input_shape=layout.image,
-                             latent_dim=latent)
-    except UserInputError as exc:
-        raise CheckpointError(f"recognised an encoder and decoder pair that Latent Lab cannot hold: {exc}") from None
     return PairSpec(config, enc.inputs[0], layout, mean, logvar, dec.inputs[0], dec.outputs[0], out_layout,
                     probabilities, enc.values_per_example, dec.values_per_example,
                     _assumptions(layout, mean, logvar, last, decoder_output, probabilities))
@@ -292,7 +306,7 @@ def _check_not_swapped(enc: GraphInfo, dec: GraphInfo) -> None:
     looks_like_code = len(enc.inputs) == 1 and len(enc.inputs[0].dims) == 1 and enc.inputs[0].dims[0] in (
         [d for p in dec.outputs for d in p.dims[-1:]])
     if looks_like_code and len(dec.outputs) == 2:
-        raise CheckpointError(f"the encoder has {enc.describe()} and the decoder {dec.describe()}: the two files look "
+        raise CheckpointError(f"the encoder has {enc.describe()} and the decoder has {dec.describe()}: the files look "
                               "swapped; give the encoder (image -> code) first")
 
 
