@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 import plotly.graph_objects as go
@@ -20,8 +21,8 @@ import torch
 from ui.catalogue import current_model
 from ui.datasets import bundled_data, model_data, require_data
 from ui.images import scale_for
-from ui.page import friendly_errors, page_header
-from ui.state import set_url_exact
+from ui.page import friendly_errors, page_header, queue_notice
+from ui.state import bad_link_value, page_state, set_url_exact
 from ui.text import plain
 from vae_core.anomaly import (anomaly_scores, anomaly_scores_best_class, auroc, extremes, rates_at_threshold,
                               resize_images, roc_curve, threshold_at_false_positive_rate, transform_images)
@@ -140,17 +141,31 @@ def scores_of(sha: str, set_key: str, score: str, _model, _x: torch.Tensor, _y: 
 
 
 # -- state from and to the URL ----------------------------------------------------------------------------------------
+@dataclass
+class AnomalyState:
+    """The page's own state (the widgets keep theirs). written: what the page last wrote to the URL, by name (see
+    url_news); link_threshold: a threshold a link asked for, applied by the threshold slider once its range is
+    known (then None)."""
+
+    written: dict[str, str] = field(default_factory=dict)
+    link_threshold: float | None = None
+
+
+def state() -> AnomalyState:
+    return page_state(AnomalyState)
+
+
 def url_news(name: str) -> str | None:
     """The URL's value of `name` if it is not the one this page last wrote there: a shared link, a lesson step or
     a hand-edited address asks for it. Otherwise (the page's own value, or none) None: the widgets rule."""
     raw = st.query_params.get(name)
-    if raw is None or raw == st.session_state.get("an_written", {}).get(name):
+    if raw is None or raw == state().written.get(name):
         return None
     return raw
 
 
 def bad_link(name: str) -> None:
-    st.session_state.notice = f"The link's “{name}” value could not be used, so the page opened with defaults."
+    queue_notice(bad_link_value(name))
 
 
 def init_from_url(choices: dict) -> None:
@@ -171,7 +186,7 @@ def init_from_url(choices: dict) -> None:
             value = float(t)
             if not math.isfinite(value):
                 raise ValueError
-            st.session_state.an_url_t = value  # applied by the threshold slider, once its range is known
+            state().link_threshold = value  # applied by the threshold slider, once its range is known
         except ValueError:
             bad_link("t")
     st.session_state.setdefault("an_vs", "other")
@@ -183,7 +198,7 @@ def init_from_url(choices: dict) -> None:
 def write_url(**values: str) -> None:
     """Put the page's state in the URL (a shareable link), remembering what was written (see url_news)."""
     set_url_exact(**values)
-    st.session_state.setdefault("an_written", {}).update(values)
+    state().written.update(values)
 
 
 # -- controls ---------------------------------------------------------------------------------------------------------
@@ -241,7 +256,7 @@ def threshold_slider(slider_key: str, s_in: np.ndarray, s_out: np.ndarray) -> fl
     lo = round(math.floor(both.min() / step) * step, 6)
     hi = round(math.ceil(both.max() / step) * step, 6)
     hi = hi if hi > lo else lo + step
-    from_url = st.session_state.pop("an_url_t", None)
+    from_url, state().link_threshold = state().link_threshold, None
     if from_url is not None:
         st.session_state[slider_key] = round(min(max(from_url, lo), hi), 6)
     elif slider_key not in st.session_state:

@@ -4,6 +4,8 @@ decoded steps morph. The path is drawn on the latent map, each step's ELBO is ch
 a PNG or an animated GIF. The two ends, the method and the number of steps live in the URL."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import streamlit as st
 import torch
@@ -15,21 +17,13 @@ from ui.datasets import require_data
 from ui.figures import map_selection
 from ui.images import picture, scale_for
 from ui.latent_space import encode_split, latent_view
-from ui.page import friendly_errors, page_header, pop_notice
-from ui.state import set_url_exact, url_floats, url_int
+from ui.page import friendly_errors, page_header, pop_notice, queue_notice
+from ui.state import bad_link_value, page_state, set_url_exact, url_floats, url_int
 from ui.text import plain
 from vae_core.errors import UserInputError
 from vae_core.latent import (
     animated_gif, decode, encode_dataset, image_from_bytes, image_grid, interpolate, path_elbo, png_bytes,
     view_extent,
-)
-
-page_header(
-    "Interpolate",
-    "Pick two images. The page walks from the **code** of the first to the code of the second in small steps "
-    "and decodes every step into an image. If the images morph smoothly, the space between the two codes is "
-    "filled with sensible images; a sudden jump or a blur means the path crosses a hole the model never learnt. "
-    "The chart shows how plausible the model finds each step (its ELBO: higher is better).",
 )
 
 MAX_STEPS = 24
@@ -39,9 +33,24 @@ GIF_TILE_PX = 128
 UPLOAD_TYPES = ["png", "jpg", "jpeg"]
 
 
+# -- the page's state --------------------------------------------------------------------------------------------------
+@dataclass
+class InterpolateState:
+    """The page's own state (the widgets keep theirs). ends: {"a": start, "b": end}, None until the link was read
+    on the first visit; an end is {"idx": test index} or {"z": latent code (list), "name": str, "image": tensor |
+    None} (your image, a spot of the map, or a code from a link). next_side: the end the next map click sets.
+    upload_errors: per side, why the last uploaded picture could not be used."""
+
+    ends: dict | None = None
+    next_side: str = "a"
+    upload_errors: dict[str, str] = field(default_factory=dict)
+
+
+def state() -> InterpolateState:
+    return page_state(InterpolateState)
+
+
 # -- the two ends ------------------------------------------------------------------------------------------------------
-# An end is {"idx": test index} or {"z": latent code (list), "name": str, "image": tensor | None} (your image, a
-# spot of the map, or a code from a link). st.session_state.ip_ends holds {"a": start, "b": end}.
 def default_ends(y: np.ndarray) -> dict:
     """The first test images of the first two classes: a "0" and a "1" for the digits."""
     classes = np.unique(y)
@@ -60,7 +69,7 @@ def end_from_link(side: str, n_test: int, d: int) -> dict | None:
 
 def load_link(n_test: int, d: int, y: np.ndarray, num_classes: int) -> None:
     """On the first visit in a session, take the ends, the method, the steps and the class from the link."""
-    if "ip_ends" in st.session_state:
+    if state().ends is not None:
         return
     ends = default_ends(y)
     for side in "ab":
@@ -70,7 +79,7 @@ def load_link(n_test: int, d: int, y: np.ndarray, num_classes: int) -> None:
     if method in METHODS:
         st.session_state.ip_method = method
     elif method is not None:
-        st.session_state.notice = "The link's “method” value could not be used, so the page opened with defaults."
+        queue_notice(bad_link_value("method"))
     n = url_int("n", 2, MAX_STEPS)
     if n is not None:
         st.session_state.ip_n = n
@@ -82,7 +91,7 @@ def load_link(n_test: int, d: int, y: np.ndarray, num_classes: int) -> None:
 
 def valid_ends(n_test: int, d: int, y: np.ndarray) -> dict:
     """The ends, each replaced by the default when it does not fit this model (another data set or latent size)."""
-    ends = dict(st.session_state.ip_ends)
+    ends = dict(state().ends)
     defaults = default_ends(y)
     changed = False
     for side in "ab":
@@ -96,14 +105,14 @@ def valid_ends(n_test: int, d: int, y: np.ndarray) -> dict:
 
 def set_ends(ends: dict) -> None:
     """Store the ends and move the number inputs along (called in callbacks, before the inputs are drawn)."""
-    st.session_state.ip_ends = ends
+    state().ends = ends
     for side in "ab":
         if "idx" in ends[side]:
             st.session_state[f"ip_{side}"] = ends[side]["idx"]
 
 
 def set_end(side: str, end: dict) -> None:
-    set_ends({**st.session_state.ip_ends, side: end})
+    set_ends({**state().ends, side: end})
 
 
 def end_code(end: dict, test: dict) -> np.ndarray:
@@ -126,14 +135,14 @@ def on_map_select(view) -> None:
     picked = map_selection(event["selection"] if event else None)
     if picked is None or (not picked.get("indices") and "spot" not in picked):
         return
-    side = st.session_state.get("ip_next", "a")
+    side = state().next_side
     if "spot" in picked:
         x, y = picked["spot"]
         z = view.inverse_transform(torch.tensor([[x, y]], dtype=torch.float32))[0]
         set_end(side, {"z": z.tolist(), "name": f"the map spot ({x:.2f}, {y:.2f})", "image": None})
     else:
         set_end(side, {"idx": picked["indices"][0]})
-    st.session_state.ip_next = "b" if side == "a" else "a"
+    state().next_side = "b" if side == "a" else "a"
 
 
 def pick_at_random(y: np.ndarray) -> None:
@@ -152,7 +161,7 @@ def pick_at_random(y: np.ndarray) -> None:
 def take_upload(side: str, model, cls: int | None) -> None:
     """Encode an uploaded picture (resized to the model's input) and make it an end."""
     upload = st.session_state.get(f"ip_upload_{side}")
-    st.session_state.pop(f"ip_upload_error_{side}", None)
+    state().upload_errors.pop(side, None)
     if upload is None:
         return
     try:
@@ -160,7 +169,7 @@ def take_upload(side: str, model, cls: int | None) -> None:
                                  invert=st.session_state.get("ip_invert", False))
         z = encode_dataset(model, image, cls).mu[0]
     except UserInputError as exc:
-        st.session_state[f"ip_upload_error_{side}"] = plain(f"{upload.name}: {exc}", 1000)
+        state().upload_errors[side] = plain(f"{upload.name}: {exc}", 1000)
         return
     set_end(side, {"z": z.tolist(), "name": f"your image {plain(upload.name, 80)}", "image": image})  # Markdown
 
@@ -195,7 +204,7 @@ def upload_boxes(model, cls: int | None) -> None:
                              args=(side, model, cls),
                              help="A PNG or JPEG picture; it is resized and converted to the model's colours, "
                                   "then encoded.")
-            error = st.session_state.get(f"ip_upload_error_{side}")
+            error = state().upload_errors.get(side)
             if error:
                 st.error(error, icon=":material/error:")
 
@@ -292,7 +301,7 @@ def results(entry, model, data, test, view, ends, method, n, cls) -> None:
         fig = path_map(view, test, data, path_xy, view_extent(view, torch.from_numpy(test["mu"])))
         st.plotly_chart(fig, key="ip_chart", on_select=lambda: on_map_select(view), selection_mode="points",
                         width="stretch")
-        next_end = "start" if st.session_state.get("ip_next", "a") == "a" else "end"
+        next_end = "start" if state().next_side == "a" else "end"
         st.caption(f"Click a point to make it an end (the next click sets the **{next_end}**), or click empty "
                    "space to use that spot of the map."
                    + (" The map is a PCA view: the path is drawn in it exactly, but it also moves along "
@@ -311,6 +320,13 @@ def results(entry, model, data, test, view, ends, method, n, cls) -> None:
 
 # -- the page ----------------------------------------------------------------------------------------------------------
 def main() -> None:
+    page_header(
+        "Interpolate",
+        "Pick two images. The page walks from the **code** of the first to the code of the second in small steps "
+        "and decodes every step into an image. If the images morph smoothly, the space between the two codes is "
+        "filled with sensible images; a sudden jump or a blur means the path crosses a hole the model never "
+        "learnt. The chart shows how plausible the model finds each step (its ELBO: higher is better).",
+    )
     entry, model = current_model()
     config = entry.config
     data = require_data(entry)
@@ -336,4 +352,5 @@ def main() -> None:
         write_link(ends, method, n, cls)
 
 
-main()
+if __name__ == "__main__":
+    main()

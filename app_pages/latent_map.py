@@ -8,6 +8,8 @@ map shows t-SNE, which cannot be decoded), decoding in the browser as the point 
 per session and model, whichever page showed it first."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
@@ -21,20 +23,12 @@ from ui.datasets import require_data
 from ui.figures import map_selection
 from ui.images import data_uri, picture
 from ui.latent_space import VIEW_LABELS, encode_split, grid_side_limit, latent_view, view_methods
-from ui.page import friendly_errors, page_header, pop_notice
-from ui.state import set_url_exact, url_floats, url_int
+from ui.page import friendly_errors, page_header, pop_notice, queue_notice
+from ui.state import bad_link_value, page_state, set_url_exact, url_floats, url_int
 from ui.text import plain
 from vae_core.latent import (
     decode, grid_picture_box, image_grid, manifold_grid, nearest_training_images, posterior_ellipses, reconstruct,
     typical_nearest_distance, view_extent,
-)
-
-page_header(
-    "Latent map",
-    "The encoder turns every image into a short list of numbers, its **code**. This map puts each test image at "
-    "its code, coloured by its true label: images the model finds alike land close together. **Click** a point "
-    "to see the image and how the model rebuilds it, **drag a box or lasso** (buttons at the top right of the "
-    "map) to look at a group, or **click empty space** to see what the decoder makes of that spot.",
 )
 
 GROUP_SHOWN = 16  # images of a box/lasso group shown (the first ones)
@@ -46,19 +40,34 @@ COPY_REFERENCE_SAMPLE = 200  # test images whose distance to the training set gi
 
 
 # -- state: the selection (a list of test indices, or a spot of the plane), mirrored in the URL ------------------------
+@dataclass
+class LatentMapState:
+    """The page's own state (the widgets keep theirs). link_read: the link was read (on the first visit of the
+    session); focus: the selection, {"indices": [test indices]} or {"spot": (x, y)} in the view's plane, None for
+    none; pad_class: the class the map last moved the pad to (a CVAE's "Class to decode with")."""
+
+    link_read: bool = False
+    focus: dict | None = None
+    pad_class: int | None = None
+
+
+def state() -> LatentMapState:
+    return page_state(LatentMapState)
+
+
 def load_link(n_test: int, methods: list[str], num_classes: int) -> None:
     """On the first visit in a session, take the selection, the view and the class from the link."""
-    if "lm_focus" in st.session_state:
+    if state().link_read:
         return
+    state().link_read = True
     idx = url_int("idx", 0, n_test - 1)
     spot = url_floats("pt", 2)
-    focus = {"indices": [idx]} if idx is not None else {"spot": tuple(spot)} if spot is not None else None
-    st.session_state.lm_focus = focus
+    state().focus = {"indices": [idx]} if idx is not None else {"spot": tuple(spot)} if spot is not None else None
     view = st.query_params.get("view")
     if view in methods:
         st.session_state.lm_view = view
     elif view is not None:
-        st.session_state.notice = "The link's “view” value could not be used, so the page opened with defaults."
+        queue_notice(bad_link_value("view"))
     if num_classes:
         cls = url_int("cls", 0, num_classes - 1)
         if cls is not None:
@@ -67,7 +76,7 @@ def load_link(n_test: int, methods: list[str], num_classes: int) -> None:
 
 def current_focus(n_test: int) -> dict | None:
     """The selection, with indices another model's data set does not have dropped."""
-    focus = st.session_state.get("lm_focus")
+    focus = state().focus
     if focus and "indices" in focus:
         kept = [i for i in focus["indices"] if 0 <= i < n_test]
         focus = {"indices": kept} if kept or not focus["indices"] else None
@@ -76,7 +85,7 @@ def current_focus(n_test: int) -> dict | None:
 
 def set_focus(focus: dict | None) -> None:
     """Select test images or a spot, and move the hand-pick inputs along (run in callbacks, before they draw)."""
-    st.session_state.lm_focus = focus
+    state().focus = focus
     if focus and len(focus.get("indices", [])) == 1:
         st.session_state.lm_idx = focus["indices"][0]
     if focus and "spot" in focus:
@@ -326,7 +335,7 @@ def take_spot() -> None:
 
 def hand_pick(n_test: int, decodable: bool) -> None:
     """Number inputs for choosing without the mouse (and for exact spots)."""
-    with st.expander("Choose by number", expanded=st.session_state.get("lm_focus") is None):
+    with st.expander("Choose by number", expanded=state().focus is None):
         st.session_state.lm_idx = min(int(st.session_state.get("lm_idx", 0)), n_test - 1)
         st.number_input("Test image number", 0, n_test - 1, key="lm_idx", on_change=take_index,
                         help=f"Show one of the {n_test} test images by its number (0 to {n_test - 1}).")
@@ -382,9 +391,9 @@ def walk(entry, model, data, test, method: str, cls: int | None) -> None:
                    "at once, because it runs in your browser; the sliders move single numbers of the code.")
         z = y = None
         if cls is not None:  # the map's "Class to decode with" moves the pad's class too, when it changes
-            if st.session_state.get("_lm_pad_class", cls) != cls:
+            if state().pad_class not in (None, cls):
                 z, y = lp.starting_point(entry, view).z, cls
-            st.session_state._lm_pad_class = cls
+            state().pad_class = cls
         points = view.transform(torch.from_numpy(test["mu"])).numpy()
         lp.latent_pad(model, entry, view, points, test["y"], list(data.label_names), key="lm_pad", z=z, y=y,
                       mu=test["mu"])
@@ -392,6 +401,13 @@ def walk(entry, model, data, test, method: str, cls: int | None) -> None:
 
 # -- the page ----------------------------------------------------------------------------------------------------------
 def main() -> None:
+    page_header(
+        "Latent map",
+        "The encoder turns every image into a short list of numbers, its **code**. This map puts each test image "
+        "at its code, coloured by its true label: images the model finds alike land close together. **Click** a "
+        "point to see the image and how the model rebuilds it, **drag a box or lasso** (buttons at the top right "
+        "of the map) to look at a group, or **click empty space** to see what the decoder makes of that spot.",
+    )
     entry, model = current_model()
     data = require_data(entry)
     with friendly_errors("Drawing the latent map"):
@@ -419,4 +435,5 @@ def draw(entry, model, test) -> None:
     draw_digit.draw_digit(model, entry, key="lm_draw", mu=test["mu"], labels=test["y"])
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -364,7 +364,7 @@ class TestRealTimePad:
         assert [s.label for s in sliders] == ["z[0]", "z[1]"]
         sliders[1].set_value(-1.0).run()
         assert at.query_params["z"] == "0.0,-1.0"
-        assert image_with_caption(at, "Decoded on the server").shape == (200, 200, 3)
+        assert image_with_caption(at, "The decoder's image for this code").shape == (200, 200, 3)
         assert spec(at, "lm_chart")["layout"]["xaxis"]["title"]["text"] == "z[0]"  # the map is unaffected
 
 
