@@ -7,7 +7,7 @@ import re
 import streamlit as st
 import torch
 
-from ui.catalogue import add_upload, available_models, DEFAULT_MODEL, log, refused_files, select_model
+from ui.catalogue import add_onnx_upload, add_upload, available_models, DEFAULT_MODEL, log, refused_files, select_model
 from ui.images import show_images
 from ui.page import page_header
 from ui.students import disk_use, max_models, max_uploads, max_user_bytes, user_dir
@@ -73,10 +73,57 @@ def upload_box() -> None:
         st.error(f"**{name} was refused.** It could not be read as a Latent Lab checkpoint "
                  f"({type(exc).__name__}).", icon=":material/gpp_bad:")
         return
+    loaded(entry, is_new)
+
+
+def loaded(entry, is_new: bool) -> None:
+    """Say that an upload is in the picker (a new one first redraws the sidebar so that the picker lists it)."""
     if is_new:
-        st.rerun()  # redraw the sidebar so the picker lists it
+        st.rerun()
     st.success(f"Loaded **{plain(entry.title, 80)}** ({entry.config.label}). It is now in the model picker.",
                icon=":material/check_circle:")
+
+
+ONNX_HELP = ("Exported from any framework (see the README's “Bring your own model”): the encoder takes images "
+             "(N, 784 or N, C, H, W) and gives mu and logvar (N, D), or one code for an autoencoder; the decoder takes "
+             "codes (N, D) and gives images. Read as data and run by ONNX Runtime on the server: no code of yours runs.")
+DECODER_OUTPUTS = {"auto": "auto (probabilities if it ends in a Sigmoid)", "probabilities": "probabilities in [0, 1]",
+                   "logits": "logits (before a sigmoid)"}
+
+
+def onnx_box() -> None:
+    """The ONNX encoder and decoder pair: two files, what the decoder gives; imported once both are there."""
+    st.markdown("**…or an ONNX encoder and decoder pair** (PyTorch, Keras, JAX: any framework that exports ONNX)")
+    left, right, choice = st.columns([2, 2, 2])
+    encoder = left.file_uploader("Encoder (.onnx)", type=["onnx"], key="onnx_encoder_upload", help=ONNX_HELP)
+    decoder = right.file_uploader("Decoder (.onnx)", type=["onnx"], key="onnx_decoder_upload", help=ONNX_HELP)
+    output = choice.selectbox("The decoder gives", list(DECODER_OUTPUTS), format_func=DECODER_OUTPUTS.get,
+                              key="onnx_decoder_output",
+                              help="Whether the decoder's last layer is a sigmoid (probabilities) or not (logits). "
+                                   "Auto reads it from the graph and says on the model's card what it assumed.")
+    if encoder is None or decoder is None:
+        return
+    names = (plain(encoder.name, 80), plain(decoder.name, 80))
+    from vae_core.onnx_import import MAX_ONNX_BYTES
+
+    too_big = [f"{n} is {f.size / 1e6:,.1f} MB" for n, f in zip(names, (encoder, decoder)) if f.size > MAX_ONNX_BYTES]
+    if too_big:  # refused before a byte is read
+        st.error(f"**The pair was refused.** {'; '.join(too_big)}: an ONNX file is at most "
+                 f"{MAX_ONNX_BYTES / 1e6:.0f} MB here.", icon=":material/gpp_bad:")
+        return
+    try:
+        shape = image_shape(st.session_state.get("import_shape", ""))
+        entry, is_new = add_onnx_upload(encoder.getvalue(), decoder.getvalue(), (encoder.name, decoder.name),
+                                        shape, output)
+    except UserInputError as exc:
+        st.error(f"**{names[0]} and {names[1]} were refused.** {plain(exc, 1000)}", icon=":material/gpp_bad:")
+        return
+    except Exception as exc:  # never a traceback: whatever else a graph can cause is a refusal too
+        log.exception("unexpected error importing an ONNX pair")
+        st.error(f"**{names[0]} and {names[1]} were refused.** They could not be read as an ONNX encoder and decoder "
+                 f"({type(exc).__name__}).", icon=":material/gpp_bad:")
+        return
+    loaded(entry, is_new)
 
 
 def card_figures(config, metrics: dict) -> str:
@@ -126,11 +173,22 @@ def card(entry, model) -> None:
 
 def imported_note(imported: dict, entry) -> None:
     """Where a model trained elsewhere came from, which of its layers became what, and what the file could not say."""
+    files = ", ".join(plain(f, 80) for f in imported.get("files", []))
+    c, h, w = entry.config.input_shape
+    if imported.get("importer") == "onnx":
+        parts = [*(f"encoder {plain(p, 120)}" for p in imported.get("encoder", [])),
+                 *(f"decoder {plain(p, 120)}" for p in imported.get("decoder", []))]
+        st.markdown(f":material/input: **Imported** from an ONNX encoder and decoder pair"
+                    f"{f' ({files})' if files else ''}, run by ONNX Runtime on the server: {'; '.join(parts)}; images "
+                    f"{c}×{h}×{w}.  \n**Assumed** (a graph says its shapes, not what they mean): "
+                    f"{plain(imported.get('assumed', ''), 600)}. Nothing in the files was run as code: the graphs are "
+                    "data that ONNX Runtime evaluates.")
+        return
     layers = " → ".join(plain(n, 40) for n in [*imported.get("encoder", []), "(" + plain(imported.get("mean", "?"), 40)
                                                  + " | " + plain(imported.get("logvar", "?"), 40) + ")",
                                                  *imported.get("decoder", [])])
-    c, h, w = entry.config.input_shape
-    st.markdown(f":material/input: **Imported** from a PyTorch state_dict: {plain(imported.get('layout', ''), 200)}. "
+    st.markdown(f":material/input: **Imported** from a PyTorch state_dict{f' ({files})' if files else ''}: "
+                f"{plain(imported.get('layout', ''), 200)}. "
                 f"Layers {layers}; images {c}×{h}×{w}.  \n**Assumed** (a state_dict holds weights, not code): "
                 f"{plain(imported.get('assumed', ''), 300)}. Nothing in the file was run.")
 
@@ -180,6 +238,7 @@ def main() -> None:
     )
 
     upload_box()
+    onnx_box()
     my_storage()
     models = available_models()
     for source in ("zoo", "mine", "upload"):

@@ -136,16 +136,17 @@ def clean_upload_meta(meta: dict, config) -> dict:
 
 
 def _clean_imported(value) -> dict:
-    """What the importer recognised in a state_dict trained elsewhere (vae_core.importers), as short strings."""
+    """What an importer recognised in a model trained elsewhere (vae_core.importers, vae_core.onnx_import), as short
+    strings: where it came from (the importer, the files' names), which parts became what, what was assumed."""
     if not isinstance(value, dict):
         return {}
     out = {}
-    for key in ("layout", "mean", "logvar", "assumed"):
+    for key in ("importer", "layout", "mean", "logvar", "assumed", "decoder_output"):
         if isinstance(value.get(key), str):
-            out[key] = value[key][:300]
-    for key in ("encoder", "decoder"):
+            out[key] = value[key][:600]
+    for key in ("encoder", "decoder", "files"):
         if isinstance(value.get(key), list) and len(value[key]) <= 64:
-            out[key] = [str(v)[:80] for v in value[key]]
+            out[key] = [str(v)[:120] for v in value[key]]
     return out
 
 
@@ -156,28 +157,60 @@ def add_upload(data: bytes, file_name: str, input_shape: tuple[int, int, int] | 
     bytes (a download writes the checkpoint again from the model). input_shape (C, H, W): the image shape of a
     state_dict trained elsewhere whose input is not a square greyscale image (a refusal asks for it)."""
     from vae_core.checkpoint import file_sha256
+
+    sha = file_sha256(data)
+    stem = Path(file_name).stem
+
+    def load():
+        entry, model = entry_from_bytes(data, "upload", fallback_title=stem, input_shape=input_shape)
+        if isinstance(entry.meta.get("imported"), dict):  # the card says which file it came from
+            entry.meta["imported"].setdefault("files", [Path(file_name).name])
+        return entry, model
+
+    return _keep_upload(f"upload/{sha[:12]}", f"{sha}:{input_shape}", load, stem,
+                        lambda latent: f"{stem[:80]} (imported, z={latent})")
+
+
+def add_onnx_upload(encoder: bytes, decoder: bytes, file_names: tuple[str, str],
+                    input_shape: tuple[int, int, int] | None = None, decoder_output: str = "auto"
+                    ) -> tuple[ModelEntry, bool]:
+    """Check and keep an uploaded ONNX encoder and decoder pair (vae_core.onnx_import) like a checkpoint."""
+    from vae_core.library import entry_from_onnx_pair, onnx_pair_sha256
+
+    sha = onnx_pair_sha256(encoder, decoder, input_shape, decoder_output)
+
+    def load():
+        return entry_from_onnx_pair(encoder, decoder, "upload", file_names=file_names, input_shape=input_shape,
+                                    decoder_output=decoder_output)
+
+    stem = Path(file_names[0]).stem
+    return _keep_upload(f"upload/{sha[:12]}", sha, load, stem, lambda latent: f"{stem[:80]} (ONNX, z={latent})")
+
+
+def _keep_upload(key: str, attempt: str, load, stem: str, imported_title) -> tuple[ModelEntry, bool]:
+    """Load an upload once per file (and options: `attempt`), keep it in the session under `key`; a refusal is
+    remembered so that a file sitting in the uploader is not read again on every rerun. An imported model is called
+    imported_title(latent size), from the user's own file name ("Imported VAE, z=2" says less)."""
     from vae_core.errors import CheckpointError
 
     uploads = st.session_state.setdefault("uploads", {})
-    sha = file_sha256(data)
-    if f"upload/{sha[:12]}" in uploads:  # the uploader keeps the file across reruns: load it once
-        return uploads[f"upload/{sha[:12]}"][0], False
+    if key in uploads:  # the uploader keeps the file across reruns: load it once
+        return uploads[key][0], False
     refused = st.session_state.get("refused_upload", {})
-    attempt = f"{sha}:{input_shape}"  # the same file with an image shape given is a new attempt
     if attempt in refused:  # a refused file is refused once, not on every rerun while it sits in the uploader
         raise CheckpointError(refused[attempt])
     if len(uploads) >= max_uploads():
         raise QuotaError(f"You have {len(uploads)} uploaded models, the most one session may hold on this server: "
                          "delete one of them below, then upload this one again.")
     try:
-        entry, model = entry_from_bytes(data, "upload", fallback_title=Path(file_name).stem, input_shape=input_shape)
+        entry, model = load()
     except CheckpointError as exc:
         st.session_state.refused_upload = {attempt: str(exc)}  # the latest refusal only
         raise
     meta = clean_upload_meta(entry.meta, model.config)
-    title = str(meta.get("name") or Path(file_name).stem[:200] or model.config.label)
-    if meta.get("imported") and Path(file_name).stem:  # "Imported VAE, z=2" says less than the user's own file name
-        title = f"{Path(file_name).stem[:80]} (imported, z={model.config.latent_dim})"
+    title = str(meta.get("name") or stem[:200] or model.config.label)
+    if meta.get("imported") and stem:
+        title = imported_title(model.config.latent_dim)
     entry = dataclasses.replace(entry, meta=meta, title=title)
     uploads[entry.key] = (entry, model)
     return entry, True

@@ -65,12 +65,20 @@ class ExportedDecoder:
 def export_decoder(model) -> ExportedDecoder:
     """The decoder of a `LatentVariableModel` as data; UnsupportedExport if a layer cannot be exported."""
     config = getattr(model, "config", None)
+    _refuse_onnx(config)
     decoder = getattr(model, "decoder", None)
     if config is None or decoder is None:
         raise UnsupportedExport(f"{type(model).__name__} is not a Latent Lab model (no config or decoder)")
     n_classes = config.num_classes if config.is_conditional else 0
     return export_sequential(decoder, config.latent_dim + n_classes, latent_dim=config.latent_dim,
                              num_classes=n_classes, output_shape=tuple(config.input_shape))
+
+
+def _refuse_onnx(config) -> None:
+    """An imported ONNX pair (vae_core.onnx_import) has graphs, not these layers: the pages run it on the server."""
+    if getattr(config, "arch", None) == "onnx":
+        raise UnsupportedExport("it is an imported ONNX graph, run by ONNX Runtime on the server; the browser runs "
+                                "only Latent Lab's own layers")
 
 
 def export_sequential(decoder: nn.Module, input_size: int, *, latent_dim: int | None = None, num_classes: int = 0,
@@ -252,6 +260,7 @@ class ExportedEncoder:
 def export_encoder(model) -> ExportedEncoder:
     """The encoder of a `LatentVariableModel` as data; UnsupportedExport if a layer cannot be exported."""
     config, encoder = getattr(model, "config", None), getattr(model, "encoder", None)
+    _refuse_onnx(config)
     if config is None or encoder is None or not hasattr(encoder, "body"):
         raise UnsupportedExport(f"{type(model).__name__} is not a Latent Lab model (no config or encoder)")
     n_classes = config.num_classes if config.is_conditional else 0

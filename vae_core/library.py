@@ -57,6 +57,27 @@ def entry_from_bytes(data: bytes, source: str, *, key: str | None = None, path: 
     return ModelEntry(key, title, source, sha, model.config, meta, path), model
 
 
+def entry_from_onnx_pair(encoder: bytes, decoder: bytes, source: str, *, file_names: tuple[str, str],
+                         input_shape: tuple[int, int, int] | None = None, decoder_output: str = "auto"
+                         ) -> tuple[ModelEntry, object]:
+    """(entry, model) for an ONNX encoder and decoder pair (vae_core.onnx_import); CheckpointError if refused. Its
+    sha256 (the key of everything cached for it) covers both files and the choices that change the model."""
+    from vae_core.onnx_import import imported_pair
+
+    model, meta = imported_pair(encoder, decoder, file_names=file_names, input_shape=input_shape,
+                                decoder_output=decoder_output)
+    sha = onnx_pair_sha256(encoder, decoder, input_shape, decoder_output)
+    return ModelEntry(f"upload/{sha[:12]}", str(meta["name"]), source, sha, model.config, meta), model
+
+
+def onnx_pair_sha256(encoder: bytes, decoder: bytes, input_shape, decoder_output: str) -> str:
+    """The identity of an imported ONNX pair: both files and the choices that change the model."""
+    import hashlib
+
+    return hashlib.sha256(f"{file_sha256(encoder)}:{file_sha256(decoder)}:{input_shape}:{decoder_output}".encode()
+                          ).hexdigest()
+
+
 def slug(text: str) -> str:
     """A file-name-safe, URL-safe version of a title."""
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "model"
@@ -80,5 +101,5 @@ def checkpoint_files(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: p.stat().st_mtime)
 
 
-__all__ = ["ModelEntry", "entry_from_bytes", "slug", "unique_path", "checkpoint_files", "CheckpointError",
+__all__ = ["ModelEntry", "entry_from_bytes", "entry_from_onnx_pair", "onnx_pair_sha256", "slug", "unique_path", "checkpoint_files", "CheckpointError",
            "SOURCES", "SOURCE_LABELS"]

@@ -486,12 +486,11 @@ def _probe(model: OnnxModel, decoder_output: str) -> None:
                               "'logits'")
 
 
-def onnx_payload(encoder_bytes: bytes, decoder_bytes: bytes, *, file_names: tuple[str, str] = ("", ""),
-                 input_shape: tuple[int, int, int] | None = None, decoder_output: str = "auto") -> dict:
-    """A Latent Lab checkpoint payload for a pair (checked by building its model), its meta saying where it came
-    from and what was assumed."""
-    from vae_core.checkpoint import FORMAT, FORMAT_VERSION
-
+def imported_pair(encoder_bytes: bytes, decoder_bytes: bytes, *, file_names: tuple[str, str] = ("", ""),
+                  input_shape: tuple[int, int, int] | None = None, decoder_output: str = "auto"
+                  ) -> tuple[OnnxModel, dict]:
+    """(model, meta) for a pair; the meta says where it came from (the files' names), what each graph takes and
+    gives, and what was assumed. CheckpointError if refused."""
     model = onnx_model(encoder_bytes, decoder_bytes, input_shape=input_shape, decoder_output=decoder_output)
     spec = model.spec
     recognised = {
@@ -505,16 +504,21 @@ def onnx_payload(encoder_bytes: bytes, decoder_bytes: bytes, *, file_names: tupl
     meta = {"name": f"Imported ONNX {kind}, z={spec.config.latent_dim}", "imported": recognised,
             "about": f"Imported from an ONNX encoder and decoder pair ({', '.join(recognised['files']) or 'two files'})"
                      f", run with ONNX Runtime. Assumed: {spec.assumed}."}
-    return {"format": FORMAT, "format_version": FORMAT_VERSION, "model_config": spec.config.to_dict(),
-            "state_dict": {}, "onnx": stored_files(model, spec.probabilities), "meta": meta}
+    return model, meta
 
 
-def stored_files(model: OnnxModel, probabilities: bool | None = None) -> dict:
+def onnx_payload(encoder_bytes: bytes, decoder_bytes: bytes, **options) -> dict:
+    """A Latent Lab checkpoint payload for a pair (options: those of imported_pair)."""
+    from vae_core.checkpoint import checkpoint_payload
+
+    return checkpoint_payload(*imported_pair(encoder_bytes, decoder_bytes, **options))
+
+
+def stored_files(model: OnnxModel) -> dict:
     """The checkpoint's "onnx" entry: the two files as uint8 tensors (stored as records, not in the pickle) and the
     decoder's output kind."""
-    probabilities = model.spec.probabilities if probabilities is None else probabilities
     return {role: torch.frombuffer(bytearray(data), dtype=torch.uint8) for role, data in model.onnx_files.items()
-            } | {"decoder_output": "probabilities" if probabilities else "logits"}
+            } | {"decoder_output": "probabilities" if model.spec.probabilities else "logits"}
 
 
 def model_from_stored(stored: object, config: ModelConfig) -> OnnxModel:

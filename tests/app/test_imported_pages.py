@@ -1,0 +1,81 @@
+"""Every page opens a model trained elsewhere (issue 17): pytorch/examples' VAE uploaded as its bare state_dict,
+and the tutorial VAE uploaded as an ONNX encoder and decoder pair, both trained briefly on real digits, uploaded in
+the Model library and picked in the sidebar as a student would. The pages show no exception and no error box; an
+ONNX model's decoder runs on the server, which the pages say in a notice."""
+from __future__ import annotations
+
+import pytest
+
+from tests.app.conftest import open_app, picker
+from tests.app.test_wae_tcvae_pages import PAGES, RUN_S
+from tests.test_importers import saved
+from tests.test_onnx_import import ExamplesVAEWithLoss, TutorialVAEWithLoss, export_pair, trained
+from vae_core.checkpoint import file_sha256
+from vae_core.data import load_data
+from vae_core.library import onnx_pair_sha256
+
+
+@pytest.fixture(scope="module")
+def originals() -> dict:
+    mnist = load_data("mnist", seed=0)
+    return {"state_dict": trained(ExamplesVAEWithLoss, mnist), "onnx": trained(TutorialVAEWithLoss, mnist)}
+
+
+def upload(at, how: str, original) -> str:
+    """Upload the model in the Model library as its author saved or exported it; the picker's key for it."""
+    if how == "state_dict":
+        data = saved(original)
+        at.file_uploader(key="checkpoint_upload").upload("my_vae.pt", data).run()
+        return f"upload/{file_sha256(data)[:12]}"
+    encoder, decoder = export_pair(original, 2)
+    at.file_uploader(key="onnx_encoder_upload").upload("vae_encoder.onnx", encoder).run()
+    at.file_uploader(key="onnx_decoder_upload").upload("vae_decoder.onnx", decoder).run()
+    return f"upload/{onnx_pair_sha256(encoder, decoder, None, 'auto')[:12]}"
+
+
+def opened(originals, how: str):
+    at = open_app("app_pages/library.py")
+    key = upload(at, how, originals[how])
+    assert not at.exception and not at.error, ([e.value for e in at.exception], [e.value for e in at.error])
+    picker(at).set_value(key).run()
+    return at, key
+
+
+@pytest.mark.parametrize("how", ["state_dict", "onnx"])
+def test_every_page_opens_an_imported_model(originals, how):
+    at, key = opened(originals, how)
+    for page in PAGES:
+        at.switch_page(f"app_pages/{page}.py").run(timeout=RUN_S)
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert picker(at).value == key, page  # the page shows this model, not the default one
+        assert not at.error, (page, [e.value for e in at.error])
+
+
+def test_the_cards_say_where_each_model_came_from(originals):
+    at, _ = opened(originals, "onnx")
+    upload(at, "state_dict", originals["state_dict"])
+    notes = [m.value for m in at.markdown if "**Imported**" in m.value]
+    onnx = [n for n in notes if "ONNX encoder and decoder pair" in n]
+    state_dict = [n for n in notes if "PyTorch state_dict" in n]
+    assert onnx and "vae_encoder.onnx, vae_decoder.onnx" in onnx[0] and "ONNX Runtime" in onnx[0], notes
+    assert "ends in a Sigmoid" in onnx[0] and "images 1×28×28" in onnx[0]
+    assert state_dict and "my_vae.pt" in state_dict[0] and "pytorch/examples" in state_dict[0], notes
+    labels = picker(at).options  # as the sidebar shows them
+    assert "vae_encoder (ONNX, z=2) · uploaded" in labels and "my_vae (imported, z=20) · uploaded" in labels
+
+
+def test_an_onnx_model_decodes_on_the_server_with_a_notice(originals):
+    at, _ = opened(originals, "onnx")
+    at.switch_page("app_pages/pad.py").run(timeout=RUN_S)
+    notices = [i.value for i in [*at.info, *at.warning, *at.caption, *at.markdown]]
+    assert any("decoded on the server" in n and "ONNX" in n for n in notices), notices
+
+
+def test_a_refused_pair_names_what_was_found(originals):
+    at = open_app("app_pages/library.py")
+    encoder, decoder = export_pair(originals["onnx"], 2)
+    at.file_uploader(key="onnx_encoder_upload").upload("e.onnx", decoder).run()
+    at.file_uploader(key="onnx_decoder_upload").upload("d.onnx", encoder).run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert errors and "e.onnx and d.onnx were refused" in errors[0] and "look swapped" in errors[0], errors
