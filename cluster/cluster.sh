@@ -118,6 +118,14 @@ up() {
     --object-store-memory "$mb" --dashboard-agent-listen-port $((RAY_PORT + 4))
   wait_for "the second Ray node" 180 grep -q "Ray runtime started" "$DIR/logs/ray-node.log"
 
+  # The scheduler and its pool of trainers (one per training CPU of each node) now, not at the first Start: each
+  # trainer imports torch once, here, and then takes one training after another.
+  say "trainers: one per training CPU of each node (torch imported once, now)"
+  "$PY" -m vae_core.ray_jobs warm --address "127.0.0.1:$RAY_PORT" --timeout 240 \
+    > "$DIR/logs/warm.log" 2>&1 || { echo "cluster: the trainers did not start; $DIR/logs/warm.log ends:" >&2
+                                     tail -n 15 "$DIR/logs/warm.log" >&2; exit 1; }
+  say "$(tail -n 1 "$DIR/logs/warm.log")"
+
   # One cookie secret for every replica: Streamlit signs its XSRF cookie with it, so a student moved to another
   # replica (theirs was restarted) can still upload.
   local secret upstreams="" i port
@@ -169,7 +177,8 @@ LATENT_LAB_CLUSTER_URL=http://127.0.0.1:$HTTP_PORT
 RAY_DASHBOARD=http://127.0.0.1:$((RAY_PORT + 1))
 ENVEOF
   say "up in $((SECONDS - t0)) s: open http://localhost:$HTTP_PORT ($replicas replicas; models in $STORE)"
-  say "trainings in Ray's state: .venv/bin/ray list actors --address 127.0.0.1:$RAY_PORT --filter state=ALIVE"
+  say "trainings in Ray's state: .venv/bin/ray list tasks --address 127.0.0.1:$RAY_PORT --filter state=RUNNING (train:<model name>)"
+  say "the trainers (one per training CPU): .venv/bin/ray list actors --address 127.0.0.1:$RAY_PORT --filter state=ALIVE"
   say "stop everything: ./run.sh cluster down"
 }
 

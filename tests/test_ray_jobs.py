@@ -46,3 +46,36 @@ def test_a_dead_replicas_jobs_lose_their_lease():
     assert s.admit("other") == 0  # the slot and the queue place were freed
     assert s.job_of("alice") is None and s.job_of("bob") is None
     assert s.admit("running") is None  # unknown now: its replica would queue it again
+
+
+def test_each_running_job_holds_a_slot_of_its_own():
+    """On the cluster a slot is one trainer of the pool: two jobs must never be handed the same one."""
+    s = SchedulerState(max_running=2)
+    for job in "abc":
+        s.enqueue(job, None, f"model {job}")
+    first, second = s.turn("a"), s.turn("b")
+    assert first[0] == 0 and second[0] == 0 and first[1] != second[1]
+    assert s.turn("c") == (1, None)  # waits: both slots taken
+    s.release("a")
+    assert s.turn("c") == (0, first[1])  # the freed slot, and only that one
+
+
+class _RecordingScheduler(SchedulerState):
+    """SchedulerState with its `abandoned` hook recorded (the cluster's scheduler stops the training there)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.abandoned_jobs: list[tuple[str, str]] = []
+
+    def abandoned(self, job_id: str, slot: str) -> None:
+        self.abandoned_jobs.append((job_id, slot))
+
+
+def test_a_dead_replicas_running_job_is_stopped_and_a_queued_one_just_dropped():
+    s = _RecordingScheduler(max_running=1, lease_s=0.2)
+    s.enqueue("running", "alice", "a")
+    s.enqueue("waiting", "bob", "b")
+    _, slot = s.turn("running")
+    time.sleep(0.3)  # neither replica renews its lease
+    assert s.status()["running"] == 0
+    assert s.abandoned_jobs == [("running", slot)]  # only the one that was training is stopped
