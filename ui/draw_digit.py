@@ -19,18 +19,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
 from ui import latent_point
+from ui.components import define, model_payload
 from ui.figures import PALETTE
 from ui.state import set_url_exact
-from vae_core.export import UnsupportedExport, encoder_payload, export_encoder
 
-ASSETS = Path(__file__).resolve().parent / "draw_digit"
-PAD_ASSETS = Path(__file__).resolve().parent / "latent_pad"
 MAX_POINTS = 1500
 _SENT_KEY = "_draw_digit_sent"  # st.session_state: {"encoder": ids, "decoder": ids, "force": ids} this page holds
 
@@ -45,27 +42,13 @@ class DrawnCode:
     y: int | None
 
 
-_COMPONENT = st.components.v2.component(
-    "draw_digit",
-    html=(ASSETS / "draw.html").read_text(encoding="utf-8"),
-    css=(ASSETS / "draw.css").read_text(encoding="utf-8"),
-    js="\n".join((PAD_ASSETS / "decoder.js").read_text(encoding="utf-8") if name == "decoder.js"
-                 else (ASSETS / name).read_text(encoding="utf-8") for name in ("decoder.js", "encoder.js", "draw.js")),
-    isolate_styles=True,
-)
+_COMPONENT = define("draw_digit", "draw_digit/draw.html", "draw_digit/draw.css",
+                    ["latent_pad/decoder.js", "draw_digit/encoder.js", "draw_digit/draw.js"])
 
 
 def drawable(entry) -> bool:
     """Whether the drawing box fits this model: 28x28 greyscale images, a code of at least two numbers."""
     return tuple(entry.config.input_shape) == (1, 28, 28) and entry.config.latent_dim >= 2
-
-
-@st.cache_resource(show_spinner=False, max_entries=32)
-def _encoder_payload(sha: str, _model) -> tuple[dict | None, str | None]:
-    try:
-        return encoder_payload(export_encoder(_model)), None
-    except UnsupportedExport as exc:
-        return None, str(exc)
 
 
 def map_dims(entry, mu: np.ndarray | None) -> list[int]:
@@ -122,8 +105,8 @@ def draw_digit(model, entry, *, key: str, mu: np.ndarray | None = None, labels=N
     url: a release moves the URL's `z` (and `class`)."""
     if not drawable(entry):
         return None
-    encoder, reason = _encoder_payload(entry.sha256, model)
-    decoder, why = latent_point._decoder_payload(entry.sha256, model)
+    encoder, reason = model_payload(entry.sha256, "encoder", model)
+    decoder, why = model_payload(entry.sha256, "decoder", model)
     if encoder is None or decoder is None:
         st.info(f"This model cannot run in the browser ({reason or why}), so the drawing box is not shown.",
                 icon=":material/draw:")

@@ -25,23 +25,21 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import streamlit as st
 import torch
 
 from ui.catalogue import class_names
+from ui.components import define, model_payload
 from ui.images import data_uri, scale_for
 from ui.latent_space import latent_view
 from ui.figures import PALETTE  # the latent map's colours, so a class looks the same on every page
 from ui.state import set_url_exact, url_floats, url_int
 from ui.text import plain
-from vae_core.export import UnsupportedExport, browser_payload, export_decoder
 from vae_core.latent import (IdentityView, LatentView, PCAView, code_radius, decode, grid_extent, image_grid,
                              view_extent)
 
-ASSETS = Path(__file__).resolve().parent / "latent_pad"
 MAX_SLIDERS = 8  # sliders shown by default for a larger latent: the most active dimensions
 MAX_POINTS = 2000  # test-set points drawn on the pad (a deterministic subsample beyond that)
 IMAGE_PX = 200  # the decoded image is drawn about this big (a whole multiple of its pixels)
@@ -68,31 +66,13 @@ class PadPoint:
 
 
 # -- the component ----------------------------------------------------------------------------------------------
-def _read(name: str) -> str:
-    return (ASSETS / name).read_text(encoding="utf-8")
-
-
-_COMPONENT = st.components.v2.component(
-    "latent_pad",
-    html=_read("pad.html"),
-    css=_read("pad.css"),
-    js=_read("decoder.js") + "\n" + _read("pad.js"),  # one ES module: the decoder, then the pad
-    isolate_styles=True,
-)
-
-
-@st.cache_resource(show_spinner=False, max_entries=32)
-def _decoder_payload(sha: str, _model) -> tuple[dict | None, str | None]:
-    """(browser payload, None) or (None, why not), once per model file."""
-    try:
-        return browser_payload(export_decoder(_model)), None
-    except UnsupportedExport as exc:
-        return None, str(exc)
+_COMPONENT = define("latent_pad", "latent_pad/pad.html", "latent_pad/pad.css",
+                    ["latent_pad/decoder.js", "latent_pad/pad.js"])  # one ES module: the decoder, then the pad
 
 
 def browser_support(model, entry) -> str | None:
     """None when the browser can decode this model, else the reason it cannot."""
-    return _decoder_payload(entry.sha256, model)[1]
+    return model_payload(entry.sha256, "decoder", model)[1]
 
 
 def fallback_notice(reason: str) -> str:
@@ -280,7 +260,7 @@ def latent_pad(model, entry, view: LatentView, points=None, labels=None, label_n
         share_point(entry, list(np.asarray(z, dtype=np.float64).reshape(-1)), y)
     start = starting_point(entry, view)
     dims = default_slider_dims(entry, mu) if slider_dims is None else [int(d) for d in slider_dims]
-    payload, reason = _decoder_payload(entry.sha256, model)
+    payload, reason = model_payload(entry.sha256, "decoder", model)
     if payload is None or not browser:
         notice = None if payload is not None else fallback_notice(reason)
         ranges = slider_ranges(entry, mu, reach, z=start.z)  # a Streamlit slider must hold the point

@@ -1,7 +1,8 @@
 // The drawing box (st.components.v2): draw a digit; on every stroke it is preprocessed like MNIST, encoded in the
 // page by encoder.js, its posterior (the mean μ and one standard deviation σ) drawn as an ellipse on a small latent
 // map, and μ decoded by decoder.js into the reconstruction. On release the code goes back to Python.
-// decoder.js and encoder.js are prepended to this file by ui/draw_digit.py (one ES module).
+// ui/draw_digit.py puts ui/component_common/common.js, the latent pad's decoder.js and encoder.js before this file
+// (one ES module).
 //
 // Data from Python on every run: {model_id, y, scene: {dims, extent, points, palette, axis_labels}}, plus, only
 // when this page does not hold them yet, `encoder` and `decoder` (base64 float32 weights). A decoder the latent pad
@@ -35,16 +36,6 @@ const DRAW_MAX_LATENCY = 5000;
 const SIDE = 28, BOX = 20; // MNIST: the digit fitted into 20x20, centred by its centre of mass in 28x28
 const PEN_PX = 2; // the stroke's width at 28x28 scale
 const ERASER_PX = 5;
-
-function keep(map, key, value) {
-  map.delete(key);
-  map.set(key, value);
-  while (map.size > DRAW_MAX_CACHED) map.delete(map.keys().next().value);
-}
-
-function fmt2(v) {
-  return (v < 0 ? "\u2212" : "") + Math.abs(v).toFixed(2);
-}
 
 // The canvas's ink (alpha, size x size) -> 28x28 values in [0, 1], MNIST's way: the bounding box of the ink scaled
 // (aspect kept) so that its longer side is 20 pixels (area average when shrinking, nearest pixel when growing),
@@ -134,8 +125,8 @@ class DrawBox {
   update(data, setStateValue, setTriggerValue) {
     this.setStateValue = setStateValue;
     try {
-      if (data.encoder) keep(LD.encoders, data.model_id, compileEncoder(data.encoder));
-      if (data.decoder) keep(LD.decoders, data.model_id, compileDecoder(data.decoder));
+      if (data.encoder) remember(LD.encoders, data.model_id, compileEncoder(data.encoder), DRAW_MAX_CACHED);
+      if (data.decoder) remember(LD.decoders, data.model_id, compileDecoder(data.decoder), DRAW_MAX_CACHED);
     } catch (err) {
       this.status(`The browser cannot run this model (${err.message}).`, true);
       return;
@@ -143,13 +134,8 @@ class DrawBox {
     const enc = LD.encoders.get(data.model_id);
     const dec = LD.decoders.get(data.model_id) ?? window.__latentLab?.decoders?.get(data.model_id);
     if (!enc || !dec) {
-      const need = {encoder: !enc, decoder: !dec};
-      const token = `${data.model_id}|${need.encoder}|${need.decoder}`;
       this.status("Loading the model\u2026");
-      if (!this.asked.has(token)) {
-        this.asked.add(token);
-        setTriggerValue("need", need);
-      }
+      askOnce(this.asked, {model_id: data.model_id, encoder: !enc, decoder: !dec}, setTriggerValue);
       return;
     }
     const switched = data.model_id !== this.modelId;
@@ -194,14 +180,11 @@ class DrawBox {
       this.last = p;
       this.refresh("pointermove", t0, ev.timeStamp);
     });
-    const end = () => {
+    onPointerEnd(c, () => {
       if (!this.drawing) return;
       this.drawing = false;
       this.send();
-    };
-    c.addEventListener("pointerup", end);
-    c.addEventListener("pointercancel", end);
-    c.addEventListener("lostpointercapture", end);
+    });
     this.root.querySelectorAll(".tool").forEach((b) => b.addEventListener("click", () => {
       this.tool = b.dataset.tool;
       this.root.querySelectorAll(".tool").forEach((o) => o.classList.toggle("selected", o === b));
@@ -251,17 +234,7 @@ class DrawBox {
     this.readout();
     this.el(".timing").textContent = this.has ? `${(t1 - t0).toFixed(1)} ms to encode, decode and paint` : "";
     if (kind === "pointermove" || kind === "pointerdown") {
-      const entry = {kind, tEvent, t0, t1, frame: null};
-      LD.latency.push(entry);
-      if (LD.latency.length > DRAW_MAX_LATENCY) LD.latency.splice(0, LD.latency.length - DRAW_MAX_LATENCY);
-      this.pendingFrame.push(entry);
-      if (this.pendingFrame.length === 1) {
-        requestAnimationFrame(() => {
-          const now = performance.now();
-          for (const e of this.pendingFrame) e.frame = now;
-          this.pendingFrame = [];
-        });
-      }
+      logLatency(LD.latency, this.pendingFrame, {kind, tEvent, t0, t1, frame: null}, DRAW_MAX_LATENCY);
     }
   }
 
@@ -282,7 +255,7 @@ class DrawBox {
     }
     const [i, j] = this.scene.dims;
     const sd = (d) => (this.logvar ? Math.exp(0.5 * this.logvar[d]) : 0);
-    const part = (d) => `z[${d}] = ${fmt2(this.mu[d])}` + (this.logvar ? ` \u00b1 ${sd(d).toFixed(2)}` : "");
+    const part = (d) => `z[${d}] = ${fmt(this.mu[d])}` + (this.logvar ? ` \u00b1 ${sd(d).toFixed(2)}` : "");
     el.textContent = this.mu.length <= 2 ? `${part(i)}, ${part(j)}`
       : `${part(i)}, ${part(j)} (the two most informative of ${this.mu.length} numbers)`;
   }
@@ -310,25 +283,8 @@ class DrawBox {
     const [ox, oy] = this.toMap(0, 0);
     ctx.strokeStyle = "rgba(49,51,63,0.3)";
     ctx.beginPath(); ctx.moveTo(ox, 0); ctx.lineTo(ox, s); ctx.moveTo(0, oy); ctx.lineTo(s, oy); ctx.stroke();
-    const pts = sc.points;
-    if (pts) {
-      ctx.globalAlpha = 0.45;
-      for (let k = 0; k < pts.x.length; k++) {
-        const [px, py] = this.toMap(pts.x[k], pts.y[k]);
-        const label = pts.label ? pts.label[k] : 0;
-        ctx.fillStyle = sc.palette[((label % sc.palette.length) + sc.palette.length) % sc.palette.length];
-        ctx.fillRect(px - 1, py - 1, 2, 2);
-      }
-      ctx.globalAlpha = 1;
-    }
-    ctx.fillStyle = "#31333f";
-    ctx.font = "11px sans-serif";
-    ctx.fillText(`${sc.axis_labels[0]} \u2192`, 6, s - 6);
-    ctx.save();
-    ctx.translate(12, s - 40);
-    ctx.rotate(-Math.PI / 2);
-    ctx.fillText(`${sc.axis_labels[1]} \u2192`, 0, 0);
-    ctx.restore();
+    if (sc.points) drawPoints(ctx, sc.points, sc.palette, (u, v) => this.toMap(u, v), 2);
+    drawAxisLabels(ctx, sc.axis_labels, s, "#31333f");
     this.map.getContext("2d").setTransform(dpr, 0, 0, dpr, 0, 0);
   }
 
@@ -364,24 +320,12 @@ class DrawBox {
   }
 
   status(text, isError = false) {
-    const el = this.el(".status");
-    el.textContent = text;
-    el.classList.toggle("error", isError);
+    showStatus(this.el(".status"), text, isError);
   }
 }
 
 export default function (component) {
-  const {data, parentElement, setStateValue, setTriggerValue} = component;
-  let box = parentElement.__drawBox;
-  if (!box) box = parentElement.__drawBox = new DrawBox(parentElement);
-  box.update(data ?? {}, setStateValue, setTriggerValue);
-  return () => {
-    setTimeout(() => {
-      const host = parentElement.host ?? parentElement;
-      if (!host.isConnected && parentElement.__drawBox === box) {
-        if (LD.active === box) LD.active = null;
-        delete parentElement.__drawBox;
-      }
-    }, 0);
-  };
+  return mountOnce(component, "__drawBox", (root) => new DrawBox(root), (box) => {
+    if (LD.active === box) LD.active = null;
+  });
 }

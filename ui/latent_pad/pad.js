@@ -1,5 +1,6 @@
 // The latent pad component (st.components.v2): a 2-D pad over the latent map and sliders for latent dimensions,
-// decoded in the page by decoder.js (prepended to this file by ui/latent_point.py).
+// decoded in the page by decoder.js (ui/latent_point.py puts ui/component_common/common.js and decoder.js before
+// this file: one ES module).
 //
 // Data from Python on every run (small): {decoder_id, scene_id, z, y, slider_dims} (z and y null when the page
 // already shows Python's point: then a rerun's element is unchanged and Streamlit sends a reference), plus, only when this page
@@ -36,16 +37,6 @@ const LL = (window.__latentLab ??= {
 const MAX_CACHED = 8; // decoders kept per page (a shapes decoder is ~4 MB once unpacked)
 const MAX_LATENCY = 5000;
 const KEY_SEND_DELAY_MS = 300;
-
-function remember(map, key, value) {
-  map.delete(key);
-  map.set(key, value);
-  while (map.size > MAX_CACHED) map.delete(map.keys().next().value);
-}
-
-function fmt(v) {
-  return (v < 0 ? "\u2212" : "") + Math.abs(v).toFixed(2);
-}
 
 function sameVector(a, b) {
   if (!a || !b || a.length !== b.length) return false;
@@ -85,22 +76,17 @@ class Pad {
     this.setTriggerValue = setTriggerValue;
     if (data.decoder) {
       try {
-        remember(LL.decoders, data.decoder_id, compileDecoder(data.decoder));
+        remember(LL.decoders, data.decoder_id, compileDecoder(data.decoder), MAX_CACHED);
       } catch (err) {
         this.status(`The browser cannot run this decoder (${err.message}).`, true);
         return;
       }
     }
-    if (data.scene) remember(LL.scenes, data.scene_id, data.scene);
+    if (data.scene) remember(LL.scenes, data.scene_id, data.scene, MAX_CACHED);
     const dec = LL.decoders.get(data.decoder_id), scene = LL.scenes.get(data.scene_id);
     if (!dec || !scene) {
-      const need = {decoder: dec ? null : data.decoder_id, scene: scene ? null : data.scene_id};
-      const token = `${need.decoder}|${need.scene}`;
       this.status("Loading the decoder\u2026");
-      if (!this.asked.has(token)) {
-        this.asked.add(token);
-        setTriggerValue("need", need);
-      }
+      askOnce(this.asked, {decoder: dec ? null : data.decoder_id, scene: scene ? null : data.scene_id}, setTriggerValue);
       return;
     }
     const switched = data.decoder_id !== this.decoderId || data.scene_id !== this.sceneId;
@@ -190,14 +176,11 @@ class Pad {
       const t0 = performance.now();
       this.moveTo(this.fromPointer(ev), "pointer", t0);
     });
-    const end = () => {
+    onPointerEnd(pad, () => {
       if (!this.dragging) return;
       this.dragging = false;
       this.send();
-    };
-    pad.addEventListener("pointerup", end);
-    pad.addEventListener("pointercancel", end);
-    pad.addEventListener("lostpointercapture", end);
+    });
     pad.addEventListener("keydown", (ev) => {
       const step = {ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, 1], ArrowDown: [0, -1]}[ev.key];
       if (!step || !this.dec) return;
@@ -264,7 +247,7 @@ class Pad {
     for (let k = 0; k < this.dec.numClasses; k++) {
       const b = document.createElement("button");
       b.type = "button";
-      b.className = "class-button";
+      b.className = "class-button toggle-button";
       b.dataset.cls = String(k);
       b.textContent = names[k] ?? String(k);
       b.addEventListener("click", () => {
@@ -338,25 +321,8 @@ class Pad {
       ctx.strokeStyle = Math.abs(v) < unit / 2 ? "rgba(49,51,63,0.35)" : "rgba(49,51,63,0.08)";
       ctx.beginPath(); ctx.moveTo(0, py); ctx.lineTo(s, py); ctx.stroke();
     }
-    const pts = sc.points;
-    if (pts) {
-      ctx.globalAlpha = 0.45;
-      for (let i = 0; i < pts.x.length; i++) {
-        const [px, py] = this.toPad(pts.x[i], pts.y[i]);
-        const label = pts.label ? pts.label[i] : 0;
-        ctx.fillStyle = sc.palette[((label % sc.palette.length) + sc.palette.length) % sc.palette.length];
-        ctx.fillRect(px - 1.5, py - 1.5, 3, 3);
-      }
-      ctx.globalAlpha = 1;
-    }
-    ctx.fillStyle = fg;
-    ctx.font = "11px sans-serif";
-    ctx.fillText(sc.view.axis_labels[0] + " \u2192", 6, s - 6);
-    ctx.save();
-    ctx.translate(12, s - 8 - ctx.measureText(sc.view.axis_labels[0]).width - 20);
-    ctx.rotate(-Math.PI / 2);
-    ctx.fillText(sc.view.axis_labels[1] + " \u2192", 0, 0);
-    ctx.restore();
+    if (sc.points) drawPoints(ctx, sc.points, sc.palette, (x, y) => this.toPad(x, y), 3);
+    drawAxisLabels(ctx, sc.view.axis_labels, s, fg);
   }
 
   drawPad() {
@@ -402,25 +368,11 @@ class Pad {
       ? `z = (${Array.from(this.z, fmt).join(", ")})`
       : `pad (${fmt(this.p[0])}, ${fmt(this.p[1])}) \u00b7 z has ${d} numbers`;
     this.el(".timing").textContent = `${(t1 - t0).toFixed(1)} ms to decode and paint`;
-    if (kind) {
-      const entry = {kind, t0, t1, frame: null};
-      LL.latency.push(entry);
-      if (LL.latency.length > MAX_LATENCY) LL.latency.splice(0, LL.latency.length - MAX_LATENCY);
-      this.pendingFrame.push(entry);
-      if (this.pendingFrame.length === 1) {
-        requestAnimationFrame(() => {
-          const now = performance.now();
-          for (const e of this.pendingFrame) e.frame = now;
-          this.pendingFrame = [];
-        });
-      }
-    }
+    if (kind) logLatency(LL.latency, this.pendingFrame, {kind, t0, t1, frame: null}, MAX_LATENCY);
   }
 
   status(text, isError = false) {
-    const el = this.el(".status");
-    el.textContent = text;
-    el.classList.toggle("error", isError);
+    showStatus(this.el(".status"), text, isError);
   }
 
   destroy() {
@@ -430,18 +382,5 @@ class Pad {
 }
 
 export default function (component) {
-  const {data, parentElement, setStateValue, setTriggerValue} = component;
-  let pad = parentElement.__latentPad;
-  if (!pad) pad = parentElement.__latentPad = new Pad(parentElement);
-  pad.update(data ?? {}, setStateValue, setTriggerValue);
-  return () => {
-    // Streamlit may call this while the element stays (a newer render won a race): only tear down when gone.
-    setTimeout(() => {
-      const host = parentElement.host ?? parentElement;
-      if (!host.isConnected && parentElement.__latentPad === pad) {
-        pad.destroy();
-        delete parentElement.__latentPad;
-      }
-    }, 0);
-  };
+  return mountOnce(component, "__latentPad", (root) => new Pad(root), (pad) => pad.destroy());
 }
