@@ -16,28 +16,26 @@ import streamlit as st  # noqa: E402
 # An emoji favicon is drawn in the page; a :material/…: one would be fetched from fonts.gstatic.com (offline: none).
 st.set_page_config(page_title="Latent Lab", page_icon="🌀", layout="wide")
 
-# Every page: (section, file in app_pages/, title, icon, url path). Declared before the heavy imports below, so the
-# first load shows the real navigation at once.
-PAGE_TABLE = [
-    ("Start", "home.py", "Welcome", "home", ""),
-    ("Learn", "how_vae_works.py", "How a VAE works", "school", "how-a-vae-works"),
-    ("Learn", "lessons.py", "Lessons", "cast_for_education", "lessons"),
-    ("Train", "train.py", "Train a model", "model_training", "train"),
-    ("Train", "library.py", "Model library", "inventory_2", "library"),
-    ("Explore", "latent_map.py", "Latent map", "scatter_plot", "latent-map"),
-    ("Explore", "interpolate.py", "Interpolate", "linear_scale", "interpolate"),
-    ("Explore", "decode.py", "Decode", "tune", "decode"),
-    ("Explore", "generate.py", "Generate", "auto_awesome", "generate"),
-    ("Explore", "pad.py", "Latent pad", "touch_app", "pad"),
-    ("Compare", "compare.py", "AE vs VAE vs β-VAE", "compare", "compare"),
-    ("Compare", "anomaly.py", "Anomaly detection", "troubleshoot", "anomaly"),
-    ("Compare", "disentanglement.py", "Disentanglement lab", "science", "disentanglement"),
-]
-PAGES: dict[str, list] = {}
-for section, file, title, icon, url_path in PAGE_TABLE:
-    PAGES.setdefault(section, []).append(
-        st.Page(f"app_pages/{file}", title=title, icon=f":material/{icon}:", url_path=url_path or None,
-                default=not url_path))
+# Every page, by section: (file in app_pages/, title, icon, url path). Declared before the heavy imports below, so
+# the first load shows the real navigation at once.
+PAGE_TABLE = {
+    "Start": [("home.py", "Welcome", "home", "")],
+    "Learn": [("how_vae_works.py", "How a VAE works", "school", "how-a-vae-works"),
+              ("lessons.py", "Lessons", "cast_for_education", "lessons")],
+    "Train": [("train.py", "Train a model", "model_training", "train"),
+              ("library.py", "Model library", "inventory_2", "library")],
+    "Explore": [("latent_map.py", "Latent map", "scatter_plot", "latent-map"),
+                ("interpolate.py", "Interpolate", "linear_scale", "interpolate"),
+                ("decode.py", "Decode", "tune", "decode"),
+                ("generate.py", "Generate", "auto_awesome", "generate"),
+                ("pad.py", "Latent pad", "touch_app", "pad")],
+    "Compare": [("compare.py", "AE vs VAE vs β-VAE", "compare", "compare"),
+                ("anomaly.py", "Anomaly detection", "troubleshoot", "anomaly"),
+                ("disentanglement.py", "Disentanglement lab", "science", "disentanglement")],
+}
+PAGES = {section: [st.Page(f"app_pages/{file}", title=title, icon=f":material/{icon}:", url_path=url_path or None,
+                           default=not url_path) for file, title, icon, url_path in rows]
+         for section, rows in PAGE_TABLE.items()}
 navigation = st.navigation(PAGES, expanded=True)  # every page in view: a class should not hunt for one
 
 import torch  # noqa: E402

@@ -263,12 +263,12 @@ def walkthrough(entry, model, data) -> None:
 
 def your_own_digit(entry, model, data) -> None:
     """The same steps on a digit the reader draws: the encoder runs in the browser on every stroke."""
-    if not draw_digit.drawable(entry):
+    if not draw_digit.section_heading(
+            entry, "Try it with a digit of your own",
+            "Draw a digit in the black square. On every stroke the encoder (running in your browser) gives its μ and "
+            "σ: the red ellipse on the map is μ ± σ, the cloud of codes your drawing could have; the decoder redraws "
+            "the digit from μ. Let go and the numbers below are computed for your drawing."):
         return
-    st.subheader("Try it with a digit of your own")
-    st.caption("Draw a digit in the black square. On every stroke the encoder (running in your browser) gives its μ "
-               "and σ: the red ellipse on the map is μ ± σ, the cloud of codes your drawing could have; the decoder "
-               "redraws the digit from μ. Let go and the numbers below are computed for your drawing.")
     with friendly_errors("The drawing box"):
         test = encode_split(entry.sha256, "test", model, data)
         code = draw_digit.draw_digit(model, entry, key="hvw_draw", mu=test["mu"], labels=test["y"])

@@ -425,14 +425,13 @@ def main() -> None:
 
 def draw(entry, model, test) -> None:
     """Draw a digit and watch where the encoder puts it on this map (28x28 greyscale models)."""
-    if not draw_digit.drawable(entry):
-        return
-    st.subheader("Draw a digit and watch it land")
-    st.caption("Draw in the black square: on every stroke the encoder, running in your browser, places your drawing "
-               "on the map (the red ellipse: its mean μ and one standard deviation σ"
-               + ("" if entry.config.latent_dim == 2 else "; shown in the two dimensions that carry the most "
-                  "information") + ") and the decoder redraws it from μ. Let go and the pad above moves to your code.")
-    draw_digit.draw_digit(model, entry, key="lm_draw", mu=test["mu"], labels=test["y"])
+    where = "" if entry.config.latent_dim == 2 else "; shown in the two dimensions that carry the most information"
+    if draw_digit.section_heading(
+            entry, "Draw a digit and watch it land",
+            "Draw in the black square: on every stroke the encoder, running in your browser, places your drawing on "
+            f"the map (the red ellipse: its mean μ and one standard deviation σ{where}) and the decoder redraws it "
+            "from μ. Let go and the pad above moves to your code."):
+        draw_digit.draw_digit(model, entry, key="lm_draw", mu=test["mu"], labels=test["y"])
 
 
 if __name__ == "__main__":

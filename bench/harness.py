@@ -11,6 +11,7 @@ No pytest here: the tests' fixtures wrap these functions.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -203,6 +204,31 @@ def launch_chromium(playwright, niceness: int = 0):
         wrapper.chmod(0o755)
         executable = str(wrapper)
     return playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+
+
+@contextlib.contextmanager
+def app_page(url: str | None = None, viewport: tuple[int, int] = (1400, 900)):
+    """A headless Chromium page and the app's base URL, for a bench: the app at `url` when given, else a server of its
+    own (a free port, a temporary user folder), stopped on the way out, as is the browser.
+
+        with app_page(args.url) as (page, base):
+            page.goto(f"{base}/decode")
+    """
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = None if url else start_server(Path(tmp) / "users", Path(tmp) / "server.log")
+        try:
+            with sync_playwright() as p:
+                browser = launch_chromium(p)
+                try:
+                    page = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}).new_page()
+                    yield page, url or str(server)
+                finally:
+                    browser.close()
+        finally:
+            if server is not None:
+                stop_server(server.process)
 
 
 def wait_for_app(page, timeout_ms: int = APP_IDLE_TIMEOUT_MS) -> None:

@@ -36,7 +36,7 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import launch_chromium, start_server, stop_server, wait_for_app  # noqa: E402
+from bench.harness import app_page, wait_for_app  # noqa: E402
 from vae_core.checkpoint import file_sha256, load_checkpoint  # noqa: E402
 
 # group -> (title, models, target p95 in ms); a bundled model not yet built is skipped.
@@ -187,8 +187,6 @@ def main() -> None:
     parser.add_argument("--no-server", action="store_true", help="skip the server-path timings")
     args = parser.parse_args()
 
-    from playwright.sync_api import sync_playwright
-
     checkpoints = {p.stem for p in (ROOT / "checkpoints").glob("*.pt")}
     if args.models:
         unknown = [m for m in args.models if m not in checkpoints]
@@ -200,43 +198,29 @@ def main() -> None:
     raw: dict = {"browser": {}, "server": {}}
     load_before = os.getloadavg()
     started = time.monotonic()
-    server = None
-    with tempfile.TemporaryDirectory() as tmp:
-        if args.url is None:
-            server = start_server(Path(tmp) / "users", Path(tmp) / "server.log")
-        base = args.url or str(server)
-        try:
-            with sync_playwright() as p:
-                browser = launch_chromium(p)
-                context = browser.new_context(viewport={"width": 1400, "height": 900})
-                context.set_default_timeout(60_000)  # a shared, busy machine: generous, these are not the figures
-                page = context.new_page()
-                # The root first, as a warm-up: imports, caches, first paint.
-                page.goto(base)
-                wait_for_app(page)
-                for group, names in groups.items():
-                    for name in names:
-                        raw["browser"][name] = browser_path(page, base, name, args.moves, args.presses)
-                        print(f"  measured {name}: {raw['browser'][name]['image_changed']} of "
-                              f"{raw['browser'][name]['events']} events changed the image", flush=True)
-                runs = [] if args.no_server else [
-                    (f"pad fallback, {name}", lambda name=name: pad_server_path(page, base, name, args.server_presses))
-                    for name in SERVER_MODELS if name in checkpoints]
-                if not args.no_server:
-                    runs.append(("Decode page, digits-vae-2d",
-                                 lambda: decode_page_path(page, base, args.server_presses)))
-                for label, run in runs:
-                    try:
-                        raw["server"][label] = run()
-                    except Exception as exc:  # reported, and the other figures still printed
-                        shot = Path(tempfile.gettempdir()) / f"pad_latency-{label.replace(' ', '_')}.png"
-                        page.screenshot(path=str(shot))
-                        print(f"  ({label} not measured: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}; "
-                              f"probe {page.evaluate('() => window.__serverLatency')}; screenshot {shot})")
-                browser.close()
-        finally:
-            if server is not None:
-                stop_server(server.process)
+    with app_page(args.url) as (page, base):
+        page.context.set_default_timeout(60_000)  # a shared, busy machine: generous, these are not the figures
+        # The root first, as a warm-up: imports, caches, first paint.
+        page.goto(base)
+        wait_for_app(page)
+        for group, names in groups.items():
+            for name in names:
+                raw["browser"][name] = browser_path(page, base, name, args.moves, args.presses)
+                print(f"  measured {name}: {raw['browser'][name]['image_changed']} of "
+                      f"{raw['browser'][name]['events']} events changed the image", flush=True)
+        runs = [] if args.no_server else [
+            (f"pad fallback, {name}", lambda name=name: pad_server_path(page, base, name, args.server_presses))
+            for name in SERVER_MODELS if name in checkpoints]
+        if not args.no_server:
+            runs.append(("Decode page, digits-vae-2d", lambda: decode_page_path(page, base, args.server_presses)))
+        for label, run in runs:
+            try:
+                raw["server"][label] = run()
+            except Exception as exc:  # reported, and the other figures still printed
+                shot = Path(tempfile.gettempdir()) / f"pad_latency-{label.replace(' ', '_')}.png"
+                page.screenshot(path=str(shot))
+                print(f"  ({label} not measured: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}; "
+                      f"probe {page.evaluate('() => window.__serverLatency')}; screenshot {shot})")
 
     load_after = os.getloadavg()
     print(f"\nLatent pad latency, {time.monotonic() - started:.0f} s, load average {load_before[0]:.1f} -> "

@@ -17,14 +17,13 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import launch_chromium, start_server, stop_server, wait_for_app  # noqa: E402
+from bench.harness import app_page, wait_for_app  # noqa: E402
 sys.path.insert(0, str(ROOT / "bench"))
 from pad_latency import percentile, server_presses  # noqa: E402  (the same probe the pad bench times the server with)
 
@@ -48,27 +47,13 @@ def main() -> None:
     parser.add_argument("--url", help="an already running app (default: start one)")
     args = parser.parse_args()
 
-    from playwright.sync_api import sync_playwright
-
-    server = None
-    with tempfile.TemporaryDirectory() as tmp:
-        if args.url is None:
-            server = start_server(Path(tmp) / "users", Path(tmp) / "server.log")
-        base = args.url or str(server)
-        try:
-            with sync_playwright() as p:
-                browser = launch_chromium(p)
-                page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
-                # The root, then one visit of the page as a warm-up: imports, caches, first paint.
-                for path in ("", f"/decode?model={args.model}&decoder=server"):
-                    page.goto(base + path)
-                    wait_for_app(page)
-                started = time.monotonic()
-                latencies = measure(page, base, args.model, args.presses, args.dim)
-                browser.close()
-        finally:
-            if server is not None:
-                stop_server(server.process)
+    with app_page(args.url) as (page, base):
+        # The root, then one visit of the page as a warm-up: imports, caches, first paint.
+        for path in ("", f"/decode?model={args.model}&decoder=server"):
+            page.goto(base + path)
+            wait_for_app(page)
+        started = time.monotonic()
+        latencies = measure(page, base, args.model, args.presses, args.dim)
     load = os.getloadavg()
     print(f"slider key press -> new decoded image painted, {args.model} {args.dim}, {len(latencies)} presses "
           f"({time.monotonic() - started:.0f} s), load average {load[0]:.1f} on {os.cpu_count()} cores")

@@ -51,6 +51,16 @@ def drawable(entry) -> bool:
     return tuple(entry.config.input_shape) == (1, 28, 28) and entry.config.latent_dim >= 2
 
 
+def section_heading(entry, title: str, about: str) -> bool:
+    """A page's drawing-box section starts: its subheader and a caption on what happens when one draws. Nothing is
+    shown, and False returned, for a model the box does not fit (see drawable)."""
+    if not drawable(entry):
+        return False
+    st.subheader(title)
+    st.caption(about)
+    return True
+
+
 def map_dims(entry, mu: np.ndarray | None) -> list[int]:
     """The map's two axes: the latent plane of a 2-D model, else the two most informative dimensions."""
     if entry.config.latent_dim == 2:

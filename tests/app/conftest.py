@@ -1,9 +1,14 @@
 """AppTest fixtures: the real app script, run in-process, with this session's models in a temporary folder."""
 from __future__ import annotations
 
+import base64
+import io
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,3 +49,11 @@ def open_page_link(page: str, **params) -> AppTest:
 
 def picker(at: AppTest):
     return at.sidebar.selectbox(key="model_key")
+
+
+def captioned_image(at: AppTest, caption: Callable[[str], bool]) -> np.ndarray:
+    """The one image whose caption passes `caption`, read back (H, W, 3) uint8 from its inline PNG."""
+    [image] = [i for i in at.image if i.captions and caption(i.captions[0])]
+    header, data = image.value[0].split(",", 1)
+    assert header == "data:image/png;base64"
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))

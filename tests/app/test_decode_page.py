@@ -4,21 +4,18 @@ and a notice. Most tests take the server path (`?decoder=server`: Streamlit slid
 TestBrowserPad covers the default, the latent pad decoding in the browser, and the way between the two."""
 from __future__ import annotations
 
-import base64
-import io
 import json
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 
 import ui.datasets
 from ui.images import scale_for
 from ui.state import exact_float
-from tests.app.conftest import ROOT, open_page_link, picker
+from tests.app.conftest import ROOT, captioned_image, open_page_link, picker
 from vae_core.checkpoint import load_checkpoint
 from vae_core.data import load_from_spec
 from vae_core.latent import encode_dataset, image_grid, sample_prior
@@ -50,10 +47,7 @@ def open_link(*, browser: bool = False, **params) -> AppTest:
 
 def decoded(at: AppTest) -> np.ndarray:
     """The decoded image the page shows, read back from its inline PNG."""
-    [image] = [i for i in at.image if i.captions and i.captions[0].startswith("The decoder's image")]
-    header, data = image.value[0].split(",", 1)
-    assert header == "data:image/png;base64"
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
+    return captioned_image(at, lambda caption: caption.startswith("The decoder's image"))
 
 
 def rendered(m, z, y=None) -> np.ndarray:

@@ -3,18 +3,15 @@ hundred bytes on later runs; a link's point is used; the server path (toggle off
 run) shows a notice, sliders and the server's image."""
 from __future__ import annotations
 
-import base64
-import io
 import json
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from ui import latent_point as lp
-from tests.app.conftest import APP, ROOT, open_app, picker
+from tests.app.conftest import APP, ROOT, captioned_image, open_app, picker
 from vae_core.checkpoint import file_sha256, load_checkpoint
 from vae_core.library import entry_from_bytes
 from vae_core.latent import TSNEView, decode, fit_view, image_grid
@@ -49,10 +46,7 @@ def pad_data(at: AppTest) -> dict:
 
 
 def server_image(at: AppTest) -> np.ndarray:
-    [image] = [i for i in at.image if i.captions and i.captions[0].endswith("(decoded on the server)")]
-    header, data = image.value[0].split(",", 1)
-    assert header == "data:image/png;base64"
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
+    return captioned_image(at, lambda caption: caption.endswith("(decoded on the server)"))
 
 
 def render(model, z, y=None) -> np.ndarray:

@@ -110,6 +110,17 @@ def page(browser, request):
 # -- helpers --------------------------------------------------------------------------------------------------------
 
 
+def mouse_path(page, box: dict, points, *, steps: int = 1) -> None:
+    """Press the left button at the first (fx, fy) fraction of the element's bounding box, move through the others
+    (`steps` mouse events per segment), release."""
+    xy = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    for x, y in xy[1:]:
+        page.mouse.move(x, y, steps=steps)
+    page.mouse.up()
+
+
 def assert_no_exception(page) -> None:
     """No Streamlit exception element, and no element showing a Python traceback."""
     exceptions = page.locator('[data-testid="stException"]')

@@ -14,7 +14,7 @@ import pytest
 import torch
 from playwright.sync_api import expect
 
-from tests.browser.conftest import assert_no_exception, record_figure, screenshot, wait_for_app
+from tests.browser.conftest import assert_no_exception, mouse_path, record_figure, screenshot, wait_for_app
 from tests.browser.test_latent_pad import MNIST_MODELS, model_of, sha_of
 from vae_core.data import load_data
 
@@ -62,13 +62,7 @@ def test_the_browser_encoder_matches_vae_core(page, server, name):
 def stroke(page, points, steps: int) -> None:
     canvas = page.locator("canvas.draw-input")
     canvas.scroll_into_view_if_needed()
-    box = canvas.bounding_box()
-    xy = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
-    page.mouse.move(*xy[0])
-    page.mouse.down()
-    for x, y in xy[1:]:
-        page.mouse.move(x, y, steps=steps)
-    page.mouse.up()
+    mouse_path(page, canvas.bounding_box(), points, steps=steps)
 
 
 Z_MOVED_JS = "(z) => { const q = new URLSearchParams(location.search).get('z'); return !!q && q !== z; }"

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.browser.conftest import (assert_no_exception, record_figure, screenshot, sidebar_picker,
+from tests.browser.conftest import (assert_no_exception, mouse_path, record_figure, screenshot, sidebar_picker,
                                     wait_for_app)
 from vae_core.checkpoint import file_sha256, load_checkpoint
 from vae_core.latent import decode, image_grid
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.timeout(300)
 ROOT = Path(__file__).resolve().parents[2]
 CHECKPOINTS = sorted((ROOT / "checkpoints").glob("*.pt"))
 # The 28x28 MNIST zoo, named so that a missing checkpoint fails here instead of dropping out of the parametrisation.
-MNIST_MODELS = ["mnist-vae-2d", "mnist-ae-2d", "mnist-betavae-2d", "mnist-cvae-2d", "mnist-conv-vae-16d"]
+MNIST_MODELS = ["mnist-vae-2d", "mnist-ae-2d", "mnist-betavae-2d", "mnist-wae-2d", "mnist-cvae-2d", "mnist-conv-vae-16d"]
 DECODER_MODELS = sorted({p.stem for p in CHECKPOINTS} | set(MNIST_MODELS))  # every bundled model
 MLP_MODELS = [p.stem for p in CHECKPOINTS if p.stem.startswith("digits-")]
 FRAME_MODELS = MLP_MODELS + MNIST_MODELS  # a repaint on every frame: the MLPs and the MNIST conv model
@@ -137,13 +137,7 @@ def pad_box(page) -> dict:
 
 def drag(page, points, *, steps: int = 1) -> None:
     """Press at the first (fx, fy) fraction of the pad, move through the others, release."""
-    box = pad_box(page)
-    xy = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
-    page.mouse.move(*xy[0])
-    page.mouse.down()
-    for x, y in xy[1:]:
-        page.mouse.move(x, y, steps=steps)
-    page.mouse.up()
+    mouse_path(page, pad_box(page), points, steps=steps)
 
 
 URL_FOLLOWS_JS = """() => { const s = window.__latentLab.state(), q = new URLSearchParams(location.search).get('z');
