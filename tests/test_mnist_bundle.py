@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 import torch
 
 import vae_core
+from tests.data._helpers import write_fashion_mnist_cache
 from vae_core import mnist_bundle
 from vae_core.checkpoint import save_checkpoint
 from vae_core.cli import main
@@ -132,19 +132,9 @@ class TestBundledMnist:
         assert json.loads(capsys.readouterr().out)["data_spec"]["copy"] == MNIST_COPY
 
 
-def _write_idx(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    header = struct.pack(">I", 0x0800 + array.ndim) + b"".join(struct.pack(">I", d) for d in array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
-
-
 def test_fashion_mnist_still_loads_from_torchvisions_cache(tmp_path, monkeypatch):
     _block_network(monkeypatch, torchvision=True)  # Fashion-MNIST does use torchvision
-    raw = tmp_path / "FashionMNIST" / "raw"
-    rng = np.random.default_rng(0)
-    for prefix, n in (("train", 12), ("t10k", 4)):
-        _write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
-        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
+    write_fashion_mnist_cache(tmp_path, train=12, test=4)
     split = load_data("fashion-mnist", cache_dir=str(tmp_path))
     assert (len(split.train), len(split.test)) == (12, 4) and "copy" not in split.spec
     assert split.label_names[0] == "T-shirt/top"

@@ -71,6 +71,16 @@ def write_idx(path: Path, array: np.ndarray) -> None:
     path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 
+def write_fashion_mnist_cache(root: Path, train: int = 12, test: int = 4) -> None:
+    """A tiny Fashion-MNIST where torchvision keeps its download (root/FashionMNIST/raw, IDX files): seeded random
+    images, labels 0, 1, 2, ... in turn."""
+    raw = root / "FashionMNIST" / "raw"
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", train), ("t10k", test)):
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
+
+
 class Upload(io.BytesIO):
     """Stands in for Streamlit's UploadedFile: bytes with a .name and getvalue()."""
 

@@ -1,14 +1,13 @@
 """Built-in sources (vae_core.data.builtin, .mnist): digits, shapes, MNIST bundled, Fashion-MNIST offline."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
 from vae_core.data import BUILTIN_SOURCES, SHAPE_FACTOR_NAMES, SHAPE_FACTOR_SIZES, DataSplit, load_data
 from vae_core.errors import DataError
 
-from ._helpers import write_idx, assert_valid_split
+from ._helpers import assert_valid_split, write_fashion_mnist_cache
 
 
 class TestBuiltinSources:
@@ -74,11 +73,7 @@ class TestBuiltinSources:
     def test_fashion_mnist_loads_from_cache_without_network(self, tmp_path, offline):
         import torchvision.datasets
 
-        raw = tmp_path / "FashionMNIST" / "raw"
-        rng = np.random.default_rng(0)
-        for prefix, n in (("train", 12), ("t10k", 4)):
-            write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
-            write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
+        write_fashion_mnist_cache(tmp_path, train=12, test=4)
         split = load_data("fashion-mnist", cache_dir=str(tmp_path))
         assert_valid_split(split)
         assert (len(split.train), len(split.test)) == (12, 4)  # the file's own split is kept
