@@ -102,6 +102,8 @@ def onnx_box() -> None:
                               help="Whether the decoder's last layer is a sigmoid (probabilities) or not (logits). "
                                    "Auto reads it from the graph and says on the model's card what it assumed.")
     if encoder is None or decoder is None:
+        if encoder is not None or decoder is not None:
+            st.caption(f"Now the {'decoder' if decoder is None else 'encoder'}: the pair is read once both are here.")
         return
     names = (plain(encoder.name, 80), plain(decoder.name, 80))
     from vae_core.onnx_import import MAX_ONNX_BYTES

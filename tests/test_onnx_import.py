@@ -333,3 +333,13 @@ def test_the_import_command_refuses_in_one_line(pair, tmp_path):
     assert len(refused.stderr.strip().splitlines()) == 1 and "the decoder file is not an ONNX model" in refused.stderr
     half = cli("import", "--encoder", tmp_path / "e.onnx", "--out", tmp_path / "x.pt", check_code=2)
     assert "both --encoder E.onnx and --decoder D.onnx" in half.stderr and not (tmp_path / "x.pt").exists()
+
+
+def test_the_browser_exports_refuse_an_onnx_model_with_the_reason(pair):
+    """The pages then decode on the server and say why (ui/latent_point.fallback_notice)."""
+    from vae_core.export import UnsupportedExport, export_decoder, export_encoder
+
+    model = onnx_model(*pair)
+    for export in (export_decoder, export_encoder):
+        with pytest.raises(UnsupportedExport, match="imported ONNX graph, run by ONNX Runtime on the server"):
+            export(model)

@@ -277,7 +277,7 @@ def recognise_pair(encoder, decoder, *, input_shape: tuple[int, int, int] | None
     mean, logvar, latent = _heads(enc)
     try:  # the image and code sizes against the server's limits, before the decoder is looked at
         config = ModelConfig(kind="vae" if logvar else "ae", arch="onnx", input_shape=layout.image,
-                             latent_dim=latent)
+                             latent_dim=latent, hidden=())  # no layers of ours: they are in the graphs
     except UserInputError as exc:
         raise CheckpointError(f"recognised an encoder ({enc.describe()}) that Latent Lab cannot hold: {exc}") from None
     if len(dec.inputs) != 1 or len(dec.inputs[0].dims) != 1 or dec.inputs[0].dims[0] != latent:
@@ -442,7 +442,7 @@ class OnnxModel(LatentVariableModel):
         out = self._decode(z)
         if not self.spec.probabilities:
             return out
-        p = out.double()
+        p = out.double().clamp(0, 1)  # a float32 sigmoid may overshoot by an ulp: log1p(-p) must stay defined
         logits = torch.log(p).clamp(min=-100) - torch.log1p(-p).clamp(min=-100)
         return logits.float()
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.app.conftest import open_app, picker
-from tests.app.test_wae_tcvae_pages import PAGES, RUN_S
+from tests.app.test_wae_tcvae_pages import RUN_S, assert_every_page_opens
 from tests.test_importers import saved
 from tests.test_onnx_import import ExamplesVAEWithLoss, TutorialVAEWithLoss, export_pair, trained
 from vae_core.checkpoint import file_sha256
@@ -43,12 +43,7 @@ def opened(originals, how: str):
 
 @pytest.mark.parametrize("how", ["state_dict", "onnx"])
 def test_every_page_opens_an_imported_model(originals, how):
-    at, key = opened(originals, how)
-    for page in PAGES:
-        at.switch_page(f"app_pages/{page}.py").run(timeout=RUN_S)
-        assert not at.exception, (page, [e.value for e in at.exception])
-        assert picker(at).value == key, page  # the page shows this model, not the default one
-        assert not at.error, (page, [e.value for e in at.error])
+    assert_every_page_opens(*opened(originals, how))
 
 
 def test_the_cards_say_where_each_model_came_from(originals):

@@ -42,14 +42,18 @@ def open_with(checkpoint: bytes):
     return at, key
 
 
-@pytest.mark.parametrize("kind", list(KINDS))
-def test_every_page_opens_the_model(checkpoints, kind):
-    at, key = open_with(checkpoints[kind])
+def assert_every_page_opens(at, key: str) -> None:
+    """Each page runs on the picked model `key` with no exception and no error box."""
     for page in PAGES:
         at.switch_page(f"app_pages/{page}.py").run(timeout=RUN_S)
         assert not at.exception, (page, [e.value for e in at.exception])
         assert picker(at).value == key, page  # the page shows this model, not the default one
         assert not at.error, (page, [e.value for e in at.error])
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_page_opens_the_model(checkpoints, kind):
+    assert_every_page_opens(*open_with(checkpoints[kind]))
 
 
 def test_a_wae_is_a_generator_without_an_elbo(checkpoints):
