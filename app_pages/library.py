@@ -93,7 +93,7 @@ DECODER_OUTPUTS = {"auto": "auto (probabilities if it ends in a Sigmoid)", "prob
 
 def onnx_box() -> None:
     """The ONNX encoder and decoder pair: two files, what the decoder gives; imported once both are there."""
-    st.markdown("**…or an ONNX encoder and decoder pair** (PyTorch, Keras, JAX: any framework that exports ONNX)")
+    st.markdown("Or an **ONNX encoder and decoder pair**, exported from any framework (PyTorch, Keras, JAX…):")
     left, right, choice = st.columns([2, 2, 2])
     encoder = left.file_uploader("Encoder (.onnx)", type=["onnx"], key="onnx_encoder_upload", help=ONNX_HELP)
     decoder = right.file_uploader("Decoder (.onnx)", type=["onnx"], key="onnx_decoder_upload", help=ONNX_HELP)
