@@ -5,7 +5,8 @@ In order (each test builds on the one before; one cluster for all):
 1. students open the app through nginx and stay on one replica each (nginx's affinity cookie); one uploads a file
    and trains on it: the upload works with two replicas (no HTTP 400), the training runs on Ray;
 2. two students on different replicas train at once: each training is in Ray's own state by its model name, ends
-   "Finished", and its checkpoint is in the shared store, in the student's locker;
+   "Finished", and its checkpoint is in the shared store, in the student's locker; it ran as a task of one of the
+   long-lived trainers started with the cluster (one per node's CPU), not in an actor made for it;
 3. one replica is killed mid-class: its students carry on through nginx on the other replica and find their kept
    models there with their locker code; the other replica's students never notice;
 4. the Ray worker node is killed while two trainings run, one on each node: the student whose training was there
@@ -103,11 +104,31 @@ class Cluster:
                 continue
         return found
 
-    def actors(self, prefix: str = "train:") -> list:
+    def actors(self, prefix: str) -> list:
         from ray.util.state import list_actors
 
         return [a for a in list_actors(address=self.dashboard, limit=10_000, raise_on_missing_output=False)
                 if (a.name or "").startswith(prefix)]
+
+    def trainers(self) -> dict[str, object]:
+        """The pool's live trainers (`trainer:<node>:<k>`), by actor id."""
+        return {a.actor_id: a for a in self.actors("trainer:") if a.state == "ALIVE"}
+
+    def trainings(self, name: str) -> list:
+        """Ray's task records of the trainings of the model `name` (the task `train:<name>`)."""
+        from ray.util.state import list_tasks
+
+        return list_tasks(address=self.dashboard, filters=[("name", "=", f"train:{name}")], limit=10_000,
+                          raise_on_missing_output=False)
+
+    def wait_trainings(self, *names: str, state: str | None = None, timeout: float = 60) -> dict[str, object]:
+        """Each model's training task (in `state`, if given), once Ray's state has them: a worker reports its tasks'
+        events every second or so, later on a busy machine, so they are waited for, never assumed there."""
+        def found():
+            tasks = {n: [t for t in self.trainings(n) if state is None or t.state == state] for n in names}
+            return {n: found[-1] for n, found in tasks.items()} if all(tasks.values()) else None
+
+        return wait_until(found, timeout, f"the trainings {names} in Ray's tasks" + (f" ({state})" if state else ""))
 
     def head_node_id(self) -> str:
         from ray.util.state import list_nodes
@@ -138,6 +159,7 @@ def cluster(tmp_path_factory):
     try:
         assert up.returncode == 0, f"cluster up failed:\n{up.stdout[-3000:]}\n{up.stderr[-3000:]}"
         record_figure("cluster_up_seconds", {"seconds": round(up_s, 1), "load": os.getloadavg()})
+        c.trainers_at_up = c.trainers()  # `up` waits for them: one per training CPU of the head and the node
         yield c
     finally:
         down = c.run("down", timeout=120)
@@ -293,7 +315,8 @@ def test_uploads_and_training_through_nginx_with_two_replicas(cluster, students,
     uploads = re.findall(r'"(?:PUT|POST) /_stcore/upload_file/\S+ HTTP/1\.1" (\d+)', log)
     assert uploads and set(uploads) <= {"200", "204"}, f"upload answers through nginx: {uploads}"
     assert not re.search(r'" 400 ', log), "an HTTP 400 went through nginx (a request reached the wrong replica?)"
-    assert [a for a in cluster.actors("train:cluster upload model:")], "the training is not in Ray's state"
+    task = cluster.wait_trainings("cluster upload model")["cluster upload model"]
+    assert task.actor_id in cluster.trainers_at_up, "the training did not run on one of the pool's trainers"
     assert list((cluster.store / "lockers" / student.locker).glob("*.pt")), "no checkpoint in the student's locker"
     screenshot(student.page, "cluster-upload-trained")
 
@@ -304,16 +327,18 @@ def test_trainings_run_on_ray_by_the_students_model_names(cluster, students):
     t0 = time.monotonic()
     a.start_training("alice on replica one", epochs=3)
     b.start_training("bob on replica two", epochs=3)
-    names = wait_until(lambda: {x.name.split(":")[1] for x in cluster.actors()} >= {"alice on replica one",
-                                                                                    "bob on replica two"},
-                       60, "both trainings in Ray's list of actors")
-    assert names
-    from ray.util.state import list_tasks
-
-    tasks = {t.name for t in list_tasks(address=cluster.dashboard, limit=10_000, raise_on_missing_output=False)}
-    assert {"train:alice on replica one", "train:bob on replica two"} <= tasks, sorted(tasks)[:20]
+    shown = time.monotonic()
+    # In Ray's state while they train (or just after: digits train in seconds). Not there at once: a replica sends
+    # its tasks' events to Ray's GCS every second or so, later on a busy machine, so they are waited for.
+    cluster.wait_trainings("alice on replica one", "bob on replica two")
+    record_figure("cluster_trainings_in_ray_state_after_start_s", {"seconds": round(time.monotonic() - shown, 1),
+                                                                   "load": os.getloadavg()})
     a.wait_finished()
     b.wait_finished()
+    tasks = cluster.wait_trainings("alice on replica one", "bob on replica two", state="FINISHED")
+    # each ran on a trainer of the pool, which is still the one `up` started: no actor per training
+    assert {t.actor_id for t in tasks.values()} <= set(cluster.trainers_at_up), tasks
+    assert set(cluster.trainers()) == set(cluster.trainers_at_up) and len(cluster.trainers_at_up) == 2
     record_figure("cluster_two_trainings_start_to_finished_s", {"seconds": round(time.monotonic() - t0, 1),
                                                                 "load": os.getloadavg()})
     for s, stem in ((a, "alice-on-replica-one"), (b, "bob-on-replica-two")):
@@ -366,14 +391,9 @@ def test_a_lost_ray_node_fails_its_training_clearly_and_nothing_else(cluster, st
     a.start_training("long run a", epochs=200, batch_size="16")
     b.start_training("long run b", epochs=200, batch_size="16")
     head = cluster.head_node_id()
-
-    def placed():
-        alive = [x for x in cluster.actors("train:long run") if x.state == "ALIVE" and x.node_id]
-        return alive if len(alive) == 2 else None
-
-    actors = wait_until(placed, 90, "both long trainings placed on a node")
-    on_worker = [x.name.split(":")[1] for x in actors if x.node_id != head]
-    assert len(on_worker) == 1, f"one training per node expected: {[(x.name, x.node_id) for x in actors]}"
+    running = cluster.wait_trainings("long run a", "long run b", state="RUNNING", timeout=90)
+    on_worker = [name for name, task in running.items() if task.node_id != head]
+    assert len(on_worker) == 1, f"one training per node expected: {[(t.name, t.node_id) for t in running.values()]}"
     victim, survivor = (a, b) if on_worker[0] == "long run a" else (b, a)
     # Both have made progress before the node goes.
     expect(victim.page.get_by_test_id("stProgress")).to_be_visible(timeout=60_000)
@@ -385,9 +405,11 @@ def test_a_lost_ray_node_fails_its_training_clearly_and_nothing_else(cluster, st
                                                          "load": os.getloadavg()})
     expect(failed).to_contain_text("training failed")
     screenshot(victim.page, "cluster-node-lost")
-    # The other training goes on, on the head's CPU, and stops as asked, keeping what it learnt.
-    survivor_actor = [x for x in cluster.actors("train:long run") if x.state == "ALIVE"]
-    assert len(survivor_actor) == 1 and survivor_actor[0].node_id == head
+    # The other training goes on, on the head's trainer, and stops as asked, keeping what it learnt.
+    survivor_name = "long run a" if survivor is a else "long run b"
+    assert cluster.wait_trainings(survivor_name, state="RUNNING")[survivor_name].node_id == head
+    wait_until(lambda: [t.node_id for t in cluster.trainers().values()] == [head], 60,
+               "the lost node's trainer to leave Ray's list of live actors")
     expect(survivor.page.get_by_test_id("stProgress")).to_be_visible()
     survivor.page.get_by_role("button", name="Stop", exact=True).click()
     expect(alert(survivor.page, "Stopped")).to_be_visible(timeout=60_000)
