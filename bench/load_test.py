@@ -367,6 +367,7 @@ class Sampler(threading.Thread):
         self.pid, self.t0, self.period = pid, t0, period
         self.samples: list[tuple[float, float, int, int]] = []  # (t, rss MB, threads, children)
         self.cpu: list[tuple[float, float]] = []  # (t, cores used over the last period)
+        self.load: list[tuple[float, float]] = []  # (t, the machine's 1-minute load average): the run's context
         self.stop_event = threading.Event()
         self.lock = threading.Lock()
 
@@ -379,6 +380,7 @@ class Sampler(threading.Thread):
                 self.samples.append((now - self.t0, rss, threads, kids))
                 if now > last_t:
                     self.cpu.append((now - self.t0, (cpu - last_cpu) / (now - last_t)))
+                self.load.append((now - self.t0, os.getloadavg()[0]))
             last_t, last_cpu = now, cpu
             self.stop_event.wait(self.period)
 
@@ -391,6 +393,13 @@ class Sampler(threading.Thread):
         end = float("inf") if end is None else end
         with self.lock:
             return [c for t, c in self.cpu if start <= t <= end]
+
+    def load_window(self, start: float, end: float | None = None) -> dict:
+        """The 1-minute load average over a window: min, median, max."""
+        end = float("inf") if end is None else end
+        with self.lock:
+            values = [v for t, v in self.load if start <= t <= end]
+        return {"min": min(values), "median": round(statistics.median(values), 2), "max": max(values)} if values else {}
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -1278,7 +1287,7 @@ def main(argv=None) -> int:
         signal.alarm(0)
         sampler.stop_event.set()
         if pieces:
-            report["cluster"] = cluster_figures(server, pieces, phases)
+            report["cluster"] = cluster_figures(server, pieces, phases, args.sessions)
             for piece in pieces.values():
                 piece.stop_event.set()
         server.stop()
@@ -1301,9 +1310,10 @@ def main(argv=None) -> int:
     return exit_code
 
 
-def cluster_figures(server, pieces: dict, phases: dict) -> dict:
+def cluster_figures(server, pieces: dict, phases: dict, sessions: int) -> dict:
     """Memory (RSS of each piece's process tree, MB) before the class, at its peak and at the end, per replica
-    and Ray node, and nginx's view: websocket sessions per replica, HTTP statuses."""
+    and Ray node, and nginx's view: websocket sessions per replica, HTTP statuses; for sizing, the students per
+    core the replicas used (their mean CPU during the class) and the largest replica's peak memory."""
     start, closed = phases.get("class_start"), phases.get("closed")
     out = {}
     for name, piece in pieces.items():
@@ -1315,7 +1325,14 @@ def cluster_figures(server, pieces: dict, phases: dict) -> dict:
                      "rss_mb_peak": round(max(during), 1) if during else None,
                      "rss_mb_end": round(statistics.median(end), 1) if end else None,
                      "cpu_cores_mean_during_class": round(statistics.mean(cpu), 2) if cpu else None}
-    return {"pieces": out, "nginx": server.nginx_summary(), "load_average_at_end": os.getloadavg(),
+    replicas = [figures for name, figures in out.items() if name.startswith("replica")]
+    replica_cores = sum(r["cpu_cores_mean_during_class"] or 0 for r in replicas)
+    sizing = {"replica_cpu_cores_mean_total": round(replica_cores, 2),
+              "students_per_replica_core": round(sessions / replica_cores, 1) if replica_cores else None,
+              "replica_rss_mb_peak_max": max((r["rss_mb_peak"] or 0 for r in replicas), default=None)}
+    some = next(iter(pieces.values()))
+    return {"pieces": out, "sizing": sizing, "nginx": server.nginx_summary(), "load_average_at_end": os.getloadavg(),
+            "load_average_1min_during_class": some.load_window(start or 0, phases.get("class_end")),
             "note": "RSS of each process tree (the Ray nodes' trees hold their training actors); CPU of the "
                     "piece's own top process only"}
 
