@@ -1,0 +1,71 @@
+"""Models trained elsewhere open through the Model library in Chromium (issue 17): pytorch/examples' VAE saved as its
+author saves it (`torch.save(model.state_dict(), path)`) and the tutorial VAE exported as an ONNX encoder and
+decoder pair, both trained briefly on real digits; each lands in the sidebar's picker and a page opens on it."""
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.browser.conftest import assert_no_exception, screenshot, sidebar_picker, wait_for_app
+from tests.test_importers import saved
+from tests.test_onnx_import import ExamplesVAEWithLoss, TutorialVAEWithLoss, export_pair, trained
+from vae_core.data import load_data
+
+
+def alert(page, text: str):
+    return page.get_by_test_id("stAlert").filter(has_text=text)
+
+
+def file_input(page, label: str):
+    """The file input of the st.file_uploader labelled `label`."""
+    return page.get_by_test_id("stFileUploader").filter(has_text=label).locator('input[type="file"]')
+
+
+def picker_options(page) -> list[str]:
+    picker = sidebar_picker(page)
+    picker.click()
+    options = page.get_by_role("option")
+    expect(options.first).to_be_visible()
+    texts = options.all_inner_texts()
+    picker.press("Escape")
+    return texts
+
+
+def test_a_state_dict_and_an_onnx_pair_open_through_the_library(server, page, tmp_path):
+    mnist = load_data("mnist", seed=0)
+    (tmp_path / "my_vae.pt").write_bytes(saved(trained(ExamplesVAEWithLoss, mnist)))
+    encoder, decoder = export_pair(trained(TutorialVAEWithLoss, mnist), 2)
+    (tmp_path / "vae_encoder.onnx").write_bytes(encoder)
+    (tmp_path / "vae_decoder.onnx").write_bytes(decoder)
+
+    page.goto(f"{server}/library")
+    wait_for_app(page)
+    expect(page.get_by_role("heading", name="Model library", level=1)).to_be_visible()
+    file_input(page, "Upload a checkpoint (.pt)").set_input_files(str(tmp_path / "my_vae.pt"))
+    expect(alert(page, "my_vae (imported, z=20)")).to_contain_text("now in the model picker", timeout=60_000)
+    wait_for_app(page)
+    file_input(page, "Encoder (.onnx)").set_input_files(str(tmp_path / "vae_encoder.onnx"))
+    wait_for_app(page)
+    file_input(page, "Decoder (.onnx)").set_input_files(str(tmp_path / "vae_decoder.onnx"))
+    expect(alert(page, "vae_encoder (ONNX, z=2)")).to_contain_text("now in the model picker", timeout=60_000)
+    wait_for_app(page)
+    assert_no_exception(page)
+    expect(page.get_by_test_id("stAlert").filter(has_text="refused")).to_have_count(0)
+    notes = page.get_by_text(re.compile("Imported.*from an ONNX encoder and decoder pair"))
+    expect(notes.first).to_contain_text("vae_encoder.onnx, vae_decoder.onnx")
+    screenshot(page, "library-imported-models")
+
+    options = picker_options(page)
+    assert "my_vae (imported, z=20) · uploaded" in options and "vae_encoder (ONNX, z=2) · uploaded" in options, options
+    picker = sidebar_picker(page)
+    picker.click()
+    page.get_by_role("option", name="vae_encoder (ONNX, z=2) · uploaded").click()
+    wait_for_app(page)
+    expect(picker).to_have_value("vae_encoder (ONNX, z=2) · uploaded")
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Decode").click()  # the same session: uploads stay
+    wait_for_app(page)
+    expect(picker).to_have_value("vae_encoder (ONNX, z=2) · uploaded")
+    assert_no_exception(page)
+    expect(page.get_by_text(re.compile("decoded on the server")).first).to_be_visible(timeout=30_000)
+    screenshot(page, "decode-onnx-model")
