@@ -1,7 +1,8 @@
 """Disentanglement lab: on the shapes data set, whose images are made from known factors (shape, scale, orientation,
-position), see whether each latent dimension of a model tracks one factor: its traversal grid with each row labelled
-by the factor it tells most about, its MIG and DCI scores, the bundled VAE and β-VAE compared, and a new β trained in
-the background and added to the comparison.
+position), or a file of one's own with a `factors` array, see whether each latent dimension of a model tracks one
+factor: its traversal grid with each row labelled by the factor it tells most about, beside a factor x dimension heat
+map of normalised mutual information (which dimension holds which factor), its MIG and DCI scores, the bundled models
+compared, and a new β trained in the background and added to the comparison.
 
 Run by st.navigation (as __main__); importing the module (the tests do) defines the functions and runs nothing.
 """
@@ -23,7 +24,7 @@ from ui.text import plain
 from ui.job_view import job_status
 from ui.training import TrainingRun, current_job, current_run, start_training_job, training_refusal
 from vae_core.config import TrainConfig, model_config_for
-from vae_core.disentanglement import evaluate_disentanglement, inactive_dimensions
+from vae_core.disentanglement import evaluate_disentanglement, inactive_dimensions, mutual_information
 from vae_core.latent import encode_dataset, image_grid, traverse
 from vae_core.zoo import SHAPES_CONV, SHAPES_TRAIN
 
@@ -61,6 +62,22 @@ SCORE_TEXT = {  # (label, one plain line, help)
 def measured_scores(sha: str, _model, _dataset) -> dict:
     d = evaluate_disentanglement(_model, _dataset, max_samples=EVAL_SAMPLES, seed=0)
     return {k: d[k] for k in SCORE_KEYS}
+
+
+@st.cache_data(show_spinner="Measuring what each dimension knows about each factor…", max_entries=32)
+def measured_information(sha: str, _model, _dataset) -> dict:
+    return mutual_information(_model, _dataset, max_samples=EVAL_SAMPLES, seed=0)
+
+
+def information(entry, model, data) -> dict:
+    """{"mi" (D, K) nats, "entropies" (K,) nats, "factor_names"}: from the model's card when it carries them, else
+    measured on the same EVAL_SAMPLES test images (seed 0) as the scores, without the forests of DCI."""
+    card = entry.card
+    mi, entropies = card.get("mi"), card.get("entropies")
+    if (isinstance(mi, list) and len(mi) == model.config.latent_dim and isinstance(entropies, list)
+            and len(entropies) == len(data.test.factor_names) and all(len(row) == len(entropies) for row in mi)):
+        return {"mi": mi, "entropies": entropies, "factor_names": list(data.test.factor_names)}
+    return measured_information(entry.sha256, model, data.test)
 
 
 def scores(entry, model, data) -> dict:
@@ -121,6 +138,19 @@ def traversal_figure(sha: str, base: tuple, y: int | None, labels: tuple, faded:
                                y_title="dimension · factor it tells most about", hover=hover)
 
 
+HEATMAP_NOTE = ("Each cell: how much knowing this dimension tells you about that factor, 0 to 1 (the mutual "
+                "information over the factor's entropy). A disentangled model has one bright cell per factor, each in "
+                "its own column.")
+
+
+def information_heatmap(entry, model, data, key: str) -> None:
+    """The factor x latent-dimension heat map of normalised mutual information, with its one-line explanation."""
+    info = information(entry, model, data)
+    fig = figures.factor_heatmap(info["mi"], info["entropies"], info["factor_names"])
+    st.plotly_chart(fig, width="stretch", config=CHART_CONFIG, key=key)
+    st.caption(HEATMAP_NOTE)
+
+
 def traversal(entry, model, data, score: dict, base: tuple, y: int | None, key: str) -> None:
     kl = kl_per_dim(entry, model, data)
     inactive = inactive_dimensions(kl) if kl is not None else None
@@ -160,9 +190,10 @@ def traversal_centre(entry, model, data) -> tuple[tuple, int | None]:
 
 # -- the chosen model ---------------------------------------------------------------------------------------------------
 def score_metrics(score: dict, source: str) -> None:
-    for key, (label, line, help_text) in SCORE_TEXT.items():
-        st.metric(label, f"{score[key]:.3f}", help=help_text)
-        st.caption(line)
+    """The four scores in a row, each with its one plain line."""
+    for column, (key, (label, line, help_text)) in zip(st.columns(len(SCORE_TEXT)), SCORE_TEXT.items()):
+        column.metric(label, f"{score[key]:.3f}", help=help_text)
+        column.caption(line)
     st.caption(source)
 
 
@@ -179,13 +210,15 @@ def chosen_model(entry, model, data) -> None:
                    else "An autoencoder has no KL and no prior: no row is marked inactive, and ±3 may reach past "
                         "where its codes lie.")
     base, y = traversal_centre(entry, model, data)
-    left, right = st.columns([5, 2], gap="large")
+    left, right = st.columns([4, 3], gap="large")
     with left:
         traversal(entry, model, data, score, base, y, key="dl_traversal")
     with right:
-        source = ("From the model card (measured on 4,000 test images)." if "mig" in entry.card else
-                  f"Measured on {EVAL_SAMPLES:,} test images, as the bundled models' cards.")
-        score_metrics(score, source)
+        st.markdown("**Which dimension holds which factor**")
+        information_heatmap(entry, model, data, key="dl_heatmap")
+    source = ("From the model card (measured on 4,000 test images)." if "mig" in entry.card else
+              f"Measured on {EVAL_SAMPLES:,} test images, as the bundled models' cards.")
+    score_metrics(score, source)
 
 
 def needs_factors(entry, data) -> None:
@@ -269,12 +302,16 @@ def comparison() -> None:
     if [e.key for e, _, _ in rows[:2]] == list(BUNDLED):
         bundled_verdict(table)
     st.plotly_chart(comparison_figure(table), width="stretch", config=CHART_CONFIG, key="dl_compare_chart")
-    st.markdown("**Their traversals** (rows centred on the prior mean)")
+    st.markdown("**Their traversals and heat maps** (rows centred on the prior mean)")
     tabs = st.tabs([plain(e.title, 60) for e, _, _ in rows])
     for tab, (entry, model, data) in zip(tabs, rows):
         with tab:
-            traversal(entry, model, data, scores(entry, model, data), (0.0,) * model.config.latent_dim,
-                      0 if model.config.is_conditional else None, key=f"dl_trav_{entry.sha256[:12]}")
+            left, right = tab.columns([4, 3], gap="large")
+            with left:
+                traversal(entry, model, data, scores(entry, model, data), (0.0,) * model.config.latent_dim,
+                          0 if model.config.is_conditional else None, key=f"dl_trav_{entry.sha256[:12]}")
+            with right:
+                information_heatmap(entry, model, data, key=f"dl_heat_{entry.sha256[:12]}")
 
 
 # -- training a new β in the background (as the Train page does) --------------------------------------------------------

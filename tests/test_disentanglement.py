@@ -15,6 +15,7 @@ from vae_core.disentanglement import (
     factor_entropies,
     inactive_dimensions,
     most_informative_factor,
+    mutual_information,
     mutual_information_matrix,
     mig,
 )
@@ -220,6 +221,18 @@ class TestEvaluateModel:
         model = build_model(model_config_for(digits.input_shape, digits.num_classes, hidden=(16,)), seed=0)
         with pytest.raises(ValueError, match="shapes"):
             evaluate_disentanglement(model, digits.test)
+        with pytest.raises(ValueError, match="shapes"):
+            mutual_information(model, digits.test)
+
+    def test_the_mutual_information_alone_is_evaluates_own(self, shapes):
+        """The lab's heat map reads mutual_information: the same sample and numbers as evaluate_disentanglement."""
+        config = model_config_for(shapes.input_shape, shapes.num_classes, latent_dim=3, hidden=(32,))
+        model = build_model(config, seed=0)
+        full = evaluate_disentanglement(model, shapes.test, max_samples=600, seed=2)
+        alone = mutual_information(model, shapes.test, max_samples=600, seed=2)
+        assert alone["mi"] == full["mi"] and alone["entropies"] == full["entropies"]
+        assert alone["factor_names"] == full["factor_names"] and alone["n_samples"] == 600
+        assert mutual_information(model, shapes.test, max_samples=600, seed=3)["mi"] != alone["mi"]  # the seed picks
 
 
 # -- inactive dimensions, for the Disentanglement lab ---------------------------------------------------------------

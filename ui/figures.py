@@ -255,3 +255,32 @@ def elbo_along_path(elbo: np.ndarray, y_title: str = "ELBO (nats)") -> go.Figure
                                hovertemplate="step %{x}: %{y:.1f} nats<extra></extra>"))
     fig.update_xaxes(dtick=1 if len(elbo) <= 12 else 2)
     return _layout(fig, "step", y_title, 300)
+
+
+def normalised_information(mi, entropies) -> np.ndarray:
+    """(K, D) normalised mutual information I(z_d; v_k) / H(v_k) in [0, 1] from the (D, K) MI matrix and the (K,)
+    factor entropies (nats, vae_core.disentanglement.mig's "mi" and "entropies"); a constant factor (H = 0) scores
+    0 rather than 0/0."""
+    mi, entropies = np.asarray(mi, dtype=np.float64), np.asarray(entropies, dtype=np.float64)
+    if mi.ndim != 2 or entropies.shape != (mi.shape[1],):
+        raise ValueError(f"mi has shape {mi.shape} and entropies {entropies.shape}: expected (D, K) and (K,)")
+    safe = np.where(entropies > 0, entropies, 1.0)
+    return np.clip(np.where(entropies[:, None] > 0, mi.T / safe[:, None], 0.0), 0.0, 1.0)
+
+
+def factor_heatmap(mi, entropies, factor_names, *, height: int | None = None) -> go.Figure:
+    """A factor x latent-dimension heat map of normalised mutual information (normalised_information): one row per
+    factor, one column per latent dimension, each cell's value written in it; a disentangled code has one bright
+    cell per factor row."""
+    nmi = normalised_information(mi, entropies)  # (K, D)
+    k, d = nmi.shape
+    columns = [f"z[{i}]" for i in range(d)]
+    rows = [plotly_text(n) for n in factor_names]
+    fig = go.Figure(go.Heatmap(
+        z=nmi.tolist(), x=columns, y=rows, zmin=0.0, zmax=1.0, colorscale="Viridis", texttemplate="%{z:.2f}",
+        textfont=dict(size=11), xgap=2, ygap=2,
+        colorbar=dict(title=dict(text="MI / H(factor)", side="right"), thickness=14),
+        hovertemplate="%{y} and %{x}: %{z:.2f} of the factor's uncertainty<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(type="category", side="bottom")
+    return _layout(fig, "latent dimension", "factor", height=height or 90 + 42 * k)
