@@ -82,19 +82,19 @@ def models(mnist) -> dict[str, nn.Module]:
     return {"examples": trained(ExamplesVAEWithLoss, mnist), "tutorial": trained(TutorialVAEWithLoss, mnist)}
 
 
-def export_pair(model: nn.Module, latent_dim: int, *, dynamic: bool = True) -> tuple[bytes, bytes]:
+def export_pair(model: nn.Module, latent_dim: int, *, dynamic: bool = True, image: tuple = (784,)
+                ) -> tuple[bytes, bytes]:
     """The README's export lines: the model's forward set to encode, then to decode, exported each time."""
     encoder, decoder = io.BytesIO(), io.BytesIO()
-    forward = model.forward
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         model.forward = model.encode
-        torch.onnx.export(model, torch.zeros(1, 784), encoder, input_names=["x"], output_names=["mu", "logvar"],
+        torch.onnx.export(model, torch.zeros(1, *image), encoder, input_names=["x"], output_names=["mu", "logvar"],
                           dynamic_axes={"x": {0: "batch"}} if dynamic else None, dynamo=False)
         model.forward = model.decode
         torch.onnx.export(model, torch.zeros(1, latent_dim), decoder, input_names=["z"],
                           dynamic_axes={"z": {0: "batch"}} if dynamic else None, dynamo=False)
-    model.forward = forward
+    del model.forward  # the class's forward again
     return encoder.getvalue(), decoder.getvalue()
 
 
@@ -120,7 +120,7 @@ def test_an_onnx_pair_computes_what_the_original_does(models, mnist, source):
     imported = meta["imported"]
     assert imported["importer"] == "onnx" and imported["files"] == ["enc.onnx", "dec.onnx"]
     assert (imported["mean"], imported["logvar"], imported["decoder_output"]) == ("mu", "logvar", "probabilities")
-    assert "ends in a Sigmoid" in imported["assumed"] and "enc.onnx, dec.onnx" in meta["about"]
+    assert "ends in a Sigmoid" in imported["assumed"] and "enc.onnx, dec.onnx" in meta["about"]  # the card shows both
 
 
 def test_a_pair_saved_as_a_checkpoint_loads_back_the_same_model(models, mnist):
@@ -343,3 +343,44 @@ def test_the_browser_exports_refuse_an_onnx_model_with_the_reason(pair):
     for export in (export_decoder, export_encoder):
         with pytest.raises(UnsupportedExport, match="imported ONNX graph, run by ONNX Runtime on the server"):
             export(model)
+
+
+def test_a_latent_lab_conv_model_exported_to_onnx_imports_and_matches():
+    """nn.Unflatten exports as Shape -> Slice -> Concat -> Reshape: folded to constants, the graph's sizes are known."""
+    from vae_core.config import model_config_for
+    from vae_core.models import build_model
+
+    original = build_model(model_config_for((1, 28, 28), 0, arch="conv", latent_dim=4), seed=5).eval()
+    model = onnx_model(*export_pair(original, 4, image=(1, 28, 28)))
+    assert model.spec.encoder_layout.kind == "chw" and not model.spec.probabilities
+    x, z = torch.rand(6, 1, 28, 28), torch.randn(6, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(model.encode(x)[1], original.encode(x)[1], atol=1e-5, rtol=0)
+        torch.testing.assert_close(model.decode(z), original.decode(z), atol=1e-5, rtol=0)
+
+
+def test_a_size_computed_from_the_data_is_refused(pair):
+    """A reshape to a size read from the pixels: no bound on what follows can be known before running it."""
+    nodes = [helper.make_node("ReduceMax", ["x"], ["m"], axes=[0, 1], keepdims=0),
+             helper.make_node("Cast", ["m"], ["mi"], to=TensorProto.INT64),
+             helper.make_node("Unsqueeze", ["mi", "zero"], ["rows"]),
+             helper.make_node("Concat", ["rows", "minus_one"], ["shape"], axis=0),
+             helper.make_node("Reshape", ["x", "shape"], ["r"]),
+             helper.make_node("ReduceMean", ["r"], ["mu"], axes=[1], keepdims=1),
+             helper.make_node("Identity", ["mu"], ["lv"])]
+    consts = [helper.make_tensor("zero", TensorProto.INT64, [1], [0]),
+              helper.make_tensor("minus_one", TensorProto.INT64, [1], [-1])]
+    sneaky = graph([("x", ["N", 784])], [("mu", ["N", 1]), ("lv", ["N", 1])], nodes, consts)
+    with pytest.raises(CheckpointError, match="the size of the encoder's tensor '.*' cannot be read from the graph"):
+        onnx_model(sneaky, mlp_decoder(latent=1))
+
+
+def test_too_many_multiply_adds_are_refused_before_anything_runs():
+    kernel = helper.make_tensor("w", TensorProto.FLOAT, [32, 1, 15, 15], [0.0] * (32 * 225))
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[7, 7, 7, 7]),
+             helper.make_node("GlobalAveragePool", ["c"], ["g"]), helper.make_node("Flatten", ["g"], ["mu"]),
+             helper.make_node("Identity", ["mu"], ["lv"])]
+    slow = graph([("x", ["N", 1, 256, 256])], [("mu", ["N", 32]), ("lv", ["N", 32])], nodes, [kernel])
+    # 32 x 256 x 256 outputs x 15 x 15 taps = 471,859,200, plus the cheap operators after it
+    with pytest.raises(CheckpointError, match=r"the encoder takes 471,859,\d{3} multiply-adds per image, over the limit"):
+        onnx_model(slow, mlp_decoder(latent=32, out=256 * 256))

@@ -39,13 +39,17 @@ from vae_core.models import LatentVariableModel
 MAX_ONNX_BYTES = 4 * MAX_PARAMETERS  # one file: the weights of the largest model Latent Lab holds (64 MB)
 MAX_FIXED_BATCH = 1024  # a graph exported without a dynamic batch runs in chunks of its own batch size
 DECODER_OUTPUTS = ("auto", "probabilities", "logits")
+# Multiply-adds of one image through one graph: 200 M is about 20-40 ms on one core, so the 16 samples a page
+# decodes at once take under a second. Latent Lab's own largest conv model (3x256x256, channels 32-32-64-64)
+# needs 148 M in each graph, measured with _multiply_adds on its ONNX export.
+MAX_MULTIPLY_ADDS = 200_000_000
 # Plain tensor operators: each output's size follows from its inputs' sizes and its attributes, so shape inference
 # bounds the cost. Left out on purpose: control flow (Loop, If, Scan), operators that build tensors of a computed
 # size (Tile, Expand, ConstantOfShape, Range, Resize with computed sizes), random and string operators.
 ALLOWED_OPS = frozenset("""
     Abs Add AveragePool BatchNormalization Cast Ceil Clip Concat Constant Conv ConvTranspose Div Dropout Elu Equal Erf
     Exp Flatten Floor Gather Gemm GlobalAveragePool Greater HardSigmoid Identity InstanceNormalization LayerNormalization
-    LeakyRelu Less Log LogSoftmax MatMul Max MaxPool Mean Min Mul Neg Not Pad Pow PRelu Reciprocal ReduceMax ReduceMean
+    LeakyRelu Less Log LogSoftmax MatMul Max MaxPool Mean Min Mod Mul Neg Not Pad Pow PRelu Reciprocal ReduceMax ReduceMean
     ReduceMin ReduceSum Relu Reshape Selu Shape Sigmoid Sign Slice Softmax Softplus Softsign Split Sqrt Squeeze Sub Sum
     Tanh Transpose Unsqueeze Where Gelu Mish
 """.split())
@@ -170,26 +174,128 @@ def graph_info(model, role: str) -> GraphInfo:
         if v.name not in weights and len(dims) and not dims[0].HasField("dim_value"):
             dims[0].Clear()
             dims[0].dim_value = 1
-    try:
-        inferred = onnx.shape_inference.infer_shapes(probe, check_type=True, strict_mode=True, data_prop=True)
-    except Exception as exc:
-        raise CheckpointError(f"the {role} graph's shapes cannot be worked out: {_first_line(exc)}") from None
-    values = 0
-    for v in [*(i for i in inferred.graph.input if i.name not in weights), *inferred.graph.value_info,
-              *inferred.graph.output]:
-        dims = v.type.tensor_type.shape.dim
-        if not all(d.HasField("dim_value") for d in dims):
-            raise CheckpointError(f"the size of the {role}'s tensor '{v.name}' cannot be read from the graph, so its "
+    inferred = _infer(_fold_shape_arithmetic(probe, role), role)
+    shapes = {t.name: tuple(t.dims) for t in inferred.graph.initializer}
+    values_info = {v.name: v for v in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]}
+    inputs_and_outputs = [i.name for i in inferred.graph.input if i.name not in weights]
+    inputs_and_outputs += [o for node in inferred.graph.node for o in node.output]
+    for name in inputs_and_outputs:  # every tensor the graph holds must have a known size
+        v = values_info.get(name)
+        if v is not None and _is_shape_arithmetic(v):
+            continue  # a few integers (a Shape's output, sliced and concatenated): no cost
+        known = _known_shape(v)
+        if known is None:
+            raise CheckpointError(f"the size of the {role}'s tensor '{name}' cannot be read from the graph, so its "
                                   "cost is unknown: export with fixed image sizes (only the batch may vary)")
-        values += math.prod(d.dim_value for d in dims)
+        shapes[name] = known
+    values = sum(math.prod(shape) for name, shape in shapes.items() if name not in weights)
     if values > MAX_ACTIVATION_VALUES:
         raise CheckpointError(f"the {role} holds {values:,} values per image on its way through, over the limit of "
                               f"{MAX_ACTIVATION_VALUES:,}: use smaller images or layers")
+    macs = sum(_multiply_adds(node, shapes) for node in inferred.graph.node)
+    if macs > MAX_MULTIPLY_ADDS:
+        raise CheckpointError(f"the {role} takes {macs:,} multiply-adds per image, over the limit of "
+                              f"{MAX_MULTIPLY_ADDS:,}: use smaller images or layers")
     # An exporter may name an output's sizes it could not tell ("Transpose10_dim_1"): the inferred ones replace them.
     outputs = tuple(_port(v, role, rest=_dims(inferred_v)[1:])
                     for v, inferred_v in zip(model.graph.output, inferred.graph.output))
     producers = {o: n.op_type for n in model.graph.node for o in n.output}
     return GraphInfo(inputs, outputs, producers, values)
+
+
+def _infer(model, role: str):
+    import onnx
+
+    try:
+        return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+    except Exception as exc:
+        raise CheckpointError(f"the {role} graph's shapes cannot be worked out: {_first_line(exc)}") from None
+
+
+def _known_shape(value) -> tuple[int, ...] | None:
+    """A value's dimensions when the graph fixes all of them (its rank too), else None."""
+    if value is None or not value.type.tensor_type.HasField("shape"):
+        return None
+    dims = value.type.tensor_type.shape.dim
+    return tuple(d.dim_value for d in dims) if all(d.HasField("dim_value") for d in dims) else None
+
+
+SHAPE_OPS = frozenset("Shape Slice Concat Gather Unsqueeze Squeeze Mod Add Sub Mul Div Cast Reshape Identity".split())
+MAX_SHAPE_VECTOR = 64  # an integer vector longer than this is not shape arithmetic
+
+
+def _fold_shape_arithmetic(model, role: str):
+    """The graph with the integer vectors it computes from its tensors' shapes (an exported nn.Unflatten: Shape ->
+    Slice -> Concat -> Reshape) replaced by constants, so shape inference can size what follows. Only nodes whose
+    inputs are known short integer vectors (or, for Shape, a tensor of known shape) are evaluated, by ONNX's
+    reference evaluator, at a cost of a few integers each."""
+    import onnx
+    from onnx import numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    inferred = _infer(model, role)
+    known = {v.name: _known_shape(v) for v in [*inferred.graph.input, *inferred.graph.value_info]}
+    small = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer
+             if t.data_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32) and math.prod(t.dims) <= MAX_SHAPE_VECTOR
+             and len(t.dims) <= 1}
+    nodes = []
+    for node in model.graph.node:
+        value = None
+        if node.op_type == "Constant":
+            value = _small_vector(numpy_helper.to_array(node.attribute[0].t)) if node.attribute and \
+                node.attribute[0].type == onnx.AttributeProto.TENSOR else None
+        elif node.op_type == "Shape" and known.get(node.input[0]) is not None:
+            attrs = {a.name: a.i for a in node.attribute}
+            value = np.array(known[node.input[0]], np.int64)[attrs.get("start", 0):attrs.get("end", None)]
+        elif node.op_type in SHAPE_OPS and node.input and all(not i or i in small for i in node.input):
+            try:
+                value = _small_vector(ReferenceEvaluator(node).run(None, {i: small[i] for i in node.input if i})[0])
+            except Exception:  # left to shape inference, which names what it cannot size
+                value = None
+        if value is None or len(node.output) != 1:
+            nodes.append(node)
+            continue
+        small[node.output[0]] = value
+        nodes.append(onnx.helper.make_node("Constant", [], [node.output[0]], value=numpy_helper.from_array(
+            value, name=node.output[0])))
+    folded = onnx.ModelProto()
+    folded.CopyFrom(model)
+    del folded.graph.node[:]
+    folded.graph.node.extend(nodes)
+    return folded
+
+
+def _small_vector(value) -> np.ndarray | None:
+    """value as an int64 vector when it is a short integer vector (or scalar), else None."""
+    value = np.asarray(value)
+    if value.dtype.kind not in "iu" or value.ndim > 1 or value.size > MAX_SHAPE_VECTOR:
+        return None
+    return value.astype(np.int64)
+
+
+def _is_shape_arithmetic(value) -> bool:
+    """An integer vector, as the Shape -> Slice -> Concat -> Reshape of an exported Unflatten or view computes: its
+    length is at most a tensor's rank (operators that build longer ones, like Range, are not accepted)."""
+    from onnx import TensorProto
+
+    tensor = value.type.tensor_type
+    return tensor.elem_type in (TensorProto.INT64, TensorProto.INT32) and len(tensor.shape.dim) <= 1
+
+
+def _multiply_adds(node, shapes: dict[str, tuple[int, ...]]) -> int:
+    """The multiply-adds of one example through a node, from the inferred shapes: the products (Gemm, MatMul) and
+    the convolutions, which is where a network's time goes; every other operator costs about its output's size."""
+    out = math.prod(shapes.get(node.output[0], ())) if node.output else 0
+    first = shapes.get(node.input[0], ()) if node.input else ()
+    weight = shapes.get(node.input[1], ()) if len(node.input) > 1 else ()
+    if node.op_type in ("Gemm", "MatMul") and first:
+        transposed = any(a.name == "transA" and a.i for a in node.attribute)
+        return out * (first[-2] if transposed and len(first) > 1 else first[-1])
+    if node.op_type == "Conv" and len(weight) > 2:
+        return out * math.prod(weight[1:])  # (C_out, C_in / groups, kh, kw): each output sums C_in/groups x kh x kw
+    if node.op_type == "ConvTranspose" and len(weight) > 2:
+        return math.prod(first) * math.prod(weight[1:])  # each input scatters into C_out/groups x kh x kw outputs
+    return out
 
 
 def _dims(value) -> list[int | str]:
@@ -477,6 +583,9 @@ def _probe(model: OnnxModel, decoder_output: str) -> None:
     except Exception as exc:  # onnxruntime's errors (a shape the graph rejects at run time) and reshape errors
         raise CheckpointError(f"the pair does not run on an image of {config.input_shape} (C, H, W): "
                               f"{_first_line(exc)}") from None
+    if mu.shape != (2, config.latent_dim) or (logvar is not None and logvar.shape != mu.shape):
+        raise CheckpointError(f"the encoder gives codes of shape {list(mu.shape)} for 2 images where its graph "
+                              f"declares [2, {config.latent_dim}]: the graph does not do what it says")
     if not all(torch.isfinite(t).all() for t in (mu, image, *([logvar] if logvar is not None else []))):
         raise CheckpointError("the pair gives NaN or infinite values on a plain grey image: the model is unusable")
     outside = float(torch.maximum(image.min().neg(), image.max() - 1).clamp(min=0))
@@ -503,7 +612,7 @@ def imported_pair(encoder_bytes: bytes, decoder_bytes: bytes, *, file_names: tup
     kind = "VAE" if spec.logvar else "autoencoder"
     meta = {"name": f"Imported ONNX {kind}, z={spec.config.latent_dim}", "imported": recognised,
             "about": f"Imported from an ONNX encoder and decoder pair ({', '.join(recognised['files']) or 'two files'})"
-                     f", run with ONNX Runtime. Assumed: {spec.assumed}."}
+                     ", run with ONNX Runtime."}  # what was assumed is in "imported", which the card shows
     return model, meta
 
 
