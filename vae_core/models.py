@@ -26,6 +26,8 @@ class Encoder(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
+        if config.arch == "onnx":  # its layers are graphs: vae_core.onnx_import.OnnxModel runs them
+            raise ValueError("an imported ONNX model is not built from layers: load it with load_checkpoint")
         c, h, w = config.input_shape
         n_cls = config.num_classes if config.is_conditional else 0
         if config.arch == "mlp":
