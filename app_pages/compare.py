@@ -1,8 +1,9 @@
-"""AE vs VAE vs β-VAE: three models trained on the same images, side by side. Their latent maps on shared axes
-with the prior's circles, random samples from the same prior draws (and numbers that say whose samples are
-worse), the same interpolation through each, and every model of that data set on the rate-distortion plane.
-On MNIST the samples are judged by the digit classifier shipped with the zoo (share recognised, FID); on other
-data by distances in pixel space.
+"""AE, VAE, β-VAE and WAE: two to four models trained on the same images, side by side (two to a row). Their latent
+maps on shared axes with the prior's circles, random samples from the same prior draws (and numbers that rank the
+models and say whose samples are worse), the same interpolation through each, and every model of that data set on
+the rate-distortion plane, with the test numbers each model has (a WAE or an AE has no KL and no ELBO; the page
+says why). On MNIST the samples are judged by the digit classifier shipped with the zoo (share recognised, FID); on
+other data by distances in pixel space.
 
 Run by st.navigation (as __main__); importing the module (the tests do) defines the functions and runs nothing.
 The numbers come from vae_core.compare; this file only draws them.
@@ -25,29 +26,34 @@ from ui.images import scale_for, show_images
 from ui.latent_space import encode_split, latent_view
 from ui.page import friendly_errors, page_header, pop_notice, queue_notice
 from ui.state import page_state, set_url
-from ui.text import plain
+from ui.text import WAE_NO_ELBO, plain
 from vae_core import judge
 from vae_core.compare import (JUDGE_REAL, JUDGE_SAMPLES, SAME_FID_RELATIVE, SAME_RELATIVE, SAME_SHARE,
                               compare_quality, interpolation_images, iso_elbo_levels, judge_applies, judged_quality,
-                              prior_samples, rate_distortion_points, real_digits, real_features, real_reference,
-                              sample_quality,
-                              shared_extent)
+                              prior_samples, rank_models, rate_distortion_points, real_digits, real_features,
+                              real_reference, sample_quality, shared_extent)
 from vae_core.errors import CheckpointError
 from vae_core.latent import image_grid, view_extent
 
-# Each trio: the same network, seed and budget; only the loss differs. The first whose data set is here opens.
-DEFAULT_TRIO = ("zoo/mnist-ae-2d", "zoo/mnist-vae-2d", "zoo/mnist-betavae-2d")
-FALLBACK_TRIOS = (("zoo/digits-ae-2d", "zoo/digits-vae-2d", "zoo/digits-betavae-2d"),)
-SLOTS = ("Left", "Middle", "Right")
+# Each set: the same network, seed and budget; only the loss differs. The first whose data set is here opens, with
+# as many models as the set has (the 8x8 digits have no WAE twin: three).
+DEFAULT_SET = ("zoo/mnist-ae-2d", "zoo/mnist-vae-2d", "zoo/mnist-betavae-2d", "zoo/mnist-wae-2d")
+FALLBACK_SETS = (("zoo/digits-ae-2d", "zoo/digits-vae-2d", "zoo/digits-betavae-2d"),)
+SLOTS = ("Top left", "Top right", "Bottom left", "Bottom right")  # where each model shows: two to a row
+COUNTS = (2, 3, 4)  # how many models the page compares
+PER_ROW = 2  # maps and sample grids two to a row: four in a row would be too narrow to read
 N_SAMPLES = 512  # prior draws the numbers are measured on: enough that another seed moves them little
 N_SHOWN, SHOWN_COLUMNS = 20, 5
 SEED = 0
 STEPS = 8
 TILE_PX = 72  # the interpolation's images
+SAMPLE_TILE_PX = 84  # the prior samples: five across fill half the page
 INTRO = (
-    "Three models that learnt from the **same images**, side by side. By default: a plain **autoencoder (AE)**, a "
-    "**VAE** and a **β-VAE** (a VAE whose KL term counts β times over), all with the same network and the same "
-    "random start. The only difference is the loss, and it shows in the maps, the samples and the numbers."
+    "Models that learnt from the **same images**, side by side. By default: a plain **autoencoder (AE)**, a "
+    "**VAE**, a **β-VAE** (a VAE whose KL term counts β times over) and a **Wasserstein autoencoder (WAE)**, "
+    "which keeps one exact code per image like the AE but pulls the cloud of all codes towards the prior. All have "
+    "the same network and the same random start: only the loss differs, and it shows in the maps, the samples and "
+    "the numbers."
 )
 
 
@@ -67,14 +73,15 @@ def groups(models: dict) -> dict[str, list[str]]:
 
 
 def short_names(keys: list[str], models: dict) -> list[str]:
-    """AE, VAE, β-VAE, CVAE; β-VAE (β = 2) when two β-VAEs differ by β; a model's title where two still match."""
+    """AE, VAE, β-VAE, CVAE, WAE, β-TCVAE; β-VAE (β = 2) when two β-VAEs differ by β; a model's title where two
+    still match."""
     configs = [models[k][0].config for k in keys]
     betas = {c.beta for c in configs if c.kind == "vae" and c.beta != 1}
 
     def family(config):
         if config.kind == "vae" and config.beta != 1:
             return "β-VAE" if len(betas) == 1 else f"β-VAE (β = {config.beta:g})"
-        return {"ae": "AE", "vae": "VAE", "cvae": "CVAE"}[config.kind]
+        return {"ae": "AE", "vae": "VAE", "cvae": "CVAE", "wae": "WAE", "tcvae": "β-TCVAE"}[config.kind]
 
     names = [family(c) for c in configs]
     return [models[k][0].title if names.count(n) > 1 else n for k, n in zip(keys, names)]
@@ -88,8 +95,8 @@ class CompareState:
 
 
 def init_from_url(by_group: dict[str, list[str]]) -> None:
-    """The data set and the three models from a link (?models=a,b,c): on the first visit, and whenever the address
-    names other models than the page last showed (a lesson's step opens the page with its own trio)."""
+    """The data set and its two to four models from a link (?models=a,b,c,d): on the first visit, and whenever the
+    address names other models than the page last showed (a lesson's step opens the page with its own set)."""
     state = page_state(CompareState)
     raw = st.query_params.get("models")
     if raw == state.models_in_url or (raw is None and state.models_in_url is not None):
@@ -97,8 +104,9 @@ def init_from_url(by_group: dict[str, list[str]]) -> None:
     state.models_in_url = raw
     wanted = raw.split(",") if raw else []
     for group, keys in by_group.items():
-        if len(wanted) == 3 and all(k in keys for k in wanted):
+        if len(wanted) in COUNTS and all(k in keys for k in wanted):
             st.session_state.cmp_data = group
+            st.session_state[f"cmp_count_{group}"] = len(wanted)
             for slot, key in enumerate(wanted):
                 st.session_state[f"cmp_model_{slot}_{group}"] = key
             return
@@ -106,41 +114,61 @@ def init_from_url(by_group: dict[str, list[str]]) -> None:
         queue_notice("The link's models could not all be found here, so the default ones are shown.")
 
 
-def default_trio(keys: list[str]) -> tuple[str, ...] | None:
-    """The default trio among these models (one data set's), or None."""
-    return next((trio for trio in (DEFAULT_TRIO, *FALLBACK_TRIOS) if trio[0] in keys), None)
+def default_set(keys: list[str]) -> tuple[str, ...] | None:
+    """The default set among these models (one data set's), or None."""
+    return next((chosen for chosen in (DEFAULT_SET, *FALLBACK_SETS) if chosen[0] in keys), None)
 
 
 def default_group(by_group: dict[str, list[str]]) -> str:
-    for trio in (DEFAULT_TRIO, *FALLBACK_TRIOS):
+    for chosen in (DEFAULT_SET, *FALLBACK_SETS):
         for group, keys in by_group.items():
-            if trio[0] in keys:
+            if chosen[0] in keys:
                 return group
     return next(iter(by_group))
 
 
+def slot_defaults(keys: list[str]) -> list[str]:
+    """The model each slot starts with: the data set's default set first, then its other models in the picker's
+    order (repeating only when the data set has fewer models than slots)."""
+    preferred = [k for k in (default_set(keys) or ()) if k in keys]
+    ordered = preferred + [k for k in keys if k not in preferred]
+    return [ordered[slot % len(ordered)] for slot in range(len(SLOTS))]
+
+
+def default_count(keys: list[str]) -> int:
+    """As many models as the data set's default set has (within COUNTS), else as many as fit."""
+    wanted = len(default_set(keys) or ()) or len(keys)
+    return min(max(wanted, COUNTS[0]), COUNTS[-1])
+
+
 def choose_models(models: dict) -> list[str]:
-    """The data set choice and three model choices (models of that data set only); returns the three keys."""
+    """The data set choice, how many models, and one model choice per slot (models of that data set only); returns
+    the chosen keys, in slot order."""
     by_group = groups(models)
     init_from_url(by_group)
     if st.session_state.get("cmp_data") not in by_group:
         st.session_state.cmp_data = default_group(by_group)
-    group = st.selectbox("Data set", list(by_group), key="cmp_data",
-                         help="The three models must have learnt from the same images: only then can their maps, "
+    c1, c2 = st.columns([3, 1])
+    group = c1.selectbox("Data set", list(by_group), key="cmp_data",
+                         help="The models must have learnt from the same images: only then can their maps, "
                               "samples and numbers be compared.")
     keys = by_group[group]
-    defaults = [k for k in (default_trio(keys) or ()) if k in keys] or keys
+    count_key = f"cmp_count_{group}"
+    if st.session_state.get(count_key) not in COUNTS:
+        st.session_state[count_key] = default_count(keys)
+    count = c2.radio("Models", COUNTS, key=count_key, horizontal=True, help="How many models to compare.")
+    defaults = slot_defaults(keys)
     chosen = []
-    for slot, column in zip(range(3), st.columns(3)):
+    for slot, column in zip(range(count), st.columns(count)):
         state = f"cmp_model_{slot}_{group}"
         if st.session_state.get(state) not in keys:
-            st.session_state[state] = defaults[slot % len(defaults)] if len(defaults) >= 3 else keys[slot % len(keys)]
+            st.session_state[state] = defaults[slot]
         chosen.append(column.selectbox(
             f"{SLOTS[slot]} model", keys, key=state, format_func=lambda k: models[k][0].label,
             help=f"Any model trained on {plain(group, 80)}: bundled, trained by you or uploaded."))
-    note = "This page uses these three models, not the one in the sidebar."
-    if len(set(chosen)) < 3:
-        note += " The same model is picked more than once: its columns are identical."
+    note = "This page uses these models, not the one in the sidebar."
+    if len(set(chosen)) < count:
+        note += " The same model is picked more than once: its maps and samples are identical."
     st.caption(note)
     page_state(CompareState).models_in_url = ",".join(chosen)
     set_url(models=",".join(chosen))
@@ -210,6 +238,15 @@ def data_key(data) -> str:
     return data.spec.get("fingerprint") or data.name
 
 
+def grid_cells(count: int) -> list:
+    """One cell per model, in slot order, PER_ROW to a row (SLOTS names them): each map and sample grid gets half
+    the page's width, where four side by side would be too small to read."""
+    cells = []
+    for _ in range(0, count, PER_ROW):
+        cells.extend(st.columns(PER_ROW, gap="medium"))
+    return cells[:count]
+
+
 # -- latent maps ------------------------------------------------------------------------------------------------------
 def map_of(entry, model, data) -> dict:
     """A model's test-set codes in its 2-D view: points (N, 2), labels, axis titles, the prior's place, the extent."""
@@ -226,7 +263,7 @@ def map_figure(m: dict, label_names, extent, title: str) -> go.Figure:
     fig = figures.latent_scatter(m["points"], m["y"], label_names, m["axes"], height=470, title=title,
                                  marker_size=4, opacity=0.7)
     figures.prior_contours(fig, m["center"], m["scale"])
-    # The ranges stay as given (the plot area shrinks instead), so the three maps really share their axes.
+    # The ranges stay as given (the plot area shrinks instead), so the maps really share their axes.
     fig.update_xaxes(range=[extent[0], extent[1]], constrain="domain")
     fig.update_yaxes(range=[extent[2], extent[3]], constrain="domain")
     fig.update_layout(legend=dict(orientation="h", y=-0.18, yanchor="top", font=dict(size=10)))
@@ -237,11 +274,11 @@ def show_maps(picks, names, data) -> None:
     st.subheader("Where each model puts the test images")
     maps = [map_of(entry, model, data) for entry, model in picks]
     extent = shared_extent([m["extent"] for m in maps], square=True)
-    for slot, (m, name, column) in enumerate(zip(maps, names, st.columns(3))):
+    for slot, (m, name, column) in enumerate(zip(maps, names, grid_cells(len(maps)))):
         column.plotly_chart(map_figure(m, data.label_names, extent, name), width="stretch", key=f"cmp_map_{slot}",
                             config={"displayModeBar": False})
     note = ("Each dot is a test image's code (its μ), coloured by its class. The dashed circles are the prior "
-            "N(0, I) at 1, 2 and 3σ: where random codes are drawn from. **All three maps share the same axes.**")
+            "N(0, I) at 1, 2 and 3σ: where random codes are drawn from. **All the maps share the same axes.**")
     if any(m["method"] == "pca" for m in maps):
         note += (" A model with more than 2 latent dimensions is shown in its own PCA view (the flat slice "
                  "through its codes with the most spread), so its axes are not the same directions as the others'.")
@@ -261,10 +298,10 @@ def show_samples(picks, names, data) -> list[dict]:
         qualities.append(quality)
     st.markdown(f"Each model decodes {codes}, drawn from the prior N(0, I) with seed {SEED}. Here are {N_SHOWN} of "
                 f"the {qualities[0]['n']:,} samples the numbers below are measured on.")
-    for images, name, column in zip(shown, names, st.columns(3)):
+    for images, name, column in zip(shown, names, grid_cells(len(shown))):
         with column:
             st.markdown(f"**{plain(name, 80)}**")
-            show_images(images, nrow=SHOWN_COLUMNS, tile_px=56)  # five across fit a third of the page
+            show_images(images, nrow=SHOWN_COLUMNS, tile_px=SAMPLE_TILE_PX)
     return qualities
 
 
@@ -394,6 +431,42 @@ def pair_sentence(name_a: str, name_b: str, qa: dict, qb: dict, label_names) -> 
     return text
 
 
+RANK_BY = {"recognised": "the share recognised as a digit", "fid": "the FID", "class_mix_gap": "the class mix",
+           "coverage": "how well they cover the test images", "nearest_train": "the distance to a training image"}
+RANK_FMT = {"recognised": lambda x: f"{_percent(x)} recognised", "fid": lambda x: f"FID {x:.1f}",
+            "class_mix_gap": lambda x: f"mix off by {_percent(x)}", "coverage": lambda x: f"{x:.2f} to a test image",
+            "nearest_train": lambda x: f"{x:.2f} to a training image"}
+
+
+def _chain(names, qualities, order: list[int], ties: list[bool], measures) -> str:
+    """'VAE (68% recognised, FID 288.9) › AE (...) ≈ β-VAE (...)': best first, ≈ where two are within the noise."""
+    parts = []
+    for place, i in enumerate(order):
+        numbers = ", ".join(RANK_FMT[m](qualities[i][m]) for m in measures)
+        link = "" if place == 0 else (" ≈ " if ties[place - 1] else " › ")
+        parts.append(f"{link}{names[i]} ({numbers})")
+    return "".join(parts)
+
+
+def ranking_lines(names, qualities, picks) -> list[str]:
+    """The verdict's head for three or more different models: the models from best samples to worst, by every
+    measure at once when the measures agree on the order, else one line per measure (vae_core.compare.rank_models:
+    the order is the numbers' order). Each model is counted once, however often it is picked."""
+    unique = [i for i, (entry, _) in enumerate(picks) if entry.key not in {e.key for e, _ in picks[:i]}]
+    if len(unique) < 3:
+        return []  # one pair: its sentence says it all
+    names, qualities = [names[i] for i in unique], [qualities[i] for i in unique]
+    ranking = rank_models(qualities)
+    orders, ties = ranking["measures"], ranking["ties"]
+    complete = [m for m, order in orders.items() if len(order) == len(qualities)]  # every model has the number
+    if ranking["agree"] and complete:
+        together = [all(ties[m][place] for m in complete) for place in range(len(qualities) - 1)]  # ≈ on all
+        return [f"- **From best samples to worst, by every measure:** "
+                f"{_chain(names, qualities, orders[complete[0]], together, complete)}."]
+    return [f"- **From best samples to worst, by {RANK_BY[m]}:** {_chain(names, qualities, order, ties[m], [m])}."
+            for m, order in orders.items() if order]
+
+
 def show_quality(picks, names, qualities, data) -> None:
     is_judged = qualities[0].get("fid") is not None
     real = real_quality(data_key(data), judge_stamp(), data) if is_judged else None
@@ -426,17 +499,19 @@ def show_quality(picks, names, qualities, data) -> None:
     })
     safe_labels = [plain(n, 40) for n in data.label_names]  # names and labels may come from users' files
     lines = [pair_sentence(plain(names[i], 80), plain(names[j], 80), qualities[i], qualities[j], safe_labels)
-             for i, j in itertools.combinations(range(3), 2) if picks[i][0].key != picks[j][0].key]
+             for i, j in itertools.combinations(range(len(picks)), 2) if picks[i][0].key != picks[j][0].key]
+    lines = ranking_lines([plain(n, 80) for n in names], qualities, picks) + lines
     if any(model.config.is_conditional for _, model in picks):
         lines.append("- A **CVAE** is told which class to draw (here each class in turn), so its mix is even by design.")
     with st.container(key="cmp_verdict"):
         st.markdown("\n".join(lines) if lines else "Pick different models to compare their samples.")
     if is_judged:
         st.caption(f"Differences under {100 * SAME_SHARE:.0f} points (recognised) or {100 * SAME_FID_RELATIVE:.0f}% "
-                   "(FID) are called *about the same*: another random seed moves the numbers that much.")
+                   "(FID) are called *about the same* (≈ in the ranking): another random seed moves the numbers "
+                   "that much.")
     else:
         st.caption(f"Differences under {100 * SAME_RELATIVE:.0f}% (or {100 * SAME_SHARE:.0f} points for the mix) are "
-                   "called *about the same*: another random seed moves the numbers that much.")
+                   "called *about the same* (≈ in the ranking): another random seed moves the numbers that much.")
 
 
 # -- interpolation ----------------------------------------------------------------------------------------------------
@@ -463,10 +538,10 @@ def show_interpolation(picks, names, data) -> None:
                                f"end ({plain(data.label_names[int(data.test.y[int(end)])], 40)})")
     with friendly_errors("The interpolation"):
         rows = [interpolation(entry.sha256, data_key(data), int(start), int(end), model, data) for entry, model in picks]
-        images = torch.cat(rows)  # (3 * STEPS, C, H, W), one row per model
+        images = torch.cat(rows)  # (models * STEPS, C, H, W), one row per model
         scale = scale_for(images, TILE_PX)
         picture = image_grid(images, nrow=STEPS, scale=scale)
-        fig = figures.tile_figure(picture, 3, STEPS, (images.shape[-2] * scale, images.shape[-1] * scale),
+        fig = figures.tile_figure(picture, len(rows), STEPS, (images.shape[-2] * scale, images.shape[-1] * scale),
                                   row_labels=names, col_labels=[f"{t:.2f}" for t in np.linspace(0, 1, STEPS)],
                                   x_title="position along the straight line from start (0) to end (1)",
                                   y_title="model")
@@ -488,6 +563,9 @@ def rd_cards(models: dict, keys: list[str]) -> dict[str, dict]:
     return out
 
 
+NO_KL_COLOURS = ("#e11d48", "#0d9488", "#d97706")  # the reference lines of models without a KL (AE, WAE)
+
+
 def rd_figure(points: list[dict]) -> go.Figure:
     fig = go.Figure()
     plotted = [p for p in points if p["rate"] is not None]
@@ -501,11 +579,11 @@ def rd_figure(points: list[dict]) -> go.Figure:
         x_label = min(max(level - y_hi, 0.0), x_max)  # where the line enters the plot at the top or the left
         fig.add_annotation(x=x_label, y=level - x_label, text=f"ELBO −{level:g}", showarrow=False,
                            xanchor="left", yanchor="bottom", font=dict(size=10, color="#6b7280"))
-    for p in points:
-        if p["rate"] is None:  # the AE: no KL, so no point; its reconstruction as a reference line
-            fig.add_hline(y=p["distortion"], line=dict(color="#e11d48", dash="dot", width=1.5),
-                          annotation_text=f"{p['name']}: no KL (reconstruction {p['distortion']:.1f})",
-                          annotation_position="top right", annotation_font_size=10)
+    lines = [p for p in points if p["rate"] is None]
+    for n, p in enumerate(lines):  # the AE and the WAE: no KL, so no point; their reconstruction as a reference line
+        fig.add_hline(y=p["distortion"], line=dict(color=NO_KL_COLOURS[n % len(NO_KL_COLOURS)], dash="dot", width=1.5),
+                      annotation_text=f"{p['name']}: no KL (reconstruction {p['distortion']:.1f})",
+                      annotation_position="top right" if n % 2 == 0 else "bottom right", annotation_font_size=10)
     symbols = ["diamond" if p["kind"] == "cvae" else "circle" for p in plotted]
     fig.add_trace(go.Scatter(
         x=[p["rate"] for p in plotted], y=[p["distortion"] for p in plotted], mode="markers+text",
@@ -533,7 +611,50 @@ def show_rate_distortion(models: dict, group_keys: list[str], group: str) -> Non
                "(the KL, called the rate); up-down: how badly images are rebuilt (the reconstruction, called the "
                "distortion). Along a dashed line the ELBO is the same; lower-left lines are better ELBOs. Raising β "
                "moves a model up and to the left: a cheaper code, worse reconstructions. A CVAE (diamond) is also "
-               "told the label, so its numbers are not quite comparable.")
+               "told the label, so its numbers are not quite comparable. A model without a KL (an autoencoder or a "
+               "WAE) has no rate: it is a dotted line at its reconstruction.")
+
+
+NUMBERS_HELP = {
+    "reconstruction (nats)": "How badly test images are rebuilt: −log p(x|z) per image, lower is better.",
+    "KL (nats)": "The rate: how much the code says about the image. Only models with a posterior q(z|x) have it.",
+    "ELBO (nats)": "−(reconstruction + KL), higher is better; a lower bound on the log-likelihood. Not defined "
+                   "without a KL.",
+    "MMD to the prior": "The WAE's penalty: how far the cloud of all test codes is from N(0, I) (the squared "
+                        "maximum mean discrepancy), lower is closer.",
+}
+
+
+def numbers_table(picks, names) -> pd.DataFrame:
+    """The picked models' test numbers from their cards, each where it exists: no KL or ELBO for a model without a
+    posterior (AE, WAE), an MMD only for a WAE."""
+    rows = []
+    for (entry, model), name in zip(picks, names):
+        card, variational = entry.card or {}, model.config.is_variational
+        rows.append({"model": name, "reconstruction (nats)": card.get("test_recon"),
+                     "KL (nats)": card.get("test_kl") if variational else None,
+                     "ELBO (nats)": card.get("test_elbo") if variational else None,
+                     "MMD to the prior": card.get("test_mmd") if model.config.kind == "wae" else None})
+    return pd.DataFrame.from_records(rows)
+
+
+def show_numbers(picks, names) -> None:
+    """The table beside the plot: what each picked model has, and why the rest is empty."""
+    st.markdown("**The chosen models' test numbers**")
+    unique = {entry.key: (entry, model, name) for (entry, model), name in zip(picks, names)}  # each model once
+    chosen = [(e, m) for e, m, _ in unique.values()]
+    st.dataframe(numbers_table(chosen, [n for _, _, n in unique.values()]), hide_index=True, width="stretch",
+                 key="cmp_numbers", column_config={
+                     c: st.column_config.NumberColumn(c, help=h, format="%.4f" if "MMD" in c else "%.2f")
+                     for c, h in NUMBERS_HELP.items()})
+    kinds = {m.config.kind for _, m in chosen}
+    why = []
+    if "ae" in kinds:
+        why.append("An **autoencoder** has no KL and no ELBO: nothing ties its codes to a prior.")
+    if "wae" in kinds:
+        why.append(WAE_NO_ELBO)
+    if why:
+        st.caption("An empty cell is a number the model does not have. " + " ".join(why))
 
 
 # -- what to notice ---------------------------------------------------------------------------------------------------
@@ -549,6 +670,10 @@ def show_notice(picks, names, is_judged: bool = False) -> None:
     if any(k == "vae" and b == 1 for k, b in kinds):
         points.append("**The VAE's map** fills the prior's circles: the KL term pulls every code towards N(0, I), so "
                       "a random code usually lands where the decoder has learnt something.")
+    if any(k == "wae" for k, _ in kinds):
+        points.append("**The WAE's map** keeps one exact code per image, like the AE's, but its loss pulls the cloud "
+                      "of all codes towards N(0, I) (the MMD term), so the classes fill the prior's circles with "
+                      "fewer gaps and random codes land among real ones. Its images are not blurred by a noisy code.")
     if any(k == "vae" and b > 1 for k, b in kinds):
         points.append("**The β-VAE's map** hugs the prior even more tightly and its classes overlap more; its samples "
                       "are blurrier. The heavier KL buys a cheaper code with worse "
@@ -562,7 +687,7 @@ def show_notice(picks, names, is_judged: bool = False) -> None:
 # -- the page ---------------------------------------------------------------------------------------------------------
 def main() -> None:
     models = available_models()
-    page_header("AE vs VAE vs β-VAE", INTRO)
+    page_header("AE, VAE, β-VAE and WAE", INTRO)
     if not models:
         st.error("No models found: the bundled zoo is missing.", icon=":material/error:")
         return
@@ -582,6 +707,7 @@ def main() -> None:
     group = data_group(*picks[0])
     with friendly_errors("The rate-distortion plot"):
         show_rate_distortion(models, groups(models)[group], group)
+        show_numbers(picks, names)
     show_notice(picks, names, bool(qualities) and qualities[0].get("fid") is not None)
 
 

@@ -16,7 +16,7 @@ from ui import figures
 from ui.datasets import bundled_data, remember_data_upload, user_data
 from ui.images import show_images
 from ui.page import friendly_errors, page_header
-from ui.text import plain
+from ui.text import WAE_NO_ELBO, plain
 from ui.job_view import job_status
 from ui.training import TrainingRun, current_job, current_run, start_training_job, training_refusal
 from vae_core.config import DEFAULT_MMD_WEIGHT, TrainConfig, model_config_for
@@ -51,10 +51,6 @@ KIND_NOTES = {
 }
 BETA_DEFAULTS = {"β-VAE": 2.0, "β-TCVAE": 6.0}
 MMD_WEIGHTS = [1.0, 10.0, 30.0, 100.0, 300.0, 1000.0]  # the λ choices; DEFAULT_MMD_WEIGHT is one of them
-# The WAE's live curves and metrics, and why it shows no ELBO.
-WAE_NO_ELBO = ("A WAE has **no ELBO**: its encoder gives one code per image, not a distribution q(z|x), so there is "
-               "no KL term to add to the reconstruction. Instead the MMD measures how far the cloud of all codes "
-               "is from the prior; with the reconstruction it is what the WAE minimises.")
 TCVAE_SHIFT = ("The three parts are estimated from each mini-batch (minibatch-weighted sampling), which shifts each by "
                "a constant of about log N: read how they **change**, not how far they are from zero. β presses the "
                "total correlation down, so the dimensions become independent.")

@@ -14,7 +14,7 @@ import torch
 from vae_core import judge
 from vae_core.checkpoint import load_checkpoint
 from vae_core.compare import (JUDGE_MEASURES, JUDGE_REAL, JUDGE_SAMPLES, MEASURES, SAME_FID_RELATIVE, SAME_RELATIVE,
-                              SAME_SHARE, class_mix_gap, compare_quality, interpolation_images, iso_elbo_levels,
+                              SAME_SHARE, class_mix_gap, compare_quality, interpolation_images, iso_elbo_levels, rank_models,
                               judge_applies, judged_quality, prior_samples, rate_distortion_points, real_digits,
                               real_features, real_reference, sample_quality, shared_extent)
 from vae_core.config import model_config_for
@@ -150,6 +150,37 @@ class TestCompareJudged:
         pixel = {"measures": MEASURES, "nearest_train": 1.0, "coverage": 1.0, "class_mix_gap": 0.1}
         v = compare_quality(self.q(0.5, 10.0), pixel)
         assert not v["judged"] and set(v["measures"]) == set(MEASURES)
+
+
+class TestRanking:
+    """rank_models: best first by each measure, in the numbers' order; ≈ where neighbours are within the noise."""
+
+    def judged(self, recognised, fid):
+        return {"measures": JUDGE_MEASURES, "recognised": recognised, "fid": fid}
+
+    def test_both_measures_agree(self):
+        qs = [self.judged(0.62, 380.0), self.judged(0.68, 289.0), self.judged(0.90, 150.0)]
+        r = rank_models(qs)
+        assert r["judged"] and r["agree"]
+        assert r["measures"] == {"recognised": [2, 1, 0], "fid": [2, 1, 0]}
+        assert r["ties"]["recognised"] == [False, False]  # 22 and 6 points apart: more than SAME_SHARE
+
+    def test_measures_that_disagree_are_ranked_apart(self):
+        qs = [self.judged(0.624, 380.5), self.judged(0.683, 288.9), self.judged(0.601, 306.0)]  # AE, VAE, β-VAE
+        r = rank_models(qs)
+        assert not r["agree"]
+        assert r["measures"]["recognised"] == [1, 0, 2] and r["measures"]["fid"] == [1, 2, 0]
+        assert r["ties"]["recognised"] == [False, True]  # 62.4% and 60.1%: within SAME_SHARE
+        assert r["ties"]["fid"] == [True, False]  # 288.9 and 306.0 within SAME_FID_RELATIVE; 380.5 is not
+
+    def test_pixel_measures_lower_first_and_missing_numbers_left_out(self):
+        qs = [{"nearest_train": 2.0, "coverage": 1.0, "class_mix_gap": None},
+              {"nearest_train": 1.0, "coverage": 2.0, "class_mix_gap": 0.3}]
+        r = rank_models(qs)
+        assert not r["judged"]
+        assert r["measures"]["nearest_train"] == [1, 0] and r["measures"]["coverage"] == [0, 1]
+        assert r["measures"]["class_mix_gap"] == [1]
+        assert not r["agree"]
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Text from users made safe for Markdown: plain() and the characters it escapes.
+"""Text from users made safe for Markdown: plain() and the characters it escapes; and the few explanations that
+several pages give word for word (WAE_NO_ELBO), kept here so that they say the same thing everywhere.
 
 Anything a user supplied (a link's parameters, file names, names and labels from an uploaded file, an error message
 that quotes them) goes into Markdown only through plain() (issue 15).
@@ -16,6 +17,10 @@ import re
 # goes inside them instead. The rest ("(", "-", ".", "#", "_" inside a word...) is left as it is, so that "Digits
 # VAE (2-D latent)", "my_digits.npz" or "test image #5" read the same in the page's source as on screen.
 WORD_JOINER = "\u2060"
+# Why a WAE shows no ELBO (the Train page's live curves, the Compare page's rate-distortion plot and table).
+WAE_NO_ELBO = ("A WAE has **no ELBO**: its encoder gives one code per image, not a distribution q(z|x), so there is "
+               "no KL term to add to the reconstruction. Instead the MMD measures how far the cloud of all codes "
+               "is from the prior; with the reconstruction it is what the WAE minimises.")
 _MARKDOWN_SPECIAL = re.compile(r"[\\`*\[\]<~$_]|:(?=[^\W\d_])|(?<=www)\.|:(?=//)|@", re.IGNORECASE)
 _BLOCK_START = re.compile(r"^(\d+)([.)])|^([-+=#>])")  # a list, a heading, a quote or a setext line at the start
 

@@ -1,8 +1,9 @@
-"""Side-by-side numbers for the "AE vs VAE vs β-VAE" page: how good each model's random samples are, the same
+"""Side-by-side numbers for the "AE, VAE, β-VAE and WAE" page: how good each model's random samples are, the same
 interpolation through each model, and where each model sits on the rate-distortion plane.
 
     q = sample_quality(model, data.train.x, n=512, seed=0, train_y=data.train.y, test_x=data.test.x)
     v = compare_quality(q_ae, q_vae)              # which one's samples are worse, measure by measure
+    r = rank_models([q_ae, q_vae, q_beta, q_wae])  # every model's place by each measure, best first
     pts = rate_distortion_points({name: entry.card for ...})
 
 How "worse samples" is measured, and why. A plain autoencoder is not trained to put its codes where the prior
@@ -207,6 +208,25 @@ def compare_quality(a: dict, b: dict) -> dict:
     return {"measures": measures, "worse": overall, "judged": judged}
 
 
+def rank_models(qualities: list[dict]) -> dict:
+    """Every model's place by each measure, best first: {"measures": {measure: [model index, ...]}, "ties":
+    {measure: [bool, ...]}, "agree": bool}. The measures are the classifier's when every model was judged by it,
+    else the pixel ones (as compare_quality). ties[m][i] is True when the models at places i and i + 1 are within
+    the noise of another seed on m ("about the same"); agree says whether every measure gives the same order.
+    Models missing a measure's number are left out of that measure's order."""
+    judged = bool(qualities) and all(q.get("measures") == JUDGE_MEASURES for q in qualities)
+    orders, ties = {}, {}
+    for m in (JUDGE_MEASURES if judged else MEASURES):
+        have = [i for i, q in enumerate(qualities) if q.get(m) is not None]
+        sign = -1.0 if m in HIGHER_IS_BETTER else 1.0
+        order = sorted(have, key=lambda i: (sign * qualities[i][m], i))  # a stable order: equal numbers keep theirs
+        orders[m] = order
+        ties[m] = [_which_worse(m, qualities[a][m], qualities[b][m]) == "same" for a, b in zip(order, order[1:])]
+    complete = [o for o in orders.values() if len(o) == len(qualities)]
+    return {"measures": orders, "ties": ties, "agree": len({tuple(o) for o in complete}) <= 1,
+            "judged": judged}
+
+
 # -- interpolation ---------------------------------------------------------------------------------------------------
 def interpolation_images(model, x0: torch.Tensor, x1: torch.Tensor, y0: int | None = None, y1: int | None = None,
                          steps: int = 8) -> torch.Tensor:
@@ -281,5 +301,5 @@ def shared_extent(extents: list[tuple[float, float, float, float]], *, square: b
 
 __all__ = ["MEASURES", "JUDGE_MEASURES", "JUDGE_SAMPLES", "JUDGE_REAL", "SAME_RELATIVE", "SAME_SHARE",
            "SAME_FID_RELATIVE", "class_mix_gap", "prior_samples", "sample_quality", "judge_applies", "judged_quality",
-           "real_digits", "real_features", "real_reference", "compare_quality", "interpolation_images",
+           "real_digits", "real_features", "real_reference", "compare_quality", "rank_models", "interpolation_images",
            "rate_distortion_points", "iso_elbo_levels", "shared_extent"]

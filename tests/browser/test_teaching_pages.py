@@ -69,14 +69,16 @@ def test_how_a_vae_works(page, server):
 
 
 def test_compare_page(page, server):
-    page.set_viewport_size({"width": 1400, "height": 3300})
+    page.set_viewport_size({"width": 1400, "height": 4400})
     open_page(page, server, "compare")
     expect(page.get_by_text("The AE's samples are worse than the VAE's", exact=False)).to_be_visible()
     verdict = text_of(page, ".st-key-cmp_verdict")  # the MNIST twins, judged by the shipped digit classifier
     assert "of the AE's samples as a digit" in verdict and "FID" in verdict
+    assert "From best samples to worst" in verdict and "WAE (" in verdict  # the four ranked
     charts = page.locator('[data-testid="stPlotlyChart"]')
-    expect(charts).to_have_count(5)  # three maps, the interpolation, the rate-distortion plot
-    assert page.locator('[data-testid="stImage"] img').count() >= 4  # three sample grids and the walk's two ends
+    expect(charts).to_have_count(6)  # four maps (two to a row), the interpolation, the rate-distortion plot
+    assert page.locator('[data-testid="stImage"] img').count() >= 6  # four sample grids and the walk's two ends
+    expect(page.get_by_text("A WAE has no ELBO", exact=False)).to_be_visible()
     screenshot(page, "compare")
 
 
