@@ -70,7 +70,7 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("ae-not-generator", "Why an autoencoder is not a generator",
            "The same network trained without the KL term codes its inputs well but leaves holes.", (
                Step("app_pages/compare.py", "Two maps, one network",
-                    "Left: the autoencoder (AE). Middle: the VAE, the same network and seed plus the KL term. "
+                    "Top left: the autoencoder (AE). Top right: the VAE, the same network and seed plus the KL term. "
                     "The dashed circles are the prior at 1, 2 and 3σ.",
                     "Where are the empty regions (holes) in the AE's map? Does the VAE's map have them?",
                     params={"models": MNIST_TRIO}),
