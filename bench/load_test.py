@@ -23,9 +23,9 @@ What it does (loopback only: the server listens on 127.0.0.1 and nothing else is
    Generate, Latent pad, Model library, Lessons, Welcome; page navigation time = click -> app idle with the new
    page's title), and on Decode moves the z[0] slider with ArrowRight a few times (interaction time = key press ->
    the decoded image's src changes, timed inside the page; and -> app idle).
-   --trainers of them first go to Train, set Epochs to --epochs (digits, default settings otherwise), and when all
-   trainers are ready press "Start training" one after another, --click-gap s apart (click order known), like a
-   class told "now start". Each records the queue positions it was shown, waits for "Finished", then tours.
+   --trainers of them first go to Train, pick --data (the 8x8 digits unless told), set Epochs to --epochs
+   (default settings otherwise), and when all trainers are ready press "Start training" one after another,
+   --click-gap s apart (click order known), like a class told "now start". Each records the queue positions it was shown, waits for "Finished", then tours.
    Queue fairness (first come, first served): the probe watches the server's JobLimiter, so the order in which
    jobs entered the queue and the order in which they started are known server-side; FIFO = the same order.
    The queue order is also compared with the click order (the server may process two clicks a moment apart in
@@ -67,6 +67,9 @@ LAUNCH_ARGS = [*CHROMIUM_ARGS, "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 1
 EXTERNAL = re.compile(r"^(https?|wss?)://(?!127\.0\.0\.1[:/])")
 
 # The explore tour, by sidebar label (the nav link's text), in order. Decode gets the slider moves.
+# The Train page's data sets the trainers may pick, by the start of their label.
+DATA_LABELS = {"digits": "Digits", "mnist": "MNIST"}
+
 TOUR = ["Latent map", "Interpolate", "Decode", "Generate", "Latent pad", "Model library", "Lessons", "Welcome"]
 
 # Idle, on the expected path, and the page title (first h1) is not the previous page's any more.
@@ -543,11 +546,22 @@ async def set_epochs(page, epochs: int, timeout_s: float) -> None:
     await wait_idle(page, timeout_s)
 
 
-async def prepare_training(student: Student, epochs: int, timeout_s: float) -> bool:
+async def choose_data(page, data: str, timeout_s: float) -> None:
+    """Pick the Train page's data set by its label's first word (the page opens on MNIST)."""
+    box = page.get_by_label("Data", exact=True)
+    await box.click(timeout=timeout_s * 1000)
+    await page.get_by_role("option", name=re.compile("^" + re.escape(DATA_LABELS[data]))).click(
+        timeout=timeout_s * 1000)
+    await wait_idle(page, timeout_s)
+
+
+async def prepare_training(student: Student, data: str, epochs: int, timeout_s: float) -> bool:
     page = student.page
     if not await navigate(student, "Train a model", timeout_s):
         return False
     try:
+        if data != "mnist":
+            await choose_data(page, data, timeout_s)
         await set_epochs(page, epochs, timeout_s)
         box = page.get_by_label("Model name", exact=True)
         await box.fill(f"load {student.name}", timeout=timeout_s * 1000)
@@ -612,7 +626,7 @@ async def run_student(student: Student, browser, server_url: str, t0: float, arg
         await check_page(student, "open /")
         say(f"{student.name} ({student.kind}{', trainer' if student.trainer else ''}): opened in {student.navs[-1]['seconds']:.1f} s")
         if student.trainer:
-            ready = await prepare_training(student, args.epochs, args.step_timeout)
+            ready = await prepare_training(student, args.data, args.epochs, args.step_timeout)
             click_at = await bell.ready(student, ready)
             if ready:
                 say(f"{student.name}: Start training")
@@ -787,7 +801,7 @@ def widget_state(element, kind: str, value=None, trigger: bool = False):
         state.trigger_value = True
     elif kind == "slider":
         state.double_array_value.data.extend(value)
-    elif kind == "text_input":
+    elif kind in ("text_input", "selectbox"):  # a selectbox's value is its option's text
         state.string_value = value
     return state
 
@@ -845,8 +859,24 @@ async def ws_slider(client: WsClient, student: Student, presses: int, timeout_s:
         await asyncio.sleep(0.3)
 
 
+async def ws_choose_data(client: WsClient, student: Student, data: str, timeout_s: float) -> bool:
+    """Pick the Train page's data set (the page then redraws its settings for it)."""
+    try:
+        kind, element, _ = client.widgets["Data"]
+        option = next(o for o in element.options if o.startswith(DATA_LABELS[data]))
+        client.drain()
+        await client.rerun(widgets=[widget_state(element, kind, option)])
+        await client.wait_run(timeout_s)
+        return True
+    except Exception as exc:
+        student.errors.append(f"Train: data {data}: {type(exc).__name__}: {str(exc)[:200]}")
+        return False
+
+
 async def ws_train(client: WsClient, student: Student, args, bell: "TrainBell", deadline: float) -> None:
     ready = await ws_navigate(client, student, "Train a model", args.step_timeout)
+    if ready and args.data != "mnist":
+        ready = await ws_choose_data(client, student, args.data, args.step_timeout)
     widgets = [client.widgets.get(k) for k in ("Epochs", "Model name", "Start training")]
     if ready and not all(widgets):
         student.errors.append(f"Train: widgets not found: {[k for k, w in zip(('Epochs', 'Model name', 'Start training'), widgets) if not w]}")
@@ -1156,10 +1186,14 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sessions", type=int, default=30, help="students (browser sessions) in the class")
     ap.add_argument("--browsers", type=int, default=5, help="students with a Chromium of their own (the others share one)")
-    ap.add_argument("--trainers", type=int, default=10, help="students who train a digits model")
+    ap.add_argument("--trainers", type=int, default=10, help="students who train a model (--data)")
     ap.add_argument("--light", choices=["ws", "context"], default="ws",
                     help="the other students: Streamlit's websocket protocol (default) or contexts in one shared "
                          "Chromium (measured too heavy on a 2-core machine: their page loads timed out)")
+    ap.add_argument("--data", choices=sorted(DATA_LABELS), default="digits",
+                    help="what the trainers train on: the 8x8 digits (default: seconds of CPU each, so the test "
+                         "measures serving a class while 20 train) or MNIST, the page's default (5 epochs: ~40 s of "
+                         "one core each)")
     ap.add_argument("--epochs", type=int, default=5, help="epochs of each training run")
     ap.add_argument("--ramp", type=float, default=15.0, help="seconds over which the class arrives")
     ap.add_argument("--click-gap", type=float, default=1.0, help="seconds between the trainers' Start clicks")
@@ -1204,7 +1238,7 @@ def main(argv=None) -> int:
         "config": {"sessions": args.sessions, "own_chromium": args.browsers,
                    "light_clients": f"{args.sessions - args.browsers} x "
                                     f"{'websocket protocol' if args.light == 'ws' else 'shared-Chromium context'}", "trainers": args.trainers,
-                   "epochs": args.epochs, "ramp_s": args.ramp, "click_gap_s": args.click_gap,
+                   "data": args.data, "epochs": args.epochs, "ramp_s": args.ramp, "click_gap_s": args.click_gap,
                    "disconnected_session_ttl_s": args.ttl, "job_cap": cap, "cores": cores, "probe": not args.no_probe,
                    "app_root": str(args.root), "load_average_at_start": os.getloadavg()},
         "notes": [f"server started with --server.disconnectedSessionTTL {args.ttl} (Streamlit's default is 120 s) so "
