@@ -36,7 +36,8 @@ from bench.harness import APP_DIR, alert, choose_training_data, record_figure, w
 from tests.browser.conftest import assert_no_exception, screenshot, upload
 from tests.browser.test_classroom import set_batch_size, set_epochs
 
-# Not in the default run yet: in a whole-suite session 2 of its 5 tests failed once (they pass alone); see README.
+# Not in the default run (pytest.ini): 5-7 minutes and both cores of a 2-core machine, ~6 GB; `./run.sh
+# test-cluster` runs it. Robust in a session after other browser tests since issue 18's fixes (README).
 pytestmark = [pytest.mark.timeout(300), pytest.mark.cluster]
 
 VIEWPORT = {"width": 1300, "height": 850}
