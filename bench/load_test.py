@@ -25,7 +25,8 @@ What it does (loopback only: the server listens on 127.0.0.1 and nothing else is
    the decoded image's src changes, timed inside the page; and -> app idle).
    --trainers of them first go to Train, pick --data (the 8x8 digits unless told), set Epochs to --epochs
    (default settings otherwise), and when all trainers are ready press "Start training" one after another,
-   --click-gap s apart (click order known), like a class told "now start". Each records the queue positions it was shown, waits for "Finished", then tours.
+   --click-gap s apart (click order known), like a class told "now start". Each records the queue positions it
+   was shown, waits for "Finished", then tours.
    Queue fairness (first come, first served): the probe watches the server's JobLimiter, so the order in which
    jobs entered the queue and the order in which they started are known server-side; FIFO = the same order.
    The queue order is also compared with the click order (the server may process two clicks a moment apart in

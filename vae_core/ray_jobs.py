@@ -9,8 +9,9 @@ The pages see the same TrainingJob; only where it trains and who keeps the queue
 - **The queue and the limits are the cluster's.** One named, detached actor (`latent-lab-scheduler`, on the head
   node, no CPU) keeps a first-come queue for every replica, admits a training when one of the pool's trainers (below)
   is free (the pool is counted again every few seconds, so a node that joins or leaves changes it), and holds the
-  one-unfinished-job-per-student rule (owner -> job). Entries are leases: a replica polls and touches its jobs; an entry not heard of for
-  LEASE_S (its replica was killed) is dropped, so a dead replica never holds a slot or a student's claim for long.
+  one-unfinished-job-per-student rule (owner -> job). Entries are leases: a replica polls and touches its jobs; an
+  entry not heard of for LEASE_S (its replica was killed) is dropped, so a dead replica never holds a slot or a
+  student's claim for long.
 - **The trainings run in a pool of long-lived trainer actors**: one per CPU of each node (`trainer:<node>:<k>`,
   num_cpus=1, detached, pinned to its node), created by the scheduler when it first sees the node (`cluster up`
   asks for them at start-up: `python -m vae_core.ray_jobs warm`) and reused, one training after another. A trainer
