@@ -148,7 +148,8 @@ def test_evaluate_reports_the_elbo_their_own_loss_computes(models, mnist, tmp_pa
     info = json.loads(cli("info", "--checkpoint", tmp_path / "ll.pt", "--json").stdout)
     assert info["model_config"]["arch"] == ("onnx" if how == "onnx" else "mlp")
     assert info["imported"]["files"] == (["encoder.onnx", "decoder.onnx"] if how == "onnx" else ["vae.pt"])
-    report = json.loads(cli("evaluate", "--checkpoint", tmp_path / "ll.pt", "--dataset", "mnist", "--json").stdout)
+    assert info["data_spec"]["source"] == "mnist" and "assumed" in info["dataset"]  # the bundled set of 1x28x28
+    report = json.loads(cli("evaluate", "--checkpoint", tmp_path / "ll.pt", "--json").stdout)
     x = mnist.test.x
     torch.manual_seed(0)
     with torch.no_grad():

@@ -33,7 +33,7 @@ import torch
 from vae_core.budget import check_stored_records, zip_members
 from vae_core.config import MAX_PARAMETERS, ModelConfig, state_shapes
 from vae_core.errors import CheckpointError, UserInputError
-from vae_core.importers import convert_state_dict, is_bare_state_dict
+from vae_core.importers import convert_state_dict, imported_data_meta, is_bare_state_dict
 from vae_core.models import LatentVariableModel
 
 FORMAT = "latent-lab"
@@ -190,7 +190,8 @@ def imported_payload(state_dict: dict, input_shape: tuple[int, int, int] | None 
     it came from and what was assumed."""
     config, weights, recognised = convert_state_dict(state_dict, input_shape)
     meta = {"name": f"Imported VAE, z={config.latent_dim}", "imported": recognised,
-            "about": f"Imported from a PyTorch state_dict ({recognised['layout']}). Assumed: {recognised['assumed']}."}
+            "about": f"Imported from a PyTorch state_dict ({recognised['layout']}). Assumed: {recognised['assumed']}.",
+            **imported_data_meta(config.input_shape)}
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "model_config": config.to_dict(),
             "state_dict": weights, "meta": meta}
 

@@ -27,6 +27,21 @@ LOGVAR_HEADS = ("fc_logvar", "fc_log_var", "fc22", "logvar", "log_var", "z_log_v
 ASSUMED = "ReLU between layers and a Bernoulli likelihood (a decoder ending in a sigmoid)"
 
 
+# The bundled data set of each image shape: what the pages show an imported model on (its weights do not say what
+# it was trained on). Every one is in the repository, so this works offline.
+BUNDLED_DATA_BY_SHAPE = {(1, 28, 28): "mnist", (1, 8, 8): "digits", (1, 32, 32): "shapes", (1, 64, 64): "shapes64"}
+
+
+def imported_data_meta(input_shape: tuple[int, int, int]) -> dict:
+    """meta entries ("data_spec", "dataset") that give an imported model the bundled data of its image shape, so
+    the pages that need test images (map, interpolate, anomaly...) and `evaluate` have them; {} when none fits."""
+    source = BUNDLED_DATA_BY_SHAPE.get(tuple(input_shape))
+    if source is None:
+        return {}
+    spec = {"source": source, "name": source, "seed": 0, "test_fraction": 0.2, "image_size": int(input_shape[-1])}
+    return {"data_spec": spec, "dataset": f"{source} (assumed: the bundled set of its image shape)"}
+
+
 def is_bare_state_dict(payload: object) -> bool:
     """True for what `torch.save(model.state_dict(), path)` writes: a mapping of names to tensors only."""
     return (isinstance(payload, dict) and len(payload) > 0

@@ -34,6 +34,7 @@ from torch import nn
 from vae_core.budget import ESTIMATE_LIMIT_BYTES
 from vae_core.config import MAX_ACTIVATION_VALUES, MAX_PARAMETERS, ModelConfig
 from vae_core.errors import CheckpointError, UserInputError
+from vae_core.importers import imported_data_meta
 from vae_core.models import LatentVariableModel
 
 MAX_ONNX_BYTES = 4 * MAX_PARAMETERS  # one file: the weights of the largest model Latent Lab holds (64 MB)
@@ -612,7 +613,8 @@ def imported_pair(encoder_bytes: bytes, decoder_bytes: bytes, *, file_names: tup
     kind = "VAE" if spec.logvar else "autoencoder"
     meta = {"name": f"Imported ONNX {kind}, z={spec.config.latent_dim}", "imported": recognised,
             "about": f"Imported from an ONNX encoder and decoder pair ({', '.join(recognised['files']) or 'two files'})"
-                     ", run with ONNX Runtime."}  # what was assumed is in "imported", which the card shows
+                     ", run with ONNX Runtime.",  # what was assumed is in "imported", which the card shows
+            **imported_data_meta(spec.config.input_shape)}
     return model, meta
 
 

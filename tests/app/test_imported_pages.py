@@ -74,3 +74,25 @@ def test_a_refused_pair_names_what_was_found(originals):
     assert not at.exception
     errors = [e.value for e in at.error]
     assert errors and "e.onnx and d.onnx were refused" in errors[0] and "look swapped" in errors[0], errors
+
+
+def test_an_imported_model_is_shown_on_the_bundled_data_of_its_shape_and_measured_on_it(originals):
+    at, key = opened(originals, "onnx")
+    assert "trained on mnist (assumed" in at.sidebar.caption[0].value
+    at.button(key=f"measure-{key}").click().run(timeout=RUN_S)
+    assert not at.exception and not at.error
+    figures = [m.value for m in at.markdown if "VAE, onnx, z=2 · test ELBO" in m.value]
+    assert figures, [m.value for m in at.markdown]
+    elbo = float(figures[0].split("test ELBO **")[1].split("**")[0])
+    assert -250 < elbo < -100, elbo  # a briefly trained z=2 VAE on MNIST; untrained is about -540
+    assert any("Measured here on 2,000 test images of mnist" in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("how", ["state_dict", "onnx"])
+def test_the_data_pages_show_the_imported_model_on_its_data(originals, how):
+    at, _ = opened(originals, how)
+    for page in ("latent_map", "interpolate", "anomaly"):
+        at.switch_page(f"app_pages/{page}.py").run(timeout=RUN_S)
+        notes = [i.value for i in at.info]
+        assert not any("cannot be loaded here" in n for n in notes), (page, notes)
+        assert at.get("plotly_chart"), page  # its test images, encoded by the imported model
