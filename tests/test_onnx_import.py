@@ -385,3 +385,28 @@ def test_too_many_multiply_adds_are_refused_before_anything_runs():
     # 32 x 256 x 256 outputs x 15 x 15 taps = 471,859,200, plus the cheap operators after it
     with pytest.raises(CheckpointError, match=r"the encoder takes 471,859,\d{3} multiply-adds per image, over the limit"):
         onnx_model(slow, mlp_decoder(latent=32, out=256 * 256))
+
+
+def test_damaged_files_are_refused_with_a_message_never_another_error(pair):
+    """Bytes flipped, cut or repeated anywhere in a real pair: each import gives a model or a CheckpointError (the
+    app shows its message), never another exception."""
+    import random
+
+    rng = random.Random(1)
+    outcomes = set()
+    for trial in range(200):  # before names were decoded, ~3% of such trials raised a TypeError (invalid UTF-8)
+        encoder, decoder = bytearray(pair[0]), bytearray(pair[1])
+        target = encoder if trial % 2 else decoder
+        header = min(len(target), 600)  # the graph's structure is at the front; the weights are the bulk behind it
+        for _ in range(rng.randint(1, 4)):
+            i = rng.randrange(header)
+            target[i] = rng.randrange(256)
+        if trial % 5 == 0:
+            del target[rng.randrange(len(target)):]
+        try:
+            onnx_model(bytes(encoder), bytes(decoder))
+            outcomes.add("opened")
+        except CheckpointError as exc:
+            assert str(exc), "a refusal says why"
+            outcomes.add("refused")
+    assert "refused" in outcomes

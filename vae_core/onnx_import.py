@@ -145,9 +145,9 @@ def _check_contents(model, role: str) -> None:
     if model.functions:
         raise CheckpointError(f"the {role} graph defines its own functions ({model.functions[0].name}): only plain "
                               "ONNX operators can be run here; export without custom functions")
-    nodes = list(model.graph.node)
-    foreign = sorted({f"{n.domain}.{n.op_type}" for n in nodes if n.domain not in ("", "ai.onnx")})
-    unknown = sorted({n.op_type for n in nodes if n.domain in ("", "ai.onnx") and n.op_type not in ALLOWED_OPS})
+    nodes = [(_text(n.domain), _text(n.op_type)) for n in model.graph.node]
+    foreign = sorted({f"{domain}.{op}" for domain, op in nodes if domain not in ("", "ai.onnx")})
+    unknown = sorted({op for domain, op in nodes if domain in ("", "ai.onnx") and op not in ALLOWED_OPS})
     if foreign or unknown:
         raise CheckpointError(f"the {role} graph uses operators Latent Lab does not run: {', '.join((foreign + unknown)[:6])}"
                               "; plain layers (Gemm/MatMul, Conv, ConvTranspose, activations, Reshape) are supported")
@@ -159,6 +159,11 @@ def _check_contents(model, role: str) -> None:
     count = sum(math.prod(t.dims) for t in weights)
     if count > MAX_PARAMETERS:
         raise CheckpointError(f"the {role} holds {count:,} weights, over the limit of {MAX_PARAMETERS:,}")
+
+
+def _text(value) -> str:
+    """A string field of the graph: a damaged file's invalid UTF-8 comes back from protobuf as bytes."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def graph_info(model, role: str) -> GraphInfo:
@@ -563,8 +568,14 @@ class OnnxModel(LatentVariableModel):
 def onnx_model(encoder_bytes: bytes, decoder_bytes: bytes, *, input_shape: tuple[int, int, int] | None = None,
                decoder_output: str = "auto") -> OnnxModel:
     """The model of an encoder and decoder pair, checked and run once on a probe; CheckpointError if refused."""
-    spec = recognise_pair(read_graph(encoder_bytes, "encoder"), read_graph(decoder_bytes, "decoder"),
-                          input_shape=input_shape, decoder_output=decoder_output)
+    try:
+        spec = recognise_pair(read_graph(encoder_bytes, "encoder"), read_graph(decoder_bytes, "decoder"),
+                              input_shape=input_shape, decoder_output=decoder_output)
+    except UserInputError:
+        raise
+    except Exception as exc:  # a damaged graph that parses can still hold fields no check foresaw: one message
+        raise CheckpointError(f"the pair cannot be read, a file is damaged ({type(exc).__name__}: "
+                              f"{_first_line(exc)}): export the encoder and decoder again") from None
     model = OnnxModel(spec, bytes(encoder_bytes), bytes(decoder_bytes))
     _probe(model, decoder_output)
     return model
