@@ -66,7 +66,10 @@ def test_every_zoo_model_gets_the_browser_pad(name):
     d = model.config.latent_dim
     assert scene["view"]["method"] == ("identity" if d <= 2 else "pca")
     assert len(scene["view"]["mean"]) == d and len(scene["view"]["components"]) == 2
-    assert len(scene["ranges"]) == d
+    lo, hi = scene["ranges"][0]
+    assert scene["ranges"] == [[lo, hi]] * d and lo == -hi and hi in lp.REACHES  # the one rule: ±reach σ
+    if model.config.is_generative:
+        assert hi == 3.0  # the prior's ±3σ
     assert 0 < len(scene["points"]["x"]) <= lp.MAX_POINTS
     assert data["slider_dims"] == (list(range(d)) if d <= lp.MAX_SLIDERS else lp.default_slider_dims(entry(name)))
     assert len(data["z"]) == d
@@ -166,6 +169,21 @@ def test_a_decoder_the_browser_cannot_run_falls_back_with_a_notice():
     assert server_image(at).shape == (200, 200, 3)  # 8x8 at 25x
     at.slider[0].set_value(-1.0).run()
     assert at.session_state.odd_point == [-1.0, 0.0]
+
+
+def test_one_slider_range_rule_for_the_pad_its_fallback_and_decode():
+    vae, ae = entry("digits-vae-2d"), entry("digits-ae-2d")
+    wide = np.random.default_rng(0).normal(scale=4.0, size=(500, 2))
+    assert lp.slider_ranges(vae, wide) == [[-3.0, 3.0]] * 2  # a generator keeps the prior's scale
+    radius = float(np.quantile(np.abs(wide), 0.99))
+    assert lp.default_reach(ae, wide) == min(r for r in lp.REACHES if r >= radius)  # an AE's reach covers its codes
+    assert lp.slider_ranges(ae, None) == [[-3.0, 3.0]] * 2  # without codes: ±3
+    assert lp.slider_ranges(vae, None, reach=10) == [[-10.0, 10.0]] * 2
+    assert lp.slider_ranges(vae, None, z=[4.2, -0.5]) == [[-5.0, 5.0]] * 2  # widened to the next whole σ
+    assert lp.reach_to(3, [-2.5, 1.0]) == 3 and lp.reach_to(3, [0.0, -7.01]) == 8
+    # The browser pad of the digits AE reaches as far as Decode's server sliders do for it (tests/app/test_decode_page)
+    at = open_pad("digits-ae-2d")
+    assert pad_data(at)["scene"]["ranges"] == [[-10.0, 10.0]] * 2
 
 
 def test_helpers():
