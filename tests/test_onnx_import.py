@@ -13,6 +13,7 @@ import io
 import json
 import warnings
 
+import numpy as np
 import onnx
 import pytest
 import torch
@@ -336,14 +337,29 @@ def test_the_import_command_refuses_in_one_line(pair, tmp_path):
     assert "both --encoder E.onnx and --decoder D.onnx" in half.stderr and not (tmp_path / "x.pt").exists()
 
 
-def test_the_browser_exports_refuse_an_onnx_model_with_the_reason(pair):
+@pytest.mark.parametrize("source", list(LATENT))
+def test_a_plain_mlp_decoder_graph_becomes_the_browsers_decoder(models, source):
+    """Gemm and Relu, ending in a Sigmoid: the same layers as Latent Lab's own MLP decoder, so the latent pad decodes
+    it in the page; the export's reference decode (what decoder.js computes) equals ONNX Runtime's output."""
+    from vae_core.export import export_decoder, reference_decode
+
+    model = onnx_model(*export_pair(models[source], LATENT[source]))
+    exported = export_decoder(model)
+    assert exported.kinds[-2:] == ["unflatten", "sigmoid"] and exported.output_shape == (1, 28, 28)
+    z = torch.randn(50, LATENT[source]) * 1.5
+    np.testing.assert_allclose(reference_decode(exported, z.numpy()), model.decode_mean(z).numpy(), atol=1e-5)
+
+
+def test_other_graphs_are_decoded_on_the_server_with_the_reason():
     """The pages then decode on the server and say why (ui/latent_point.fallback_notice)."""
     from vae_core.export import UnsupportedExport, export_decoder, export_encoder
 
-    model = onnx_model(*pair)
-    for export in (export_decoder, export_encoder):
-        with pytest.raises(UnsupportedExport, match="imported ONNX graph, run by ONNX Runtime on the server"):
-            export(model)
+    model = onnx_model(onnx_bytes(ConvEncoder(), torch.zeros(1, 1, 28, 28), ["m", "lv"]),
+                       onnx_bytes(ConvDecoder(), torch.zeros(1, 3)))
+    with pytest.raises(UnsupportedExport, match="its ONNX decoder is not a plain chain of dense layers .* server"):
+        export_decoder(model)
+    with pytest.raises(UnsupportedExport, match="its ONNX encoder is an imported graph, so ONNX Runtime runs it"):
+        export_encoder(model)
 
 
 def test_a_latent_lab_conv_model_exported_to_onnx_imports_and_matches():

@@ -65,6 +65,9 @@ class ExportedDecoder:
 def export_decoder(model) -> ExportedDecoder:
     """The decoder of a `LatentVariableModel` as data; UnsupportedExport if a layer cannot be exported."""
     config = getattr(model, "config", None)
+    if getattr(config, "arch", None) == "onnx" and getattr(model, "browser_decoder", None) is not None:
+        return export_sequential(model.browser_decoder, config.latent_dim, latent_dim=config.latent_dim,
+                                 output_shape=tuple(config.input_shape))  # a plain MLP graph, as our own layers
     _refuse_onnx(config)
     decoder = getattr(model, "decoder", None)
     if config is None or decoder is None:
@@ -74,10 +77,12 @@ def export_decoder(model) -> ExportedDecoder:
                              num_classes=n_classes, output_shape=tuple(config.input_shape))
 
 
-def _refuse_onnx(config) -> None:
-    """An imported ONNX pair (vae_core.onnx_import) has graphs, not these layers: the pages run it on the server."""
+def _refuse_onnx(config, part: str = "decoder") -> None:
+    """An imported ONNX pair (vae_core.onnx_import) has graphs, not these layers: the pages run it on the server
+    (only a decoder that is a plain chain of dense layers is converted, see export_decoder)."""
     if getattr(config, "arch", None) == "onnx":
-        raise UnsupportedExport("it is an imported ONNX graph, run by ONNX Runtime on the server; the browser runs "
+        what = "is not a plain chain of dense layers (Gemm and Relu)" if part == "decoder" else "is an imported graph"
+        raise UnsupportedExport(f"its ONNX {part} {what}, so ONNX Runtime runs it on the server; the browser runs "
                                 "only Latent Lab's own layers")
 
 
@@ -260,7 +265,7 @@ class ExportedEncoder:
 def export_encoder(model) -> ExportedEncoder:
     """The encoder of a `LatentVariableModel` as data; UnsupportedExport if a layer cannot be exported."""
     config, encoder = getattr(model, "config", None), getattr(model, "encoder", None)
-    _refuse_onnx(config)
+    _refuse_onnx(config, "encoder")
     if config is None or encoder is None or not hasattr(encoder, "body"):
         raise UnsupportedExport(f"{type(model).__name__} is not a Latent Lab model (no config or encoder)")
     n_classes = config.num_classes if config.is_conditional else 0

@@ -16,8 +16,9 @@ that does not fit is refused naming what was found and what is missing.
 The pair is stored as a Latent Lab checkpoint (vae_core.checkpoint): model_config with arch "onnx", the two files'
 bytes as uint8 tensors under "onnx", loaded with weights_only=True like every checkpoint and read again by the
 same checks. `OnnxModel` has the interface of `LatentVariableModel` (encode, decode, decode_mean, forward ->
-ModelOutput), so every page runs on it; its decoder is not exported to the browser (the pages decode on the
-server, with a notice).
+ModelOutput), so every page runs on it. A decoder that is a plain chain of Gemm and Relu (an MLP, as
+torch.onnx.export writes it) also becomes Latent Lab's own layers for the browser's decoder (`browser_layers`);
+any other decodes on the server, with a notice.
 """
 from __future__ import annotations
 
@@ -373,6 +374,7 @@ class PairSpec:
     encoder_values: int
     decoder_values: int
     assumed: str
+    decoder_graph: object = None  # the decoder's ModelProto (for browser_layers)
 
 
 def recognise_pair(encoder, decoder, *, input_shape: tuple[int, int, int] | None = None,
@@ -410,7 +412,7 @@ def recognise_pair(encoder, decoder, *, input_shape: tuple[int, int, int] | None
     probabilities = decoder_output == "probabilities" or (decoder_output == "auto" and last == "Sigmoid")
     return PairSpec(config, enc.inputs[0], layout, mean, logvar, dec.inputs[0], dec.outputs[0], out_layout,
                     probabilities, enc.values_per_example, dec.values_per_example,
-                    _assumptions(layout, mean, logvar, last, decoder_output, probabilities))
+                    _assumptions(layout, mean, logvar, last, decoder_output, probabilities), decoder)
 
 
 def _check_not_swapped(enc: GraphInfo, dec: GraphInfo) -> None:
@@ -461,6 +463,58 @@ def _assumptions(layout: Layout, mean: str, logvar: str | None, last: str, choic
         parts.append(f"the decoder gives {choice} (as chosen)")
     parts.append("a Bernoulli likelihood on pixels in [0, 1]")
     return "; ".join(parts)
+
+
+# -- the browser's decoder ----------------------------------------------------------------------------------------
+def browser_layers(spec: PairSpec) -> nn.Sequential | None:
+    """The decoder as Latent Lab's own layers (Linear, ReLU, Unflatten; vae_core.export sends them to the browser)
+    when its graph is a plain chain of Gemm and Relu from the code to the image, ending in a Sigmoid when it gives
+    probabilities, as torch.onnx.export writes an MLP decoder; else None. The weights are the graph's own."""
+    from onnx import numpy_helper
+
+    graph = spec.decoder_graph.graph
+    weights = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    layers: list[nn.Module] = []
+    current, nodes = spec.decoder_input.name, list(graph.node)
+    if spec.probabilities:
+        if not nodes or nodes[-1].op_type != "Sigmoid":
+            return None
+        nodes = nodes[:-1]  # the browser applies the sigmoid itself
+    for node in nodes:
+        if not node.input or node.input[0] != current or len(node.output) != 1:
+            return None
+        if node.op_type == "Relu":
+            layers.append(nn.ReLU())
+        elif node.op_type == "Gemm":
+            linear = _linear(node, weights)
+            if linear is None:
+                return None
+            layers.append(linear)
+        else:
+            return None
+        current = node.output[0]
+    if spec.decoder_layout.kind not in ("flat", "chw") or not layers or not isinstance(layers[-1], nn.Linear):
+        return None
+    if layers[-1].out_features != math.prod(spec.config.input_shape):
+        return None
+    return nn.Sequential(*layers, nn.Unflatten(1, tuple(spec.config.input_shape)))
+
+
+def _linear(node, weights: dict) -> nn.Linear | None:
+    """nn.Linear of a Gemm y = x W^T + b (transB = 1, as PyTorch exports it; transB = 0 transposed), or None."""
+    attrs = {a.name: (a.f if a.type == a.FLOAT else a.i) for a in node.attribute}
+    if attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0 or attrs.get("transA", 0):
+        return None
+    if len(node.input) != 3 or node.input[1] not in weights or node.input[2] not in weights:
+        return None
+    w, b = weights[node.input[1]], weights[node.input[2]]
+    w = w if attrs.get("transB", 0) else w.T
+    if w.ndim != 2 or b.shape != (w.shape[0],) or w.dtype != np.float32 or b.dtype != np.float32:
+        return None
+    linear = nn.Linear(w.shape[1], w.shape[0], device="meta")
+    linear.weight = nn.Parameter(torch.from_numpy(np.array(w, np.float32, order="C")), requires_grad=False)
+    linear.bias = nn.Parameter(torch.from_numpy(np.array(b, np.float32)), requires_grad=False)
+    return linear
 
 
 # -- running it ----------------------------------------------------------------------------------------------------
@@ -527,6 +581,8 @@ class OnnxModel(LatentVariableModel):
         self.spec = spec
         self.log_sigma = None
         self.onnx_files = {"encoder": encoder_bytes, "decoder": decoder_bytes}
+        # Not a submodule (its weights are the graph's, not checkpoint weights of ours); None: decoded on the server.
+        self.__dict__["browser_decoder"] = browser_layers(spec)
         self._encoder = runtime_session(encoder_bytes)
         self._decoder = runtime_session(decoder_bytes)
         names = [o.name for o in self._encoder.get_outputs()]

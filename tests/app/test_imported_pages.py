@@ -1,15 +1,18 @@
 """Every page opens a model trained elsewhere (issue 17): pytorch/examples' VAE uploaded as its bare state_dict,
 and the tutorial VAE uploaded as an ONNX encoder and decoder pair, both trained briefly on real digits, uploaded in
 the Model library and picked in the sidebar as a student would. The pages show no exception and no error box; an
-ONNX model's decoder runs on the server, which the pages say in a notice."""
+ONNX decoder that is a plain MLP runs in the browser like Latent Lab's own, any other on the server, which the pages
+say in a notice."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from tests.app.conftest import open_app, picker
 from tests.app.test_wae_tcvae_pages import RUN_S, assert_every_page_opens
 from tests.test_importers import saved
-from tests.test_onnx_import import ExamplesVAEWithLoss, TutorialVAEWithLoss, export_pair, trained
+from tests.test_onnx_import import (ConvDecoder, ConvEncoder, ExamplesVAEWithLoss, TutorialVAEWithLoss, export_pair,
+                                     onnx_bytes, trained)
 from vae_core.checkpoint import file_sha256
 from vae_core.data import load_data
 from vae_core.library import onnx_pair_sha256
@@ -59,11 +62,26 @@ def test_the_cards_say_where_each_model_came_from(originals):
     assert "vae_encoder (ONNX, z=2) · uploaded" in labels and "my_vae (imported, z=20) · uploaded" in labels
 
 
-def test_an_onnx_model_decodes_on_the_server_with_a_notice(originals):
-    at, _ = opened(originals, "onnx")
+def pad_notices(at) -> list[str]:
     at.switch_page("app_pages/pad.py").run(timeout=RUN_S)
-    notices = [i.value for i in [*at.info, *at.warning, *at.caption, *at.markdown]]
-    assert any("decoded on the server" in n and "ONNX" in n for n in notices), notices
+    assert not at.exception and not at.error
+    return [n.value for n in [*at.info, *at.warning, *at.caption, *at.markdown] if "decoded on the server" in n.value]
+
+
+def test_a_plain_mlp_onnx_decoder_runs_in_the_browser(originals):
+    at, _ = opened(originals, "onnx")
+    assert not pad_notices(at)  # the pad decodes in the page: no fallback notice
+
+
+def test_a_conv_onnx_decoder_runs_on_the_server_with_a_notice():
+    at = open_app("app_pages/library.py")
+    encoder = onnx_bytes(ConvEncoder(), torch.zeros(1, 1, 28, 28), ["m", "lv"])
+    decoder = onnx_bytes(ConvDecoder(), torch.zeros(1, 3))
+    at.file_uploader(key="onnx_encoder_upload").upload("conv_encoder.onnx", encoder).run()
+    at.file_uploader(key="onnx_decoder_upload").upload("conv_decoder.onnx", decoder).run()
+    picker(at).set_value(f"upload/{onnx_pair_sha256(encoder, decoder, None, 'auto')[:12]}").run()
+    notices = pad_notices(at)
+    assert notices and "not a plain chain of dense layers" in notices[0], notices
 
 
 def test_a_refused_pair_names_what_was_found(originals):
