@@ -62,7 +62,7 @@ class TestBundled:
         # 0.068) that the lessons read and the README prints to three decimals: a real change of the metric, the
         # data or the checkpoints still fails here.
         tolerance = 1e-3
-        for name in ("shapes-vae", "shapes-betavae"):
+        for name in ("shapes-vae", "shapes-betavae", "shapes-tcvae"):
             model, meta = _load(name)
             data = load_from_spec(meta["data_spec"])
             fresh = disentanglement_card(model, data.test)

@@ -99,9 +99,11 @@ LESSONS: tuple[Lesson, ...] = (
                     model="zoo/mnist-betavae-2d"),
                Step("app_pages/disentanglement.py", "β and disentanglement",
                     "On the shapes data the factors are known. Each traversal row is labelled with the factor it "
-                    "follows, and MIG scores how cleanly factors map to single dimensions.",
-                    "Is the β-VAE's MIG higher than the VAE's? Which factors did it separate?",
-                    model="zoo/shapes-betavae"),
+                    "follows, and MIG scores how cleanly factors map to single dimensions. This is the β-TCVAE, "
+                    "which puts β on the total correlation only; the comparison below adds the VAE and the β-VAE.",
+                    "Is the β-VAE's MIG higher than the VAE's, and the β-TCVAE's higher still? Which factors did "
+                    "the β-TCVAE separate, and which did none of them?",
+                    model="zoo/shapes-tcvae"),
            )),
     Lesson("posterior-collapse", "Posterior collapse",
            "Make the KL weight too large and the code stops carrying anything: watch it happen live.", (

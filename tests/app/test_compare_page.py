@@ -22,7 +22,7 @@ DIGITS = "digits (8×8)"
 BUNDLED = ["zoo/mnist-vae-2d", "zoo/mnist-ae-2d", "zoo/mnist-betavae-2d", "zoo/mnist-wae-2d", "zoo/mnist-cvae-2d",
            "zoo/mnist-conv-vae-16d", "zoo/digits-vae-2d", "zoo/digits-ae-2d", "zoo/digits-betavae-2d",
            "zoo/digits-betavae4-2d", "zoo/digits-cvae-2d", "zoo/digits-vae-10d", "zoo/shapes-vae",
-           "zoo/shapes-betavae"]
+           "zoo/shapes-betavae", "zoo/shapes-tcvae"]
 FOUR = ["zoo/mnist-ae-2d", "zoo/mnist-vae-2d", "zoo/mnist-betavae-2d", "zoo/mnist-wae-2d"]
 DIGITS_TRIO = ["zoo/digits-ae-2d", "zoo/digits-vae-2d", "zoo/digits-betavae-2d"]
 CARDS = {card["name"]: card for card in list_zoo()}

@@ -47,7 +47,7 @@ class TestEveryModel:
 class TestShapesModels:
     def test_rows_are_labelled_with_factors_and_scores_are_the_cards(self):
         at = open_lab("zoo/shapes-betavae")
-        for name in ("shapes-vae", "shapes-betavae"):
+        for name in ("shapes-vae", "shapes-betavae", "shapes-tcvae"):
             picker(at).set_value(f"zoo/{name}").run()
             card = CARDS[name]
             rows = traversal_rows(at)
@@ -71,8 +71,12 @@ class TestShapesModels:
         assert beta > vae
         verdict = [m.value for m in at.markdown if "has a MIG of" in m.value]
         assert verdict and f"**{beta:.3f}**, higher than" in verdict[0] and f"**{vae:.3f}**" in verdict[0]
+        tcvae = CARDS["shapes-tcvae"]["mig"]
+        assert tcvae > beta  # the showcase
+        showcase = [m.value for m in at.markdown if "β-TCVAE" in m.value and "has a MIG of" in m.value]
+        assert showcase and f"**{tcvae:.3f}**, the highest of the three" in showcase[0]
         table = at.dataframe[0].value
-        assert list(table["MIG"].round(6)) == [round(vae, 6), round(beta, 6)]
+        assert list(table["MIG"].round(6)) == [round(vae, 6), round(beta, 6), round(tcvae, 6)]
 
     def test_rows_can_centre_on_a_test_image(self):
         at = open_lab("zoo/shapes-betavae")
@@ -85,14 +89,14 @@ class TestShapesModels:
 
 
 class TestDigitsModel:
-    def test_needs_factors_and_offers_the_beta_vae(self):
+    def test_needs_factors_and_offers_the_showcase(self):
         at = open_lab()
         assert picker(at).value == "zoo/mnist-vae-2d"  # the app's default: MNIST digits have no known factors
         assert any("no ground-truth factors" in i.value for i in at.info)
-        [b for b in at.button if b.label == "Switch to the bundled shapes β-VAE"][0].click().run()
+        [b for b in at.button if b.label == "Switch to the bundled shapes β-TCVAE"][0].click().run()
         assert not at.exception
-        assert picker(at).value == "zoo/shapes-betavae"
-        assert metrics(at)["MIG"] == f"{CARDS['shapes-betavae']['mig']:.3f}"
+        assert picker(at).value == "zoo/shapes-tcvae"
+        assert metrics(at)["MIG"] == f"{CARDS['shapes-tcvae']['mig']:.3f}"
 
 
 class TestTraining:

@@ -69,7 +69,7 @@ def test_each_lesson_uses_the_data_that_shows_its_point_best():
     assert all(m.startswith("zoo/mnist-") for m in models("ae-not-generator"))
     assert "zoo/mnist-ae-2d" in models("ae-not-generator")
     beta = models("beta-tradeoff")
-    assert beta[-1] == "zoo/shapes-betavae" and all(m.startswith("zoo/mnist-") for m in beta[:-1])
+    assert beta[-1] == "zoo/shapes-tcvae" and all(m.startswith("zoo/mnist-") for m in beta[:-1])
     assert "zoo/mnist-betavae-2d" in beta
     collapse = lesson_by_id("posterior-collapse")
     assert collapse.steps[0].action == "train_collapse"
