@@ -3,6 +3,7 @@ upload one (checked safely), or delete your own."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 
 import streamlit as st
@@ -157,7 +158,7 @@ def card(entry, model) -> None:
                 imported_note(imported, entry)
             metrics = entry.card
             st.markdown(card_figures(entry.config, metrics))
-            if imported and entry.source == "upload" and not metrics:
+            if imported and entry.source == "upload":
                 measure_button(entry, model)
             if metrics.get("measured_on"):
                 st.caption(f"Measured here on {plain(metrics['measured_on'], 80)}.")
@@ -179,31 +180,95 @@ def card(entry, model) -> None:
 
 
 MEASURE_IMAGES = 2000  # test images an imported model is measured on: a second or two for an MLP on one core
+MEASURE_ON = {"bundled": "The bundled set of its image shape", "file": "A data file of my own"}
+
+
+def shape_text(shape) -> str:
+    """An image shape as the cards write it: 1×28×28."""
+    return "×".join(str(int(n)) for n in shape)
+
+
+def bundled_measure_data(entry):
+    """The bundled data set of the model's image shape, or None with a note when there is none or it fails to load."""
+    from ui.datasets import bundled_data
+    from vae_core.importers import BUNDLED_DATA_BY_SHAPE
+
+    source = BUNDLED_DATA_BY_SHAPE.get(tuple(entry.config.input_shape))
+    if source is None:
+        st.caption(f"No bundled data set has images of {shape_text(entry.config.input_shape)}: measure it on a "
+                   "file of your own.")
+        return None
+    try:
+        return bundled_data(source)
+    except UserInputError as exc:
+        st.error(f"The bundled set {source} cannot be loaded: {plain(exc, 500)}", icon=":material/error:")
+        return None
+
+
+def own_measure_data(entry):
+    """A data file of the user's own (.npz or a .zip of class folders, read as the Train page reads it), as
+    (data, bytes); None with a clear message when it is refused or its images are not the model's shape."""
+    from ui.datasets import user_data
+
+    upload = st.file_uploader("Your data file", type=["npz", "zip"], key=f"measure-file-{entry.key}",
+                              help="A .npz with x_train/x_test (or x) arrays, or a .zip holding one sub-folder of "
+                                   "images per class, as on the Train page. It is kept in this session only.")
+    if upload is None:
+        return None
+    blob, name, shape = upload.getvalue(), plain(upload.name, 80), tuple(entry.config.input_shape)
+    kind = "zip" if upload.name.lower().endswith(".zip") else "npz"
+    try:
+        data = user_data(blob, hashlib.sha256(blob).hexdigest(), kind, upload.name, image_size=shape[-1])
+    except UserInputError as exc:
+        st.error(f"{name} was refused: {plain(exc, 1000)}", icon=":material/error:")
+        return None
+    if tuple(data.input_shape) != shape:
+        st.error(f"{name} holds images of {shape_text(data.input_shape)}, but this model takes images of "
+                 f"{shape_text(shape)}: pick a file of {shape_text(shape)} images.", icon=":material/error:")
+        return None
+    return data, blob
 
 
 def measure_button(entry, model) -> None:
-    """An imported model's file holds no figures: measure its ELBO on test images of the data it is shown on, and
-    keep them on its card for this session."""
-    from ui.datasets import model_data
-    from vae_core.metrics import evaluate_model
-
-    data = model_data(entry)
+    """An imported model's file holds no figures: measure its ELBO on test images of the data the user picks (the
+    bundled set of its image shape, or a file of their own), and keep them on its card for this session."""
+    choice = st.radio("Measure on", list(MEASURE_ON), format_func=MEASURE_ON.get, horizontal=True,
+                      key=f"measure-on-{entry.key}", help="The test images the figures are measured on.")
+    own = own_measure_data(entry) if choice == "file" else None
+    data = own[0] if own else bundled_measure_data(entry) if choice == "bundled" else None
     if data is None or not st.button(f"Measure on {plain(data.spec.get('name', 'its data'), 40)}",
                                      key=f"measure-{entry.key}",
                                      help=f"The test ELBO, KL and active units on the first {MEASURE_IMAGES:,} test "
-                                          "images of the data set shown with this model."):
+                                          "images of this data set."):
         return
+    measure(entry, model, data, own[1] if own else None)
+    st.rerun()
+
+
+def measure(entry, model, data, blob: bytes | None) -> None:
+    """Evaluate the model on up to MEASURE_IMAGES test images of `data` and keep the figures in its meta. The pages
+    show the model on that data from now on: a file of the user's own (`blob`, its bytes) or the bundled set."""
+    from ui.datasets import remember_data_upload
+    from vae_core.importers import imported_data_meta
+    from vae_core.metrics import evaluate_model
+
     n = min(MEASURE_IMAGES, len(data.test))
     test = dataclasses.replace(data.test, x=data.test.x[:n], y=data.test.y[:n], factors=None)
     with st.spinner(f"Measuring on {n:,} test images…"):
         result = evaluate_model(model, test)
-    metrics = {"test_elbo": result["elbo"], "test_recon": result["recon"], "test_kl": result["kl"],
-               "active_units": result["active_units"], "measured_on": f"{n:,} test images of {data.spec.get('name')}"}
+    name = str(data.spec.get("name") or data.name)
+    meta = {"metrics": {"test_elbo": result["elbo"], "test_recon": result["recon"], "test_kl": result["kl"],
+                        "active_units": result["active_units"], "measured_on": f"{n:,} test images of {name}"}}
+    if blob is not None:
+        remember_data_upload(str(data.spec["fingerprint"]), blob)
+        meta["data_spec"] = {k: v for k, v in data.spec.items() if k != "path"}  # never a path kept
+        meta["dataset"] = f"{name} (your file, measured here)"
+    else:  # back to the bundled set of its shape, should it have been shown on a file before
+        meta.update(imported_data_meta(tuple(entry.config.input_shape)))
     uploads = st.session_state.get("uploads", {})
     if entry.key in uploads:
         kept, kept_model = uploads[entry.key]
-        uploads[entry.key] = (dataclasses.replace(kept, meta={**kept.meta, "metrics": metrics}), kept_model)
-    st.rerun()
+        uploads[entry.key] = (dataclasses.replace(kept, meta={**kept.meta, **meta}), kept_model)
 
 
 def imported_note(imported: dict, entry) -> None:

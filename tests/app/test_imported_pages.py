@@ -114,3 +114,71 @@ def test_the_data_pages_show_the_imported_model_on_its_data(originals, how):
         notes = [i.value for i in at.info]
         assert not any("cannot be loaded here" in n for n in notes), (page, notes)
         assert at.get("plotly_chart"), page  # its test images, encoded by the imported model
+
+
+def npz_bytes(**arrays) -> bytes:
+    """A .npz file's bytes, as numpy.savez writes it."""
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def measured(at, key: str) -> dict:
+    """The figures the card keeps for the imported model after Measure."""
+    return at.session_state["uploads"][key][0].meta["metrics"]
+
+
+def assert_figures_of(metrics: dict, model, test, images, labels) -> None:
+    """The card's figures are evaluate_model's on these very images."""
+    import dataclasses
+
+    from vae_core.metrics import evaluate_model
+
+    expected = evaluate_model(model, dataclasses.replace(test, x=images, y=labels, factors=None))
+    assert abs(metrics["test_elbo"] - expected["elbo"]) < 1e-4, (metrics, expected["elbo"])
+    assert abs(metrics["test_kl"] - expected["kl"]) < 1e-4 and metrics["active_units"] == expected["active_units"]
+
+
+def test_an_imported_model_is_measured_on_the_data_the_user_chooses(originals):
+    """The bundled set of its shape by default, then an .npz of real MNIST digits of the user's own: the card's
+    figures are evaluate_model's on those images, its caption names the data, and the pages show it on that file."""
+    at, key = opened(originals, "state_dict")
+    model = at.session_state["uploads"][key][1]
+    test = load_data("mnist", seed=0).test
+    at.button(key=f"measure-{key}").click().run(timeout=RUN_S)
+    assert not at.exception and not at.error
+    assert_figures_of(measured(at, key), model, test, test.x[:2000], test.y[:2000])
+
+    images, labels = test.x[2000:2500], test.y[2000:2500]
+    digits = npz_bytes(x_train=test.x[:100, 0].numpy(), y_train=test.y[:100].numpy(), x_test=images[:, 0].numpy(),
+                       y_test=labels.numpy())
+    at.radio(key=f"measure-on-{key}").set_value("file").run(timeout=RUN_S)
+    at.file_uploader(key=f"measure-file-{key}").upload("my_digits.npz", digits).run(timeout=RUN_S)
+    at.button(key=f"measure-{key}").click().run(timeout=RUN_S)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert_figures_of(measured(at, key), model, test, images, labels)
+    assert any("Measured here on 500 test images of my_digits.npz" in c.value for c in at.caption)
+    at.switch_page("app_pages/latent_map.py").run(timeout=RUN_S)
+    assert not at.exception and at.get("plotly_chart")
+    assert "my_digits.npz" in at.sidebar.caption[0].value
+
+
+def test_a_file_of_another_image_shape_is_refused_with_both_shapes():
+    from tests.app.test_library_page import _upload
+    from tests.test_importers import ExamplesVAE
+    import numpy as np
+
+    torch.manual_seed(0)
+    at = open_app("app_pages/library.py")
+    _upload(at, "my_vae.pt", saved(ExamplesVAE()))
+    (key,) = at.session_state["uploads"]
+    at.radio(key=f"measure-on-{key}").set_value("file").run(timeout=RUN_S)
+    small = npz_bytes(x=np.random.default_rng(0).random((50, 8, 8), dtype=np.float32))
+    at.file_uploader(key=f"measure-file-{key}").upload("small.npz", small).run(timeout=RUN_S)
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any("small.npz holds images of 1×8×8" in e and "takes images of 1×28×28" in e for e in errors), errors
