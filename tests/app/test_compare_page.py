@@ -97,8 +97,9 @@ def test_the_verdicts_ranking_is_the_order_of_the_numbers():
         (fid,) = [l for l in lines if "by the FID" in l]
         assert ranked_names(recognised) == by_recognised and ranked_names(fid) == by_fid
     for line in lines:  # the numbers quoted are the table's
-        for name in rows:
-            m = re.search(re.escape(name) + r" \((\d+)% recognised", line)
+        for part in re.split(" › | ≈ ", line.split(":** ", 1)[1]):
+            name, numbers = part.split(" (", 1)
+            m = re.match(r"(\d+)% recognised", numbers)
             assert m is None or int(m[1]) == round(rows[name]["recognised as a digit (%)"])
 
 
