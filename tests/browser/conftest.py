@@ -42,8 +42,9 @@ class Hostile:
 
 
 def upload(page, path: Path) -> None:
-    """Put a file into the page's (first) st.file_uploader."""
-    page.get_by_test_id("stFileUploader").locator('input[type="file"]').set_input_files(str(path))
+    """Put a file into the page's first st.file_uploader (the Model library has three: a checkpoint or state_dict
+    first, then an ONNX encoder and decoder)."""
+    page.get_by_test_id("stFileUploader").first.locator('input[type="file"]').set_input_files(str(path))
 
 
 # -- fixtures -------------------------------------------------------------------------------------------------------
