@@ -672,8 +672,9 @@ def show_notice(picks, names, is_judged: bool = False) -> None:
                       "a random code usually lands where the decoder has learnt something.")
     if any(k == "wae" for k, _ in kinds):
         points.append("**The WAE's map** keeps one exact code per image, like the AE's, but its loss pulls the cloud "
-                      "of all codes towards N(0, I) (the MMD term), so the classes fill the prior's circles with "
-                      "fewer gaps and random codes land among real ones. Its images are not blurred by a noisy code.")
+                      "of all codes towards N(0, I) (the MMD term), so random codes from the prior land among real "
+                      "codes more often than in the AE's map; its decoder never learns from a noisy code. Compare its "
+                      "samples' numbers with the AE's and the VAE's above.")
     if any(k == "vae" and b > 1 for k, b in kinds):
         points.append("**The β-VAE's map** hugs the prior even more tightly and its classes overlap more; its samples "
                       "are blurrier. The heavier KL buys a cheaper code with worse "
