@@ -29,7 +29,7 @@ PAGE_TABLE = {
                 ("decode.py", "Decode", "tune", "decode"),
                 ("generate.py", "Generate", "auto_awesome", "generate"),
                 ("pad.py", "Latent pad", "touch_app", "pad")],
-    "Compare": [("compare.py", "AE vs VAE vs β-VAE", "compare", "compare"),
+    "Compare": [("compare.py", "AE, VAE, β-VAE and WAE", "compare", "compare"),
                 ("anomaly.py", "Anomaly detection", "troubleshoot", "anomaly"),
                 ("disentanglement.py", "Disentanglement lab", "science", "disentanglement")],
 }

@@ -1,5 +1,5 @@
 """The teaching pages in a real browser: "How a VAE works" (Resample redraws ε and the decoded image, the sum/mean
-toggle changes the loss numbers), "AE vs VAE vs β-VAE" (the statement about the samples, every chart drawn) and
+toggle changes the loss numbers), "AE, VAE, β-VAE and WAE" (the statement about the samples, every chart drawn) and
 the posterior-collapse lesson run end to end (Start, its live β = 4 training, every step through Next, each step's
 link opened in a new browser context), with screenshots."""
 from __future__ import annotations
@@ -84,7 +84,7 @@ def test_compare_page(page, server):
 
 # -- the posterior-collapse lesson, end to end --------------------------------------------------------------------
 PAGES = {"app_pages/train.py": ("/train", "Train a model"), "app_pages/latent_map.py": ("/latent-map", "Latent map"),
-         "app_pages/decode.py": ("/decode", "Decode"), "app_pages/compare.py": ("/compare", "AE vs VAE vs β-VAE")}
+         "app_pages/decode.py": ("/decode", "Decode"), "app_pages/compare.py": ("/compare", "AE, VAE, β-VAE and WAE")}
 LESSON_TRAIN_TIMEOUT_MS = 240_000  # 30 epochs of the digits MLP: seconds alone, much longer on a loaded machine
 
 
