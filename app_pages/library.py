@@ -63,17 +63,24 @@ def upload_box() -> None:
         st.error(f"**{name} was refused.** It is {upload.size / 1e6:,.1f} MB, too large for a Latent Lab "
                  f"checkpoint (at most {MAX_CHECKPOINT_BYTES / 1e6:.0f} MB).", icon=":material/gpp_bad:")
         return
+    import_or_refuse(lambda: add_upload(upload.getvalue(), upload.name, image_shape(shape_text)),
+                     refused=f"{name} was refused.", unreadable="It could not be read as a Latent Lab checkpoint",
+                     hint=lambda problem: " Type it in “Image shape (C, H, W)” above and the file is read again."
+                     if "image shape" in problem else "")
+
+
+def import_or_refuse(add, *, refused: str, unreadable: str, hint=lambda problem: "") -> None:
+    """Run `add` (an import that returns (entry, is_new)) and say what came of it: loaded, or refused with the
+    reason (a UserInputError: a refused file, or over this session's uploads) and `hint` for that reason. Anything
+    else a file can cause is a refusal too, with its type: never a traceback in a classroom."""
     try:
-        entry, is_new = add_upload(upload.getvalue(), upload.name, image_shape(shape_text))
-    except UserInputError as exc:  # refused (CheckpointError) or over this session's uploads (QuotaError)
-        retry = " Type it in “Image shape (C, H, W)” above and the file is read again." if "image shape" in str(exc) \
-            else ""
-        st.error(f"**{name} was refused.** {plain(exc, 1000)}{retry}", icon=":material/gpp_bad:")
+        entry, is_new = add()
+    except UserInputError as exc:
+        st.error(f"**{refused}** {plain(exc, 1000)}{hint(str(exc))}", icon=":material/gpp_bad:")
         return
-    except Exception as exc:  # never a traceback in a classroom: whatever else a file can cause is a refusal too
-        log.exception("unexpected error loading an uploaded checkpoint")
-        st.error(f"**{name} was refused.** It could not be read as a Latent Lab checkpoint "
-                 f"({type(exc).__name__}).", icon=":material/gpp_bad:")
+    except Exception as exc:
+        log.exception("unexpected error importing an uploaded model")
+        st.error(f"**{refused}** {unreadable} ({type(exc).__name__}).", icon=":material/gpp_bad:")
         return
     loaded(entry, is_new)
 
@@ -115,19 +122,10 @@ def onnx_box() -> None:
         st.error(f"**The pair was refused.** {'; '.join(too_big)}: an ONNX file is at most "
                  f"{MAX_ONNX_BYTES / 1e6:.0f} MB here.", icon=":material/gpp_bad:")
         return
-    try:
-        shape = image_shape(st.session_state.get("import_shape", ""))
-        entry, is_new = add_onnx_upload(encoder.getvalue(), decoder.getvalue(), (encoder.name, decoder.name),
-                                        shape, output)
-    except UserInputError as exc:
-        st.error(f"**{names[0]} and {names[1]} were refused.** {plain(exc, 1000)}", icon=":material/gpp_bad:")
-        return
-    except Exception as exc:  # never a traceback: whatever else a graph can cause is a refusal too
-        log.exception("unexpected error importing an ONNX pair")
-        st.error(f"**{names[0]} and {names[1]} were refused.** They could not be read as an ONNX encoder and decoder "
-                 f"({type(exc).__name__}).", icon=":material/gpp_bad:")
-        return
-    loaded(entry, is_new)
+    import_or_refuse(lambda: add_onnx_upload(encoder.getvalue(), decoder.getvalue(), (encoder.name, decoder.name),
+                                             image_shape(st.session_state.get("import_shape", "")), output),
+                     refused=f"{names[0]} and {names[1]} were refused.",
+                     unreadable="They could not be read as an ONNX encoder and decoder")
 
 
 def card_figures(config, metrics: dict) -> str:
