@@ -87,3 +87,14 @@ function mountOnce(component, prop, create, destroy = () => {}) {
     }, 0);
   };
 }
+
+// What every component's view starts with: its root element, a query helper scoped to it, the model parts already
+// asked of Python (askOnce) and the pointer events waiting for their animation frame (logLatency).
+class ComponentView {
+  constructor(root) {
+    this.root = root;
+    this.el = (sel) => root.querySelector(sel);
+    this.asked = new Set();
+    this.pendingFrame = [];
+  }
+}

@@ -95,10 +95,9 @@ function preprocess(alpha, size, out, box) {
   return true;
 }
 
-class DrawBox {
+class DrawBox extends ComponentView {
   constructor(root) {
-    this.root = root;
-    this.el = (sel) => root.querySelector(sel);
+    super(root);
     this.input = this.el("canvas.draw-input");
     this.ink = this.input.getContext("2d", {willReadFrequently: true});
     this.modelInput = this.el("canvas.draw-model-input");
@@ -116,8 +115,6 @@ class DrawBox {
     this.dec = null;
     this.mu = null;
     this.logvar = null;
-    this.pendingFrame = [];
-    this.asked = new Set();
     this.inputImage = this.modelInput.getContext("2d").createImageData(SIDE, SIDE);
     this.bind();
   }

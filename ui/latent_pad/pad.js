@@ -44,10 +44,9 @@ function sameVector(a, b) {
   return true;
 }
 
-class Pad {
+class Pad extends ComponentView {
   constructor(root) {
-    this.root = root;
-    this.el = (sel) => root.querySelector(sel);
+    super(root);
     this.padCanvas = this.el("canvas.latent-pad");
     this.imageCanvas = this.el("canvas.latent-image");
     this.marker = this.el(".pad-marker"); // an overlay moved with a CSS transform: the canvas is drawn once
@@ -60,11 +59,9 @@ class Pad {
     this.p = [0, 0];
     this.dragging = false;
     this.sent = []; // points sent back to Python: their echo must not move the pad
-    this.asked = new Set();
     this.lastDataZ = null;
     this.size = 0;
     this.sliderDims = [];
-    this.pendingFrame = [];
     this.bind();
     this.resizeObserver = new ResizeObserver(() => this.layout());
     this.resizeObserver.observe(this.el(".pad-root"));
