@@ -22,7 +22,7 @@ from ui.images import data_uri, scale_for
 from ui.latent_space import encode_split
 from ui.page import friendly_errors, page_header
 from ui.state import page_state, set_url, url_int
-from ui.text import plain
+from ui.text import WAE_NO_ELBO, plain
 from vae_core.explain import explain_example
 from vae_core.latent import image_grid
 
@@ -176,7 +176,9 @@ def loss_formula(ex: dict, reduction: str) -> str:
     n = ex["n_pixels"]
     recon = (rf"\underbrace{{{ex['recon']:.2f} / {n}}}_{{\text{{reconstruction, mean}}}}" if reduction == "mean"
              else rf"\underbrace{{{ex['recon']:.2f}}}_{{\text{{reconstruction}}}}")
-    if ex["kind"] == "ae":
+    if ex["kind"] == "wae":  # the MMD is a batch's, not one image's: only its place in the loss is shown
+        return rf"\text{{loss}} = {recon} + \lambda \times \text{{MMD}}(\text{{a batch's codes}}, \text{{prior}})"
+    if ex["sigma"] is None:
         return rf"\text{{loss}} = {recon} = {part['loss']:.3f}\ \text{{nats}}"
     return (rf"\text{{loss}} = {recon} + \underbrace{{{ex['beta']:g}}}_{{\beta}} \times "
             rf"\underbrace{{{part['kl']:.2f}}}_{{\text{{KL}}}} = {part['loss']:.3f}\ \text{{nats}}")
@@ -194,8 +196,14 @@ def share_text(part: dict) -> str:
 
 def step_loss(ex: dict) -> None:
     st.markdown("##### 5 · The loss")
-    variational = ex["kind"] != "ae"
-    if variational:
+    variational = ex["sigma"] is not None  # the AE and the WAE give one exact code: no σ, no KL, no ELBO
+    if ex["kind"] == "wae":
+        st.markdown("A **WAE** lowers the **reconstruction** term (how badly the decoded image matches the input, "
+                    "−log p(x|z) added up over the pixels) plus λ times an **MMD**: how far the codes of a whole "
+                    "batch are from samples of the prior N(0, I). One image has a reconstruction but no MMD of its "
+                    "own, so only the first term has a number here.")
+        st.markdown(WAE_NO_ELBO)
+    elif variational:
         st.markdown("Training lowers **reconstruction + β·KL**. The **reconstruction** term says how badly the "
                     "decoded image matches the input (−log p(x|z), added up over the pixels). The **KL** term "
                     "(Kullback–Leibler divergence) says how far this image's cloud N(μ, σ²) is from the **prior** "

@@ -31,10 +31,12 @@ def test_every_bundled_model_renders():
         assert not at.error, (key, [e.value for e in at.error])
         latex = " ".join(l.value for l in at.latex)
         assert r"\text{loss}" in latex, key
-        if key.endswith("-ae-2d"):
+        if key.endswith(("-ae-2d", "-wae-2d")):  # one exact code per image: no σ, no ε, no KL, no ELBO
             assert r"\text{ELBO}" not in latex and "KL" not in latex
             assert resample_button(at).disabled
             assert any("no σ and no ε" in m.value for m in at.markdown)
+            if key.endswith("-wae-2d"):
+                assert r"\text{MMD}" in latex and any("no ELBO" in m.value for m in at.markdown)
         else:
             assert r"\text{ELBO}" in latex and r"\varepsilon" in latex
         if key.endswith("-cvae-2d"):
