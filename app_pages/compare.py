@@ -99,7 +99,11 @@ def init_from_url(by_group: dict[str, list[str]]) -> None:
     address names other models than the page last showed (a lesson's step opens the page with its own set)."""
     state = page_state(CompareState)
     raw = st.query_params.get("models")
-    if raw == state.models_in_url or (raw is None and state.models_in_url is not None):
+    if raw is None and state.models_in_url is not None:
+        return
+    if raw == state.models_in_url and "cmp_data" in st.session_state:
+        # Followed already, and its choices still stand. (Streamlit drops a widget's state after a run that did not
+        # draw it, e.g. when a lesson's next step switches to this page: then the link is followed again.)
         return
     state.models_in_url = raw
     wanted = raw.split(",") if raw else []

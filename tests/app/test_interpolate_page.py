@@ -61,7 +61,7 @@ class TestEveryModel:
             assert len(path_xy(at)) == 10, key
             elbo = spec(at, "ip_elbo")["layout"]
             assert elbo["xaxis"]["title"]["text"] == "step"
-            want = "−reconstruction error (nats)" if key.endswith("-ae-2d") else "ELBO (nats)"  # an AE: no KL
+            want = "−reconstruction error (nats)" if key.endswith(("-ae-2d", "-wae-2d")) else "ELBO (nats)"  # no KL
             assert elbo["yaxis"]["title"]["text"] == want, key
             assert [b.label for b in at.get("download_button")] == ["Download the strip (PNG)",
                                                                    "Download the animation (GIF)"]
