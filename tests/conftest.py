@@ -37,10 +37,15 @@ def browser():
     one event loop per thread, so a second sync_playwright() while this one is open would fail."""
     from pathlib import Path
 
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     from bench.harness import CHROMIUM, launch_chromium
 
+    # expect() waits for behaviour (a rerun's new text, a picture appearing), never times it: a rerun that takes
+    # 6 s on a loaded 2-core machine is slow, not wrong. Playwright's 5 s default made such waits race the
+    # machine's speed (a threshold slider's new rates missed it once in a whole-suite run), so every assertion
+    # gets the 30 s that actions already have; a test that means a duration records it in bench/.
+    expect.set_options(timeout=30_000)
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (./run.sh test does it)")
     with sync_playwright() as p:

@@ -222,7 +222,7 @@ def test_one_students_model_never_shows_in_anothers_picker(server, student):
     finally:
         stop_run(alice)
     label = f"{name} · trained by you"
-    expect(sidebar_picker(alice)).to_have_value(label, timeout=15_000)
+    expect(sidebar_picker(alice)).to_have_value(label, timeout=30_000)
     assert label in picker_options(alice)
     assert_no_exception(alice)
     saved = checkpoints(server.user_dir, "classroom-isolation-a")

@@ -41,7 +41,7 @@ def test_a_shared_link_opens_on_its_point_and_a_slider_redraws_the_image(page, s
     assert before.startswith("data:image/png;base64,")
     thumb.focus()
     page.keyboard.press("ArrowRight")
-    page.wait_for_function(CHANGED_JS, arg=[DECODED_IMG, before], timeout=15_000)
+    page.wait_for_function(CHANGED_JS, arg=[DECODED_IMG, before], timeout=30_000)
     wait_for_app(page)
     assert_no_exception(page)
     assert thumb.input_value() == "1.55"
@@ -49,7 +49,7 @@ def test_a_shared_link_opens_on_its_point_and_a_slider_redraws_the_image(page, s
     # Back again: the same code, the same picture.
     page.keyboard.press("ArrowLeft")
     page.wait_for_function("(b) => document.querySelector('.st-key-decoded img').getAttribute('src') === b",
-                           arg=before, timeout=15_000)
+                           arg=before, timeout=30_000)
 
 
 def test_switching_the_browser_decoder_off_gives_the_server_sliders(page, server):
@@ -65,7 +65,7 @@ def test_switching_the_browser_decoder_off_gives_the_server_sliders(page, server
     before = src(page, DECODED_IMG)
     slider_thumb(page, "z[1]").focus()
     page.keyboard.press("ArrowLeft")
-    page.wait_for_function(CHANGED_JS, arg=[DECODED_IMG, before], timeout=15_000)
+    page.wait_for_function(CHANGED_JS, arg=[DECODED_IMG, before], timeout=30_000)
     wait_for_app(page)
     assert "z=0.5%2C0.45" in page.url
 
@@ -74,7 +74,7 @@ def test_another_seed_draws_other_samples(page, server):
     open_page(page, server, "generate?model=zoo/digits-vae-2d")
     before = src(page, SAMPLES_IMG)
     page.get_by_role("button", name="New samples").click()
-    page.wait_for_function(CHANGED_JS, arg=[SAMPLES_IMG, before], timeout=15_000)
+    page.wait_for_function(CHANGED_JS, arg=[SAMPLES_IMG, before], timeout=30_000)
     wait_for_app(page)
     assert_no_exception(page)
     assert "seed=1" in page.url

@@ -429,12 +429,12 @@ def test_the_decode_pages_start_buttons_move_the_pad(page, server):
         assert url_point(page) == pytest.approx(z, abs=1e-6)
         page.get_by_role("button", name="Centre").click()
         wait_for_app(page)
-        page.wait_for_function("() => window.__latentLab.state().z.every(v => v === 0)", timeout=15_000)
+        page.wait_for_function("() => window.__latentLab.state().z.every(v => v === 0)", timeout=30_000)
         np.testing.assert_array_equal(canvas_rgb(page), server_render(name, [0.0, 0.0]))
         assert url_point(page) == [0.0, 0.0]
     page.get_by_role("button", name="Encode").click()  # test image 0's code
     wait_for_app(page)
-    page.wait_for_function("() => window.__latentLab.state().z.some(v => v !== 0)", timeout=15_000)
+    page.wait_for_function("() => window.__latentLab.state().z.some(v => v !== 0)", timeout=30_000)
     z = state(page)["z"]
     assert url_point(page) == pytest.approx(z, abs=1e-6)
     np.testing.assert_array_equal(canvas_rgb(page), server_render(name, z))

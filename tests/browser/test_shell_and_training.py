@@ -264,7 +264,7 @@ def test_train_digits_model_live(server, page):
 
     # The new model is saved, listed and selected in the picker, and it follows the user to another page.
     label = f"{name} · trained by you"
-    expect(sidebar_picker(page)).to_have_value(label, timeout=15_000)
+    expect(sidebar_picker(page)).to_have_value(label, timeout=30_000)
     expect(page.get_by_role("button", name="Start training")).to_be_enabled()
     assert_no_exception(page)
     screenshot(page, "train-after")
@@ -321,7 +321,7 @@ def test_stop_a_long_run_keeps_the_model(server, page):
     record_figure("renderer_busy_fraction_while_training", round(busy, 3))
     record_figure("renderer_longest_task_ms_while_training", round(longest_task_ms))
     expect(alert(page, "Stopped")).to_contain_text("saved and listed in the sidebar")
-    expect(sidebar_picker(page)).to_have_value(f"{name} · trained by you", timeout=15_000)
+    expect(sidebar_picker(page)).to_have_value(f"{name} · trained by you", timeout=30_000)
     expect(page.get_by_role("button", name="Stop", exact=True)).to_have_count(0)
     assert_no_exception(page)
     screenshot(page, "train-stopped")

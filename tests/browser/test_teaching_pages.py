@@ -43,7 +43,7 @@ def test_how_a_vae_works(page, server):
     assert image.evaluate("i => i.naturalWidth") >= 128  # shown big: 8 pixels a side, upscaled
 
     page.get_by_role("button", name="Resample ε").click()
-    page.wait_for_function(CHANGED_SRC_JS, arg=[DECODED_IMG, before_src], timeout=20_000)
+    page.wait_for_function(CHANGED_SRC_JS, arg=[DECODED_IMG, before_src], timeout=30_000)
     wait_for_app(page)
     assert_no_exception(page)
     assert text_of(page, ".st-key-hvw_trick .katex-html") != before_eps
@@ -53,7 +53,7 @@ def test_how_a_vae_works(page, server):
     loss = ".st-key-hvw_loss [data-testid='stMetricValue']"
     summed = text_of(page, loss)
     page.get_by_text("Average over the pixels instead of summing").click()
-    page.wait_for_function(CHANGED_TEXT_JS, arg=[loss, summed], timeout=20_000)
+    page.wait_for_function(CHANGED_TEXT_JS, arg=[loss, summed], timeout=30_000)
     wait_for_app(page)
     assert_no_exception(page)
     averaged = text_of(page, loss)

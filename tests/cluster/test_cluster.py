@@ -364,7 +364,7 @@ def test_a_killed_replica_s_students_carry_on_and_find_their_models(cluster, stu
     reloaded = False
     try:
         wait_for_app(moved.page, 60_000)
-        expect(moved.page.get_by_role("heading", level=1).first).to_be_visible(timeout=10_000)
+        expect(moved.page.get_by_role("heading", level=1).first).to_be_visible(timeout=30_000)
     except Exception:  # a browser that gave up reconnecting: the student reloads
         reloaded = True
         moved.page.reload()
@@ -375,7 +375,7 @@ def test_a_killed_replica_s_students_carry_on_and_find_their_models(cluster, stu
     moved.open_locker(moved.locker)  # their session on the dead replica is gone; their locker is in the store
     moved.visit("Model library")
     expect(moved.page.get_by_text("alice on replica one").first).to_be_visible(timeout=30_000)
-    expect(moved.page.get_by_text("cluster upload model").first).to_be_visible(timeout=10_000)
+    expect(moved.page.get_by_text("cluster upload model").first).to_be_visible(timeout=30_000)
     assert_no_exception(moved.page)
     screenshot(moved.page, "cluster-after-replica-killed-library")
     recent = cluster.access_log().splitlines()[-20:]
