@@ -24,7 +24,9 @@ from ui.text import plain
 from ui.job_view import job_status
 from ui.training import TrainingRun, current_job, current_run, start_training_job, training_refusal
 from vae_core.config import TrainConfig, model_config_for
-from vae_core.disentanglement import evaluate_disentanglement, inactive_dimensions, mutual_information
+from vae_core.disentanglement import (
+    OWN_ROW_NMI, evaluate_disentanglement, factor_rows, inactive_dimensions, mutual_information,
+)
 from vae_core.latent import encode_dataset, image_grid, traverse
 from vae_core.zoo import SHAPES_CONV, SHAPES_TRAIN
 
@@ -149,6 +151,19 @@ def information_heatmap(entry, model, data, key: str) -> None:
     fig = figures.factor_heatmap(info["mi"], info["entropies"], info["factor_names"])
     st.plotly_chart(fig, width="stretch", config=CHART_CONFIG, key=key)
     st.caption(HEATMAP_NOTE)
+    st.markdown(factor_rows_text(factor_rows(info["mi"], info["entropies"], info["factor_names"])))
+
+
+def factor_rows_text(rows: list[dict]) -> str:
+    """One plain paragraph: the factors with a traversal row of their own, then those spread over several."""
+    own = [f"**{plain(r['factor'], 40)}** (z[{r['dim']}], {r['nmi']:.2f})" for r in rows if r["own_row"]]
+    spread = [f"**{plain(r['factor'], 40)}** (at most {r['nmi']:.2f}, in z[{r['dim']}])"
+              for r in rows if not r["own_row"]]
+    parts = [f"A row of its own (its top factor, at least {OWN_ROW_NMI:g}): " + (", ".join(own) if own else "none")
+             + f", {len(own)} of {len(rows)} factors."]
+    if spread:
+        parts.append("Not in any one row yet: " + ", ".join(spread) + ".")
+    return " ".join(parts)
 
 
 def traversal(entry, model, data, score: dict, base: tuple, y: int | None, key: str) -> None:

@@ -13,6 +13,7 @@ from vae_core.disentanglement import (
     discretize,
     evaluate_disentanglement,
     factor_entropies,
+    factor_rows,
     inactive_dimensions,
     most_informative_factor,
     mutual_information,
@@ -194,6 +195,39 @@ class TestLabels:
         mi = np.array([[0.5, 0.6]])  # raw: factor b wins; as a share of H = (0.5, 3.0): factor a wins
         assert most_informative_factor(mi, ["a", "b"])[0][0] == "b"
         assert most_informative_factor(mi, ["a", "b"], np.array([0.5, 3.0]))[0] == ("a", pytest.approx(1.0))
+
+
+class TestFactorRows:
+    def test_a_disentangled_code_gives_every_factor_its_own_row(self, codes, factors):
+        result = mig(codes["copy"], factors)
+        rows = factor_rows(result["mi"], result["entropies"], ["a", "b", "c", "d"])
+        assert [(r["factor"], r["dim"], r["own_row"]) for r in rows] == [("a", 0, True), ("b", 1, True),
+                                                                           ("c", 2, True), ("d", 3, True)]
+        assert all(r["nmi"] == pytest.approx(1.0) for r in rows)
+
+    def test_a_code_independent_of_the_factors_gives_none(self, codes, factors):
+        result = mig(codes["random"], factors)
+        assert not any(r["own_row"] for r in factor_rows(result["mi"], result["entropies"], "abcd"))
+
+    def test_a_row_is_owned_by_its_top_factor_only(self):
+        # Dimension 0 knows 0.9 of factor a and 0.5 of b: its row is a's, so b has none although 0.5 >= 0.3.
+        mi, h = np.array([[0.9, 0.5], [0.0, 0.1]]), np.array([1.0, 1.0])
+        rows = factor_rows(mi, h, ["a", "b"])
+        assert [(r["dim"], r["own_row"]) for r in rows] == [(0, True), (0, False)]
+        assert rows[1]["nmi"] == pytest.approx(0.5)
+
+    def test_the_threshold_is_a_share_of_each_factors_entropy(self):
+        mi, h = np.array([[0.6, 0.0], [0.0, 0.6]]), np.array([1.0, 3.0])  # shares 0.6 and 0.2
+        assert [r["own_row"] for r in factor_rows(mi, h, ["a", "b"])] == [True, False]
+        assert [r["own_row"] for r in factor_rows(mi, h, ["a", "b"], threshold=0.1)] == [True, True]
+
+    def test_a_constant_factor_has_no_row(self):
+        rows = factor_rows(np.zeros((2, 1)), np.zeros(1), ["constant"])
+        assert rows == [{"factor": "constant", "dim": 0, "nmi": 0.0, "own_row": False}]
+
+    def test_mismatched_shapes_are_refused(self):
+        with pytest.raises(ValueError, match="expected"):
+            factor_rows(np.zeros((2, 3)), np.zeros(3), ["a", "b"])
 
 
 @pytest.fixture(scope="module")

@@ -212,6 +212,32 @@ def most_informative_factor(mi: np.ndarray, factor_names: Sequence[str],
     return [(str(factor_names[k]), float(mi[d, k])) for d, k in enumerate(best)]
 
 
+OWN_ROW_NMI = 0.3  # a traversal row visibly follows a factor from about this share of its entropy up
+
+
+def factor_rows(mi: np.ndarray, entropies: np.ndarray, factor_names: Sequence[str],
+                threshold: float = OWN_ROW_NMI) -> list[dict]:
+    """For each factor: the dimension that knows most about it and whether that dimension is its own row.
+
+    A factor has its own row when its best dimension tells most about it of all factors (so the traversal row
+    is labelled with it) and removes at least `threshold` of its entropy (mi (D, K) nats, entropies (K,) nats).
+    Returns [{"factor", "dim", "nmi", "own_row"}] in the order of factor_names: what the lab reports as the
+    factors a model has pulled apart and those still spread over its dimensions.
+    """
+    mi, entropies = np.asarray(mi, dtype=np.float64), np.asarray(entropies, dtype=np.float64)
+    if mi.ndim != 2 or mi.shape[1] != len(factor_names) or entropies.shape != (len(factor_names),):
+        raise ValueError(f"mi has shape {mi.shape} and entropies {entropies.shape}; expected (D, K) and (K,) "
+                         f"with K = {len(factor_names)} factor names")
+    nmi = np.where(entropies > 0, mi / np.where(entropies > 0, entropies, 1.0), 0.0)  # (D, K)
+    row_factor = np.argmax(nmi, axis=1)  # (D,) the factor each row is labelled with
+    rows = []
+    for k, name in enumerate(factor_names):
+        dim = int(np.argmax(nmi[:, k]))
+        rows.append({"factor": str(name), "dim": dim, "nmi": float(nmi[dim, k]),
+                     "own_row": bool(row_factor[dim] == k and nmi[dim, k] >= threshold)})
+    return rows
+
+
 def _encoded_sample(model, dataset, max_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray, tuple, int]:
     """(codes (N, D) posterior means, factors (N, K) ints, factor names, N) of a seeded subsample of max_samples
     images (for a CVAE encoded with its labels dataset.y): the one sample every score of a model is measured on."""

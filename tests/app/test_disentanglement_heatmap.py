@@ -11,7 +11,7 @@ import pytest
 from app_pages.disentanglement import EVAL_SAMPLES, HEATMAP_NOTE
 from tests.app.conftest import open_app, picker
 from vae_core.checkpoint import load_checkpoint
-from vae_core.disentanglement import evaluate_disentanglement
+from vae_core.disentanglement import evaluate_disentanglement, factor_rows
 from vae_core.zoo import ZOO, ZOO_DIR
 
 PAGE = "app_pages/disentanglement.py"
@@ -66,6 +66,12 @@ def test_a_bundled_shapes_models_heat_map_is_its_normalised_mutual_information()
     assert_labelled(hm)
     assert HEATMAP_NOTE in [c.value for c in at.caption]
     assert "one bright cell per factor" in HEATMAP_NOTE
+    # Beside it, which factors have a traversal row of their own, from the same numbers.
+    rows = factor_rows(np.array(want).T, np.ones(len(names)), names)  # `want` is MI / H, (K, D)
+    owned = [r["factor"] for r in rows if r["own_row"]]
+    said = [m.value for m in at.markdown if m.value.startswith("A row of its own")]
+    assert said and f"{len(owned)} of {len(names)} factors" in said[0]
+    assert all(f"**{name}** (" in said[0] for name in names)
     # Every bundled shapes model gets one, in the comparison's tabs too, one column per latent dimension.
     for key in SHAPES_MODELS:
         picker(at).set_value(key).run()
