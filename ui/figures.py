@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from vae_core.disentanglement import normalised_mi
+
 PALETTE = ["#4f46e5", "#e11d48", "#059669", "#d97706", "#0891b2", "#7c3aed", "#65a30d", "#db2777",
            "#475569", "#ca8a04", "#2563eb", "#dc2626"]
 
@@ -258,14 +260,8 @@ def elbo_along_path(elbo: np.ndarray, y_title: str = "ELBO (nats)") -> go.Figure
 
 
 def normalised_information(mi, entropies) -> np.ndarray:
-    """(K, D) normalised mutual information I(z_d; v_k) / H(v_k) in [0, 1] from the (D, K) MI matrix and the (K,)
-    factor entropies (nats, vae_core.disentanglement.mig's "mi" and "entropies"); a constant factor (H = 0) scores
-    0 rather than 0/0."""
-    mi, entropies = np.asarray(mi, dtype=np.float64), np.asarray(entropies, dtype=np.float64)
-    if mi.ndim != 2 or entropies.shape != (mi.shape[1],):
-        raise ValueError(f"mi has shape {mi.shape} and entropies {entropies.shape}: expected (D, K) and (K,)")
-    safe = np.where(entropies > 0, entropies, 1.0)
-    return np.clip(np.where(entropies[:, None] > 0, mi.T / safe[:, None], 0.0), 0.0, 1.0)
+    """(K, D): vae_core.disentanglement.normalised_mi turned to one row per factor, as the heat map draws it."""
+    return normalised_mi(mi, entropies).T
 
 
 def factor_heatmap(mi, entropies, factor_names, *, height: int | None = None) -> go.Figure:

@@ -194,6 +194,17 @@ def _completeness(importance: np.ndarray) -> float:
 # -- labelling and the model-level entry point ----------------------------------------------------------------
 
 
+def normalised_mi(mi, entropies) -> np.ndarray:
+    """(D, K) normalised mutual information I(z_d; v_k) / H(v_k) in [0, 1] from the (D, K) MI matrix and the (K,)
+    factor entropies, both in nats (mig's "mi" and "entropies"); a constant factor (H = 0) scores 0 rather than 0/0.
+    Clipped to [0, 1]: the plug-in MI of a sample never exceeds its factor's entropy but for round-off."""
+    mi, entropies = np.asarray(mi, dtype=np.float64), np.asarray(entropies, dtype=np.float64)
+    if mi.ndim != 2 or entropies.shape != (mi.shape[1],):
+        raise ValueError(f"mi has shape {mi.shape} and entropies {entropies.shape}: expected (D, K) and (K,)")
+    safe = np.where(entropies > 0, entropies, 1.0)
+    return np.clip(np.where(entropies[None, :] > 0, mi / safe[None, :], 0.0), 0.0, 1.0)
+
+
 def most_informative_factor(mi: np.ndarray, factor_names: Sequence[str],
                             entropies: np.ndarray | None = None) -> list[tuple[str, float]]:
     """For each code dimension: (the factor it shares most information with, MI / H(factor) in [0, 1]).
@@ -205,9 +216,7 @@ def most_informative_factor(mi: np.ndarray, factor_names: Sequence[str],
     if mi.ndim != 2 or mi.shape[1] != len(factor_names):
         raise ValueError(f"mi has shape {mi.shape}; expected (D, {len(factor_names)}), one column per factor name")
     if entropies is not None:
-        entropies = np.asarray(entropies, dtype=np.float64)
-        # A constant factor (H = 0) carries no information: score it 0 rather than 0/0.
-        mi = np.where(entropies[None, :] > 0, mi / np.where(entropies > 0, entropies, 1.0)[None, :], 0.0)
+        mi = normalised_mi(mi, entropies)
     best = np.argmax(mi, axis=1)
     return [(str(factor_names[k]), float(mi[d, k])) for d, k in enumerate(best)]
 
@@ -224,11 +233,9 @@ def factor_rows(mi: np.ndarray, entropies: np.ndarray, factor_names: Sequence[st
     Returns [{"factor", "dim", "nmi", "own_row"}] in the order of factor_names: what the lab reports as the
     factors a model has pulled apart and those still spread over its dimensions.
     """
-    mi, entropies = np.asarray(mi, dtype=np.float64), np.asarray(entropies, dtype=np.float64)
-    if mi.ndim != 2 or mi.shape[1] != len(factor_names) or entropies.shape != (len(factor_names),):
-        raise ValueError(f"mi has shape {mi.shape} and entropies {entropies.shape}; expected (D, K) and (K,) "
-                         f"with K = {len(factor_names)} factor names")
-    nmi = np.where(entropies > 0, mi / np.where(entropies > 0, entropies, 1.0), 0.0)  # (D, K)
+    nmi = normalised_mi(mi, entropies)  # (D, K)
+    if nmi.shape[1] != len(factor_names):
+        raise ValueError(f"mi has {nmi.shape[1]} factor columns; expected one per factor name ({len(factor_names)})")
     row_factor = np.argmax(nmi, axis=1)  # (D,) the factor each row is labelled with
     rows = []
     for k, name in enumerate(factor_names):
