@@ -24,6 +24,7 @@ from ui.text import plain
 from ui.job_view import job_status
 from ui.training import TrainingRun, current_job, current_run, start_training_job, training_refusal
 from vae_core.config import TrainConfig, model_config_for
+from vae_core.data import SHAPE_FACTOR_NAMES, SHAPE_FACTOR_SIZES, SHAPE_NAMES, factor_sweeps
 from vae_core.disentanglement import (
     OWN_ROW_NMI, evaluate_disentanglement, factor_rows, inactive_dimensions, mutual_information,
 )
@@ -34,10 +35,15 @@ PAGE = "disentanglement"  # the name its training runs carry (ui.training.Traini
 BUNDLED = ("zoo/shapes-vae", "zoo/shapes-betavae", "zoo/shapes-tcvae")  # the models the lab compares, VAE first
 SHOWCASE = "zoo/shapes-tcvae"  # the bundled model that disentangles best (β-TCVAE): what the lab opens on
 FACTOR_SOURCES = ("shapes", "shapes64")  # bundled data sets with ground-truth factors
-SCORE_KEYS = ("mig", "dci_disentanglement", "dci_completeness", "dci_informativeness", "factor_per_dim")
+SCORE_KEYS = ("mig", "dci_disentanglement", "dci_completeness", "dci_informativeness", "factor_per_dim",
+              "factor_accuracy", "factor_chance")
+# A factor whose forest gets under this share of the way from chance to always right is not in the code at all.
+IN_THE_CODE = 0.1
 EVAL_SAMPLES = 4000  # as the zoo's cards (vae_core.zoo.disentanglement_card), so new models compare fairly
 SPAN, VALUES = 3.0, 7  # traversal columns: -3, -2, ..., 3 prior standard deviations
 TILE_PX = 64
+# The target's sprite when the rows are centred on the prior: an ellipse (whose turn shows) mid-frame, mid-size, 45°.
+REFERENCE_SPRITE = (1, 3, 5, 16, 16)
 QUICK_IMAGES = 2000  # a quick try trains 1 epoch on this many images: seconds, not minutes
 QUICK_TEST_IMAGES = 1000  # and follows its progress on this many test images
 DEFAULT_EPOCHS = 3  # about a minute on a free 2-core machine (the bundled models trained 12)
@@ -86,7 +92,7 @@ def scores(entry, model, data) -> dict:
     """MIG, DCI and the factor each dimension tells most about: from the model's card when it has them (the
     bundled models), else measured the same way the cards were."""
     card = entry.card
-    if all(k in card for k in SCORE_KEYS):
+    if all(k in card for k in SCORE_KEYS) and len(card["factor_accuracy"]) == len(data.test.factor_names):
         return {k: card[k] for k in SCORE_KEYS}
     return measured_scores(entry.sha256, model, data.test)
 
@@ -152,6 +158,8 @@ def information_heatmap(entry, model, data, key: str) -> None:
     st.plotly_chart(fig, width="stretch", config=CHART_CONFIG, key=key)
     st.caption(HEATMAP_NOTE)
     st.markdown(factor_rows_text(factor_rows(info["mi"], info["entropies"], info["factor_names"])))
+    score = scores(entry, model, data)
+    st.markdown(known_at_all_text(info["factor_names"], score["factor_accuracy"], score["factor_chance"]))
 
 
 def factor_rows_text(rows: list[dict]) -> str:
@@ -164,6 +172,21 @@ def factor_rows_text(rows: list[dict]) -> str:
     if spread:
         parts.append("Not in any one row yet: " + ", ".join(spread) + ".")
     return " ".join(parts)
+
+
+def known_at_all_text(names, accuracy, chance) -> str:
+    """What the whole code knows of each factor (DCI's per-factor forests) against chance, naming the factors
+    that are not in the code at all: no row, however the code is turned, can show those."""
+    known = [f"**{plain(n, 40)}** {a:.0%} (chance {c:.0%})" for n, a, c in zip(names, accuracy, chance) if a is not None]
+    absent = [f"**{plain(n, 40)}**" for n, a, c in zip(names, accuracy, chance)
+              if a is not None and c < 1 and (a - c) / (1 - c) < IN_THE_CODE]
+    text = ("Known at all (a random forest guessing the factor from the whole code on held-out images, against "
+            "always guessing its commonest value): " + ", ".join(known) + ".")
+    if absent:
+        them = "it" if len(absent) == 1 else "them"
+        text += (f" Not in the code at all: {', '.join(absent)}. No traversal row can show {them}; the model "
+                 f"has to learn {them} first.")
+    return text
 
 
 def traversal(entry, model, data, score: dict, base: tuple, y: int | None, key: str) -> None:
@@ -180,8 +203,9 @@ def encoded_image(sha: str, index: int, _model, _dataset) -> tuple:
     return tuple(encode_dataset(_model, _dataset.x[index:index + 1], y).mu[0].tolist())
 
 
-def traversal_centre(entry, model, data) -> tuple[tuple, int | None]:
-    """(the code the rows start from, the class for a CVAE), from the user's choice."""
+def traversal_centre(entry, model, data) -> tuple[tuple, int | None, int | None]:
+    """(the code the rows start from, the class for a CVAE, the test image's number or None for the prior mean),
+    from the user's choice."""
     d = model.config.latent_dim
     c1, c2 = st.columns([2, 1])
     around = c1.radio("Centre the rows on", ["prior", "image"], horizontal=True, key="dl_around",
@@ -194,13 +218,57 @@ def traversal_centre(entry, model, data) -> tuple[tuple, int | None]:
             st.caption(f"This CVAE draws every row as the class “{plain(data.label_names[0], 40)}”; centre the "
                        "rows on a "
                        "test image to use its class.")
-        return (0.0,) * d, 0 if model.config.is_conditional else None
+        return (0.0,) * d, 0 if model.config.is_conditional else None, None
     index = int(c2.number_input("Test image number", 0, len(data.test) - 1, 0, key="dl_image",
                                 help=f"One of the {len(data.test):,} test images; its code is the centre."))
     c2.image(image_grid(data.test.x[index:index + 1], nrow=1, scale=scale_for(data.test.x, TILE_PX)),
              caption=f"Test image {index}", width="content")
     y = int(data.test.y[index]) if model.config.is_conditional else None
-    return encoded_image(entry.sha256, index, model, data.test), y
+    return encoded_image(entry.sha256, index, model, data.test), y, index
+
+
+# -- the target: the generator's own factor rows ----------------------------------------------------------------------
+TARGET_NOTE = ("Drawn by the shapes generator, not by the model: row by row, one factor moves from its first value to "
+               "its last and the others stay as in the centre sprite. A perfectly disentangled model has one traversal "
+               "row like each of these; compare them with the model's rows above.")
+
+
+def drawn_by_the_generator(entry, data) -> bool:
+    """Whether the model's data is a bundled shapes set, whose sprites the lab can draw from any factors."""
+    spec = entry.meta.get("data_spec") or {}
+    return spec.get("source") in FACTOR_SOURCES and tuple(data.test.factor_names) == SHAPE_FACTOR_NAMES
+
+
+def factor_value_text(k: int, index: int) -> str:
+    """A factor's value as a student reads it: the shape's name, the turn in degrees, else the index of the values."""
+    if SHAPE_FACTOR_NAMES[k] == "shape":
+        return SHAPE_NAMES[index]
+    if SHAPE_FACTOR_NAMES[k] == "orientation":
+        return f"{360 * index / SHAPE_FACTOR_SIZES[k]:.0f}°"
+    return f"{index + 1} of {SHAPE_FACTOR_SIZES[k]}"
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def target_figure(sprite: tuple, image_size: int) -> go.Figure:
+    images, factors = factor_sweeps(sprite, n_values=VALUES, image_size=image_size)  # (K, n, S, S), (K, n, K)
+    flat = torch.from_numpy(images).float().reshape(-1, 1, image_size, image_size)  # (K n, 1, S, S)
+    scale = scale_for(flat, TILE_PX)
+    hover = [[f"{name} = {factor_value_text(k, int(factors[k, j, k]))}" for j in range(VALUES)]
+             for k, name in enumerate(SHAPE_FACTOR_NAMES)]
+    return figures.tile_figure(image_grid(flat, nrow=VALUES, scale=scale), len(SHAPE_FACTOR_NAMES), VALUES,
+                               (image_size * scale, image_size * scale), row_labels=list(SHAPE_FACTOR_NAMES),
+                               col_labels=["first"] + [""] * (VALUES - 2) + ["last"],
+                               x_title="the factor's value, first to last", y_title="the one factor that moves",
+                               hover=hover)
+
+
+def target(data, index: int | None) -> None:
+    """The five factor rows a perfectly disentangled model would show, around the centre sprite (or a fixed one)."""
+    sprite = REFERENCE_SPRITE if index is None else tuple(int(v) for v in data.test.factors[index].tolist())
+    st.markdown("**The target: each factor on a row of its own**")
+    st.caption(TARGET_NOTE)
+    st.plotly_chart(target_figure(sprite, int(data.test.x.shape[-1])), width="content", config=CHART_CONFIG,
+                    key="dl_target")
 
 
 # -- the chosen model ---------------------------------------------------------------------------------------------------
@@ -224,10 +292,12 @@ def chosen_model(entry, model, data) -> None:
         st.caption("A WAE has no KL (one exact code per image): no row is marked inactive." if model.config.is_generative
                    else "An autoencoder has no KL and no prior: no row is marked inactive, and ±3 may reach past "
                         "where its codes lie.")
-    base, y = traversal_centre(entry, model, data)
+    base, y, index = traversal_centre(entry, model, data)
     left, right = st.columns([4, 3], gap="large")
     with left:
         traversal(entry, model, data, score, base, y, key="dl_traversal")
+        if drawn_by_the_generator(entry, data):
+            target(data, index)
     with right:
         st.markdown("**Which dimension holds which factor**")
         information_heatmap(entry, model, data, key="dl_heatmap")

@@ -182,6 +182,22 @@ class TestDCI:
         r = np.array(s["importance"])
         assert r.shape == (len(SIZES), len(SIZES) + 1) and (r[:, -1] == 0).all()
         assert s["completeness"] > 0.9
+        assert s["accuracy"][-1] is None and s["chance"][-1] == 1.0
+
+    def test_per_factor_accuracy_is_what_the_code_knows_against_chance(self, codes, factors):
+        # A code that keeps factors 0 and 2 (copied) and drops 1 and 3 (noise in their place).
+        rng = np.random.default_rng(7)
+        partial = np.c_[codes["copy"][:, 0], rng.normal(size=N), codes["copy"][:, 2], rng.normal(size=N)]
+        s = dci(partial, factors, n_estimators=10, max_samples=2000, seed=0)
+        assert len(s["accuracy"]) == len(s["chance"]) == len(SIZES)
+        assert s["informativeness"] == pytest.approx(np.mean(s["accuracy"]))
+        for k in (0, 2):
+            assert s["accuracy"][k] > 0.95
+        for k in (1, 3):  # a forest on noise guesses: within a few points of always saying the commonest value
+            assert abs(s["accuracy"][k] - s["chance"][k]) < 0.1
+        # chance is the held-out share of the training part's commonest value: about 1/size for uniform factors
+        for k, size in enumerate(SIZES):
+            assert s["chance"][k] == pytest.approx(1 / size, abs=0.08)
 
 
 class TestLabels:

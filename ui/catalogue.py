@@ -18,6 +18,7 @@ import torch
 from ui.page import queue_notice
 from ui.students import ROOT, max_uploads, user_dir
 from ui.text import plain
+from vae_core.data.npz import MAX_FACTORS
 from vae_core.errors import QuotaError, UserInputError
 from vae_core.library import ModelEntry, checkpoint_files, entry_from_bytes
 
@@ -106,6 +107,11 @@ def _clean_card(card, latent_dim: int) -> dict:
     if (isinstance(factors, list) and len(factors) == latent_dim
             and all(isinstance(f, list) and len(f) == 2 and isinstance(f[0], str) and _finite(f[1]) for f in factors)):
         out["factor_per_dim"] = [[f[0][:40], f[1]] for f in factors]
+    accuracy, chance = card.get("factor_accuracy"), card.get("factor_chance")  # one per factor (None: constant)
+    if (isinstance(accuracy, list) and isinstance(chance, list) and len(accuracy) == len(chance) <= MAX_FACTORS
+            and all(a is None or (_finite(a) and 0 <= a <= 1) for a in accuracy)
+            and all(_finite(c) and 0 <= c <= 1 for c in chance)):
+        out["factor_accuracy"], out["factor_chance"] = list(accuracy), list(chance)
     return out
 
 

@@ -117,6 +117,8 @@ def dci(codes: np.ndarray, factors: np.ndarray, *, train_fraction: float = 0.8, 
         informativeness = mean held-out accuracy of the K predictors            (E&W sec. 3; accuracy, not error)
     H_K and H_D are entropies with log base K and D. Factors constant in the training part are left out.
     The first max_samples examples of a seeded permutation are used, so a seed gives the same answer.
+    Also per factor: "accuracy" (each predictor's held-out accuracy, None for a constant factor) and "chance"
+    (always guessing the training part's commonest value): a factor near chance is not in the code at all.
     """
     codes, factors = _check_pair(codes, factors)
     if not 0 < train_fraction < 1:
@@ -130,12 +132,17 @@ def dci(codes: np.ndarray, factors: np.ndarray, *, train_fraction: float = 0.8, 
 
     importance = np.zeros((codes.shape[1], factors.shape[1]))  # R (D, K)
     varying, accuracies = [], []
+    accuracy: list[float | None] = [None] * factors.shape[1]
+    chance: list[float] = []
     for k in range(factors.shape[1]):
-        if len(np.unique(factors[train, k])) < 2:
+        values, counts = np.unique(factors[train, k], return_counts=True)
+        chance.append(float(np.mean(factors[test, k] == values[np.argmax(counts)])))
+        if len(values) < 2:
             continue  # nothing to predict: no importances, and a trivially perfect accuracy
         forest = _forest(n_estimators, seed).fit(codes[train], factors[train, k])
         importance[:, k] = forest.feature_importances_  # (D,), sums to 1 (sklearn normalises per forest)
-        accuracies.append(forest.score(codes[test], factors[test, k]))
+        accuracy[k] = float(forest.score(codes[test], factors[test, k]))
+        accuracies.append(accuracy[k])
         varying.append(k)
     if not varying:
         raise ValueError("every factor takes a single value in this sample: DCI is undefined")
@@ -145,6 +152,8 @@ def dci(codes: np.ndarray, factors: np.ndarray, *, train_fraction: float = 0.8, 
         "completeness": _completeness(r),
         "informativeness": float(np.mean(accuracies)),
         "importance": importance.tolist(),  # constant factors keep a zero column
+        "accuracy": accuracy,
+        "chance": chance,
     }
 
 
@@ -275,7 +284,8 @@ def evaluate_disentanglement(model, dataset, *, max_samples: int = 5000, seed: i
     """MIG and DCI of a model's posterior means on a data set with ground-truth factors (e.g. shapes).
 
     A seeded subsample of max_samples images is encoded (for a CVAE with its labels dataset.y).
-    Returns {"mig", "dci_disentanglement", "dci_completeness", "dci_informativeness", "mi" (D, K) nats,
+    Returns {"mig", "dci_disentanglement", "dci_completeness", "dci_informativeness", "factor_accuracy" and
+    "factor_chance" (K,) (dci's per-factor "accuracy" and "chance"), "mi" (D, K) nats,
     "entropies" (K,) nats, "factor_per_dim" [(factor name, MI / H)] per dim, "factor_names", "n_samples"}.
     """
     codes, factors, names, n = _encoded_sample(model, dataset, max_samples, seed)
@@ -286,6 +296,8 @@ def evaluate_disentanglement(model, dataset, *, max_samples: int = 5000, seed: i
         "dci_disentanglement": scores["disentanglement"],
         "dci_completeness": scores["completeness"],
         "dci_informativeness": scores["informativeness"],
+        "factor_accuracy": scores["accuracy"],
+        "factor_chance": scores["chance"],
         "mi": gap["mi"],
         "entropies": gap["entropies"],
         "factor_per_dim": most_informative_factor(np.array(gap["mi"]), names, np.array(gap["entropies"])),

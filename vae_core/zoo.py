@@ -199,6 +199,7 @@ def disentanglement_card(model, dataset) -> dict:
     d = evaluate_disentanglement(model, dataset, max_samples=4000, seed=0)
     return {"mig": d["mig"], "dci_disentanglement": d["dci_disentanglement"],
             "dci_completeness": d["dci_completeness"], "dci_informativeness": d["dci_informativeness"],
+            "factor_accuracy": d["factor_accuracy"], "factor_chance": d["factor_chance"],  # known at all?
             "factor_per_dim": d["factor_per_dim"], "mi": d["mi"], "entropies": d["entropies"]}  # the lab's heat map
 
 

@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import assert_no_exception, record_figure, screenshot, sidebar_picker, wait_for_app
+from vae_core.data import SHAPE_FACTOR_NAMES
 from vae_core.disentanglement import INACTIVE_KL_NATS
 from vae_core.zoo import list_zoo
 
@@ -89,5 +90,11 @@ def test_disentanglement_lab_with_the_shapes_showcase(server, page):
     expect(page.get_by_text(re.compile(rf"MIG of {card['mig']:.3f}, the highest of the three"))).to_be_visible()
     record_figure("disentanglement_mig", {"shapes-tcvae": card["mig"], "shapes-betavae": beta_mig,
                                           "shapes-vae": vae_mig})
+    # Under the model's rows, the target: the generator's own five factor rows, each labelled with its factor.
+    expect(page.get_by_text("The target: each factor on a row of its own")).to_be_visible()
+    target = page.get_by_test_id("stPlotlyChart").filter(has_text="the one factor that moves")
+    expect(target).to_be_visible()
+    for factor in SHAPE_FACTOR_NAMES:
+        expect(target.locator("g.ytick text").filter(has_text=re.compile(rf"^{factor}$"))).to_be_visible()
     assert_no_exception(page)
     screenshot(page, "disentanglement")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from vae_core.data import shapes as shapes_module
-from vae_core.data import SHAPE_FACTOR_SIZES, load_data, make_shapes, render_shapes
+from vae_core.data import SHAPE_FACTOR_SIZES, factor_sweeps, load_data, make_shapes, render_shapes
 from vae_core.errors import DataError
 
 
@@ -109,3 +109,38 @@ class TestShapes:
             render_shapes(np.array([[3, 0, 0, 0, 0]]), 32)
         with pytest.raises(DataError, match="image_size"):
             make_shapes(10, 4)
+
+
+class TestFactorSweeps:
+    """The lab's reference rows: each factor alone, swept over its range, drawn by the generator itself."""
+
+    BASE = (1, 3, 5, 16, 16)  # an ellipse in the middle, mid scale, turned a little
+
+    def test_row_k_changes_factor_k_only(self):
+        images, factors = factor_sweeps(self.BASE, n_values=7, image_size=32)
+        assert images.shape == (5, 7, 32, 32) and images.dtype == np.uint8
+        assert factors.shape == (5, 7, 5)
+        for k, size in enumerate(SHAPE_FACTOR_SIZES):
+            others = np.delete(factors[k], k, axis=1)
+            assert (others == np.delete(np.array(self.BASE), k)).all(), f"row {k} moved another factor"
+            column = factors[k, :, k]
+            assert column[0] == 0 and column[-1] == size - 1 and (np.diff(column) >= 0).all()
+
+    def test_each_tile_is_the_sprite_of_its_factors(self):
+        images, factors = factor_sweeps(self.BASE, n_values=5, image_size=64)
+        assert np.array_equal(images.reshape(-1, 64, 64), render_shapes(factors.reshape(-1, 5), 64))
+
+    def test_every_row_visibly_changes(self):
+        images, _ = factor_sweeps(self.BASE, n_values=7)
+        for k in range(5):
+            distinct = {images[k, j].tobytes() for j in range(7)}
+            assert len(distinct) >= min(3, SHAPE_FACTOR_SIZES[k]), f"row {k} shows {len(distinct)} different sprites"
+
+    @pytest.mark.parametrize("base", [(3, 0, 0, 0, 0), (0, 0, 0, 0), (0, -1, 0, 0, 0), (0, 0, 40, 0, 0)])
+    def test_bad_base(self, base):
+        with pytest.raises(DataError, match="factor indices"):
+            factor_sweeps(base)
+
+    def test_bad_column_count(self):
+        with pytest.raises(DataError):
+            factor_sweeps(self.BASE, n_values=1)

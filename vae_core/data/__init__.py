@@ -28,15 +28,15 @@ from vae_core.data.checks import (IMAGE_EXTENSIONS, MAX_CLASSES, MAX_COMPRESSION
 from vae_core.data.image_folders import decode_image, load_image_folder
 from vae_core.data.mnist import MNIST_BUNDLE, MNIST_BUNDLE_SHA256, MNIST_COPY, mnist_arrays
 from vae_core.data.npz import load_npz
-from vae_core.data.shapes import (SHAPE_FACTOR_NAMES, SHAPE_FACTOR_SIZES, SHAPE_NAMES, SHAPES_COUNT, make_shapes,
-                                  render_shapes)
+from vae_core.data.shapes import (SHAPE_FACTOR_NAMES, SHAPE_FACTOR_SIZES, SHAPE_NAMES, SHAPES_COUNT, factor_sweeps,
+                                  make_shapes, render_shapes)
 from vae_core.data.sources import load_data, load_from_spec, spec_cache_key
 from vae_core.data.splits import Dataset, DataSplit
 
 __all__ = [
     "load_data", "load_from_spec", "spec_cache_key", "load_npz", "load_image_folder", "decode_image",
     "Dataset", "DataSplit", "BUILTIN_SOURCES", "mnist_arrays", "MNIST_BUNDLE", "MNIST_BUNDLE_SHA256", "MNIST_COPY",
-    "make_shapes", "render_shapes", "SHAPE_NAMES", "SHAPE_FACTOR_NAMES", "SHAPE_FACTOR_SIZES", "SHAPES_COUNT",
+    "factor_sweeps", "make_shapes", "render_shapes", "SHAPE_NAMES", "SHAPE_FACTOR_NAMES", "SHAPE_FACTOR_SIZES", "SHAPES_COUNT",
     "MIN_IMAGES", "MAX_SIDE", "MAX_VALUES", "MAX_CLASSES", "MAX_FILE_BYTES", "MAX_ZIP_FILES", "MAX_ZIP_ENTRIES",
     "MAX_ZIP_DIRECTORY_BYTES", "MAX_NPZ_MEMBERS", "MAX_UNZIPPED_BYTES", "MAX_MEMBER_BYTES", "MAX_COMPRESSION_RATIO",
     "MAX_IMAGE_PIXELS", "MAX_FOLDER_DECODED_BYTES", "IMAGE_EXTENSIONS",

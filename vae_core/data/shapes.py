@@ -72,6 +72,24 @@ def render_shapes(factors: np.ndarray, image_size: int) -> np.ndarray:
     return images
 
 
+def factor_sweeps(base, n_values: int = 7, image_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """What perfect disentanglement looks like: one row per factor, the sprite `base` (its K factor indices) with that
+    factor alone swept evenly from its first value to its last and the others held.
+
+    Returns images (K, n_values, S, S) uint8 and their factor indices (K, n_values, K) int64; row k differs from
+    `base` in column k only. A factor with fewer values than n_values repeats them (shape: 0, 0, 1, 1, 1, 2, 2)."""
+    base = np.asarray(base, dtype=np.int64)
+    sizes = np.array(SHAPE_FACTOR_SIZES)
+    if base.shape != sizes.shape or (base < 0).any() or (base >= sizes).any():
+        raise DataError(f"a sprite is {len(sizes)} factor indices below {SHAPE_FACTOR_SIZES}, got {base.tolist()}")
+    _check_int("n_values", n_values, 2, 64)
+    factors = np.repeat(base[None, None, :], len(sizes), axis=0).repeat(n_values, axis=1)  # (K, n, K)
+    for k, size in enumerate(sizes):
+        factors[k, :, k] = np.rint(np.linspace(0, size - 1, n_values)).astype(np.int64)
+    images = render_shapes(factors.reshape(-1, len(sizes)), image_size)  # (K n, S, S)
+    return images.reshape(len(sizes), n_values, image_size, image_size), factors
+
+
 def _render_chunk(images: np.ndarray, factors: np.ndarray, start: int, r_max: float, win: int) -> None:
     """Render factors into images[start : start + len(factors)] by testing each window pixel's centre."""
     s = images.shape[1]
