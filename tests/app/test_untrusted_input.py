@@ -118,7 +118,8 @@ class TestPlainText:
 # -- finding 10: nothing in an uploaded checkpoint's metadata stops a page ---------------------------------------------
 class TestHostileMetadata:
     META = {"name": {"not": "a string"}, "dataset": ["x"], "about": 12, "metrics": {"test_elbo": "abc", "test_kl": [1]},
-            "card": {"test_elbo": float("nan"), "mig": "high", "kl_per_dim": [1, 2, 3], "factor_per_dim": "x"},
+            "card": {"test_elbo": float("nan"), "mig": "high", "kl_per_dim": [1, 2, 3], "factor_per_dim": "x",
+                     "factor_accuracy": ["x"], "factor_chance": [2.0]},
             "label_names": {"a": 1}, "kl_per_dim": "zz", "data_spec": [1], "history": "h"}
 
     @pytest.mark.parametrize("page", ["app_pages/library.py", "app_pages/home.py", "app_pages/decode.py", "app_pages/latent_map.py",
@@ -133,6 +134,19 @@ class TestHostileMetadata:
         picker(at).set_value(key).run()
         at.switch_page(page).run()
         assert not at.exception, [e.value for e in at.exception]
+
+
+    def test_per_factor_accuracies_pass_only_when_well_formed(self):
+        from ui.catalogue import _clean_card
+        from vae_core.data.npz import MAX_FACTORS
+
+        good = {"factor_accuracy": [0.5, None, 1.0], "factor_chance": [0.3, 1.0, 0.0]}
+        assert _clean_card(good, latent_dim=2) == good
+        for accuracy, chance in (([0.5, "x"], [0.3, 0.3]), ([0.5], [0.3, 0.3]), ([1.5], [0.3]), ([0.5], [None]),
+                                 ([float("nan")], [0.3]), ([0.5] * (MAX_FACTORS + 1), [0.3] * (MAX_FACTORS + 1)),
+                                 ("0.5", "0.3"), ({"a": 1}, [0.3])):
+            cleaned = _clean_card({"factor_accuracy": accuracy, "factor_chance": chance}, latent_dim=2)
+            assert "factor_accuracy" not in cleaned and "factor_chance" not in cleaned, (accuracy, chance)
 
 
 # -- findings 4 and 11: data named by a checkpoint ---------------------------------------------------------------------
