@@ -1,8 +1,9 @@
 """Disentanglement lab: on the shapes data set, whose images are made from known factors (shape, scale, orientation,
 position), or a file of one's own with a `factors` array, see whether each latent dimension of a model tracks one
 factor: its traversal grid with each row labelled by the factor it tells most about, beside a factor x dimension heat
-map of normalised mutual information (which dimension holds which factor), its MIG and DCI scores, the bundled models
-compared, and a new β trained in the background and added to the comparison.
+map of normalised mutual information (which dimension holds which factor) and what the whole code knows of each factor
+against chance; under the grid, for the shapes sets, the generator's own five factor rows (the target); its MIG and
+DCI scores, the bundled models compared, and a new β trained in the background and added to the comparison.
 
 Run by st.navigation (as __main__); importing the module (the tests do) defines the functions and runs nothing.
 """
