@@ -131,7 +131,7 @@ def dci(codes: np.ndarray, factors: np.ndarray, *, train_fraction: float = 0.8, 
     train, test = keep[:n_train], keep[n_train:]
 
     importance = np.zeros((codes.shape[1], factors.shape[1]))  # R (D, K)
-    varying, accuracies = [], []
+    varying = []
     accuracy: list[float | None] = [None] * factors.shape[1]
     chance: list[float] = []
     for k in range(factors.shape[1]):
@@ -142,7 +142,6 @@ def dci(codes: np.ndarray, factors: np.ndarray, *, train_fraction: float = 0.8, 
         forest = _forest(n_estimators, seed).fit(codes[train], factors[train, k])
         importance[:, k] = forest.feature_importances_  # (D,), sums to 1 (sklearn normalises per forest)
         accuracy[k] = float(forest.score(codes[test], factors[test, k]))
-        accuracies.append(accuracy[k])
         varying.append(k)
     if not varying:
         raise ValueError("every factor takes a single value in this sample: DCI is undefined")
@@ -150,7 +149,7 @@ def dci(codes: np.ndarray, factors: np.ndarray, *, train_fraction: float = 0.8, 
     return {
         "disentanglement": _disentanglement(r),
         "completeness": _completeness(r),
-        "informativeness": float(np.mean(accuracies)),
+        "informativeness": float(np.mean([accuracy[k] for k in varying])),
         "importance": importance.tolist(),  # constant factors keep a zero column
         "accuracy": accuracy,
         "chance": chance,
