@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 # The tests share two cores with the Streamlit servers and browsers they start: wait passively, as the app does
 # (app.py), so OpenMP threads do not spin against them. Set before torch loads; vae_core itself sets nothing.
@@ -35,8 +36,6 @@ def trained_digits_vae(digits):
 def browser():
     """One Chromium for the whole session, shared by tests/browser and tests/cluster: Playwright's sync API runs
     one event loop per thread, so a second sync_playwright() while this one is open would fail."""
-    from pathlib import Path
-
     from playwright.sync_api import expect, sync_playwright
 
     from bench.harness import CHROMIUM, launch_chromium
@@ -60,3 +59,19 @@ def browser():
 def _deterministic_threads():
     torch.set_num_threads(2)
     yield
+
+
+BROWSER_DIR = Path(__file__).parent / "browser"
+BROWSER_TESTS = "browser"  # the pytest-xdist group of tests/browser
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook turns the group mark into a node id suffix
+def pytest_collection_modifyitems(config, items):
+    """Put every browser test in one pytest-xdist group, so `./run.sh test` (-n 2 --dist loadgroup) runs them in
+    order on one worker, with their one Streamlit server and Chromium, while the other worker takes the rest.
+
+    The browser tests mostly wait on the server, the rest mostly compute: side by side they share the two cores
+    without either starving. Without xdist the mark is inert and the order unchanged."""
+    for item in items:
+        if item.path.is_relative_to(BROWSER_DIR):
+            item.add_marker(pytest.mark.xdist_group(BROWSER_TESTS))
