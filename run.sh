@@ -80,9 +80,9 @@ case "${1:-}" in
     shift
     status=0
     # pytest.ini sets testpaths = tests: no arguments runs everything, arguments pick tests.
-    # Three pytest-xdist workers: the browser modules first, one group each (tests/conftest.py), then the rest.
+    # Two pytest-xdist workers: the browser tests (one group, tests/conftest.py) on one, the rest on the other.
     # LATENT_LAB_TEST_WORKERS=0 runs everything in this one process instead.
-    LATENT_LAB_ARTIFACTS="$ARTIFACTS" "$PY" -m pytest -n "${LATENT_LAB_TEST_WORKERS:-3}" --dist loadgroup "$@" \
+    LATENT_LAB_ARTIFACTS="$ARTIFACTS" "$PY" -m pytest -n "${LATENT_LAB_TEST_WORKERS:-2}" --dist loadgroup "$@" \
       || status=$?
     echo "==> screenshots of every page: $ARTIFACTS/screenshots"
     exit $status

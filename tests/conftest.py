@@ -62,16 +62,18 @@ def _deterministic_threads():
 
 
 BROWSER_DIR = Path(__file__).parent / "browser"
+BROWSER_TESTS = "browser"  # the pytest-xdist group of tests/browser
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook turns the group mark into a node id suffix
 def pytest_collection_modifyitems(config, items):
-    """Make each browser module one pytest-xdist group, so that `./run.sh test` (-n 3 --dist loadgroup) starts them
-    first, one module per worker, and fills the gaps with the other tests one at a time.
+    """Put every browser test in one pytest-xdist group, so `./run.sh test` (-n 2 --dist loadgroup) runs them in
+    order on one worker, with their one Streamlit server and Chromium, while the other worker takes the rest.
 
-    A browser module keeps its tests in order on one worker, with that worker's Streamlit server and Chromium.
-    They mostly wait on the server while the rest mostly compute, so starting the long waits first and spreading
-    the short computations after them keeps both cores busy to the end. Without xdist the mark is inert."""
+    The browser tests mostly wait on the server, the rest mostly compute: side by side they share the two cores
+    without either starving, and xdist starts the group first (the largest scope). One group, not one per module:
+    three workers each driving a browser module ran three servers at load 17, and pages missed 60-90 s waits.
+    Without xdist the mark is inert and the order unchanged."""
     for item in items:
         if item.path.is_relative_to(BROWSER_DIR):
-            item.add_marker(pytest.mark.xdist_group(f"browser-{item.path.stem}"))
+            item.add_marker(pytest.mark.xdist_group(BROWSER_TESTS))

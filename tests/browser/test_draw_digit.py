@@ -24,6 +24,8 @@ TOLERANCE = 1e-4  # per output (mu and logvar)
 READY_JS = """(sha) => { const d = window.__latentDraw; return !!d && d.encoders.has(sha) &&
   (d.decoders.has(sha) || !!(window.__latentLab && window.__latentLab.decoders.has(sha))); }"""
 
+# The draw box has painted once (its first, blank, reconstruction): only then is it the active one.
+DRAWN_JS = "() => !!(window.__latentDraw && window.__latentDraw.active)"
 RECON_JS = """() => { const c = window.__latentDraw.active.recon;
   return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data); }"""
 
@@ -32,6 +34,7 @@ def open_home(page, server, name: str) -> None:
     page.goto(f"{server}/?{urlencode({'model': f'zoo/{name}'})}")
     wait_for_app(page)
     page.wait_for_function(READY_JS, arg=sha_of(name), timeout=120_000)
+    page.wait_for_function(DRAWN_JS, timeout=60_000)  # the pad can be ready a frame before the draw box
     assert_no_exception(page)
 
 
@@ -135,6 +138,7 @@ def test_on_the_how_page_a_drawing_gets_its_own_numbers(page, server):
     page.goto(f"{server}/how-a-vae-works?model=zoo/mnist-vae-2d")
     wait_for_app(page)
     page.wait_for_function(READY_JS, arg=sha_of("mnist-vae-2d"), timeout=120_000)
+    page.wait_for_function(DRAWN_JS, timeout=60_000)
     stroke(page, [(0.5, 0.15), (0.5, 0.85)], steps=20)  # a "1"
     expect(page.get_by_text("Your drawing: μ =")).to_be_visible(timeout=30_000)
     mu = page.evaluate("() => Array.from(window.__latentDraw.active.mu)")
