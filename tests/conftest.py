@@ -61,19 +61,21 @@ def _deterministic_threads():
     yield
 
 
-BROWSER_DIR = Path(__file__).parent / "browser"
-BROWSER_TESTS = "browser"  # the pytest-xdist group of tests/browser
+BROWSER_TESTS = "tests/browser/"  # node ids of the browser tests start so
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook turns the group mark into a node id suffix
-def pytest_collection_modifyitems(config, items):
-    """Put every browser test in one pytest-xdist group, so `./run.sh test` (-n 2 --dist loadgroup) runs them in
-    order on one worker, with their one Streamlit server and Chromium, while the other worker takes the rest.
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: inert when tests run in one process
+def pytest_xdist_make_scheduler(config, log):
+    """`./run.sh test` runs `-n 2 --dist loadgroup`: the browser tests as one unit of work, the rest test by test.
 
-    The browser tests mostly wait on the server, the rest mostly compute: side by side they share the two cores
-    without either starving, and xdist starts the group first (the largest scope). One group, not one per module:
-    three workers each driving a browser module ran three servers at load 17, and pages missed 60-90 s waits.
-    Without xdist the mark is inert and the order unchanged."""
-    for item in items:
-        if item.path.is_relative_to(BROWSER_DIR):
-            item.add_marker(pytest.mark.xdist_group(BROWSER_TESTS))
+    One worker drives every browser test in order, with its one Streamlit server and Chromium, while the other
+    takes the rest. The browser tests mostly wait on the server and the rest mostly compute, so side by side they
+    share the two cores; the unit is the largest, so xdist hands it out first. (xdist's own loadgroup renames node
+    ids to group them, which pytest 9 ignores: with it, the browser tests were spread over both workers.)"""
+    from xdist.scheduler import LoadGroupScheduling
+
+    class BrowserGroupScheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return BROWSER_TESTS if nodeid.startswith(BROWSER_TESTS) else nodeid
+
+    return BrowserGroupScheduling(config, log) if config.getvalue("dist") == "loadgroup" else None
