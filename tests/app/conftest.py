@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import io
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,21 @@ from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
+
+
+def _scan_installed_components_once() -> None:
+    """Every new AppTest rescans the metadata of every installed distribution for Streamlit components: 0.66 s
+    apiece here (~125 packages), which was 45% of an AppTest module's time (cProfile of test_latent_map_page and
+    test_decode_page). The installed packages do not change during a test run, and a real server scans once at
+    start-up, so the scan's result is kept for the process. Our own components are declared inline
+    (ui/components.py) and are registered by the app itself, not by this scan."""
+    from streamlit.components.v2 import manifest_scanner
+
+    if not hasattr(manifest_scanner.scan_component_manifests, "cache_info"):
+        manifest_scanner.scan_component_manifests = functools.cache(manifest_scanner.scan_component_manifests)
+
+
+_scan_installed_components_once()
 
 
 @pytest.fixture(autouse=True)
