@@ -36,12 +36,22 @@ def rates(page) -> tuple[int, int]:
 
 
 def press_on_slider(page, label: str, key: str, times: int = 1) -> None:
-    """Focus a slider's thumb (role slider), press a key, and wait for the app to take the new value."""
+    """Focus a slider's thumb (role slider), press a key until the thumb moves, and wait for the app to take the
+    new value. Once, on a cold server, all ten presses were lost (the thumb had not moved, nor the URL): the
+    presses are sent again, up to three times, until the thumb's aria-valuenow changes."""
     thumb = page.get_by_role("slider", name=label)
-    thumb.focus()
-    for _ in range(times):
-        thumb.press(key)
+    before = thumb.get_attribute("aria-valuenow")
+    for _ in range(3):
+        thumb.focus()
+        for _ in range(times):
+            thumb.press(key)
+        try:
+            expect(thumb).not_to_have_attribute("aria-valuenow", before or "", timeout=3_000)
+            break
+        except AssertionError:  # not moved: the slider was re-rendering; press again
+            pass
     thumb.blur()
+    expect(thumb).not_to_have_attribute("aria-valuenow", before or "")
     wait_for_app(page)
 
 
