@@ -26,8 +26,8 @@ LONG_RUN = {"epochs": 10_000, "batch_size": 16}
 HANG_GUARD_S = 60  # join/wait limits: only there so a hang fails the test; nothing here is a speed requirement
 
 
-def _job(digits, limiter, tmp_path=None, epochs=2, batch_size=64, **kw):
-    config = model_config_for(digits.input_shape, digits.num_classes, latent_dim=2, hidden=(32,))
+def _job(digits, limiter, tmp_path=None, epochs=2, batch_size=64, hidden=(32,), **kw):
+    config = model_config_for(digits.input_shape, digits.num_classes, latent_dim=2, hidden=hidden)
     save_to = tmp_path / f"m{time.monotonic_ns()}.pt" if tmp_path else None
     return TrainingJob(config, TrainConfig(epochs=epochs, batch_size=batch_size), digits, limiter, save_to=save_to,
                        **kw)
@@ -278,7 +278,9 @@ class TestLimits:
 
     def test_a_worker_over_its_memory_limit_fails_clearly_and_frees_its_slot(self, digits):
         limiter = JobLimiter(1)
-        job = _job(digits, limiter, epochs=1, memory_mb=1).start()  # nothing fits in 1 MB
+        # 4.3 M weights (17 MB, and Adam's two moments as much again): more than the worker has mapped already. (A
+        # tiny model's training can fit in memory the fork server had mapped already, whatever the cap.)
+        job = _job(digits, limiter, epochs=1, memory_mb=1, hidden=(1024, 2048)).start()
         assert job.join(HANG_GUARD_S)
         snap = job.snapshot()
         assert snap.state == "failed" and "more than the 1 MB of memory" in snap.message, snap.message
