@@ -30,8 +30,8 @@ UI_ANSWER_LIMIT_MS = 20_000
 STOP_LIMIT_S = 30.0
 # The run to interact with while it trains, at batch 16. The bar redraws about once a second (POLL_SECONDS), so the
 # run has to last a few redraws on the fastest machine we know: 10 epochs once took several seconds, and only about a
-# second (one redraw) on a 2-core EPYC once a worker's start-up lost its 2 s import of torch._dynamo. 60 epochs take
-# about 6 s there, and on a loaded machine well under TRAIN_TIMEOUT_MS.
+# second (one redraw) on a 2-core EPYC once a worker's start-up lost its 2 s import of torch._dynamo. 60 epochs took
+# 10 s there from Start to Finished (7 redraws), and take well under TRAIN_TIMEOUT_MS on a loaded machine.
 EPOCHS = 60
 TRAIN_TIMEOUT_MS = 240_000  # a loaded 2-core machine trains the small digits model in well under this
 
